@@ -1,0 +1,91 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is the stable number of an error reply. Codes are part of the wire
+// format: clients switch on them, so a code never changes its meaning.
+type Code uint16
+
+// The error codes. Codes from 20 on come from the proxy and are transient:
+// the same request may succeed when sent again.
+const (
+	CodeMalformed    Code = 1  // the body is not a well-formed msgpack map
+	CodeUnknownOp    Code = 2  // "op" is not add, sub, mul or div
+	CodeMissingField Code = 3  // "op", "a" or "b" is absent
+	CodeWrongType    Code = 4  // a field has the wrong msgpack type
+	CodeDivByZero    Code = 5  // division by zero
+	CodeOverflow     Code = 6  // an integer result or operand does not fit in int64
+	CodeNaN          Code = 7  // an operand is NaN
+	CodeInfinite     Code = 8  // an operand is infinite
+	CodeNotFinite    Code = 9  // a float result overflowed to infinity
+	CodeSyntax       Code = 10 // the text form could not be parsed
+	CodeTooLarge     Code = 11 // the datagram is over MaxDatagram bytes
+	CodeUnexpected   Code = 12 // a message kind or command this port does not take
+	CodeNoServer     Code = 20 // the proxy has no server in rotation
+	CodeTimeout      Code = 21 // no server answered in time
+	CodeBusy         Code = 22 // the receiver is at its bound and shed the request
+)
+
+// Transient reports whether a request that got this code may succeed when
+// sent again: the calculation was not attempted or its answer was lost.
+func (c Code) Transient() bool { return c >= 20 && c < 40 }
+
+// Error is an error carried in a reply. Its message is what clients show,
+// so it has no package prefix: "division by zero", not "codec: ...".
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is match on the code, so that an error decoded from the
+// wire matches the sentinel below whatever detail its message carries.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// The reply errors, one for each code.
+var (
+	ErrMalformed    = &Error{CodeMalformed, "malformed request"}
+	ErrUnknownOp    = &Error{CodeUnknownOp, "unknown operation"}
+	ErrMissingField = &Error{CodeMissingField, "missing field"}
+	ErrWrongType    = &Error{CodeWrongType, "wrong type"}
+	ErrDivByZero    = &Error{CodeDivByZero, "division by zero"}
+	ErrOverflow     = &Error{CodeOverflow, "integer overflow"}
+	ErrNaN          = &Error{CodeNaN, "operand is NaN"}
+	ErrInfinite     = &Error{CodeInfinite, "operand is infinite"}
+	ErrNotFinite    = &Error{CodeNotFinite, "result is not finite"}
+	ErrSyntax       = &Error{CodeSyntax, "syntax error"}
+	ErrTooLarge     = &Error{CodeTooLarge, "datagram too large"}
+	ErrUnexpected   = &Error{CodeUnexpected, "unexpected message"}
+	ErrNoServer     = &Error{CodeNoServer, "no server available"}
+	ErrTimeout      = &Error{CodeTimeout, "timeout"}
+	ErrBusy         = &Error{CodeBusy, "busy"}
+)
+
+// Errors about a datagram as a whole, before any body is read. Such a
+// datagram has no request ID to answer to, so it is dropped and counted.
+var (
+	ErrShort = errors.New("codec: datagram shorter than the header")
+	ErrMagic = errors.New("codec: unknown magic or version")
+)
+
+// AsError returns err as a reply error: itself when it is one, otherwise
+// ErrMalformed with err's text, so that every failure can be answered.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeMalformed, Message: "malformed request: " + err.Error()}
+}

@@ -1,0 +1,259 @@
+package codec
+
+import (
+	"bytes"
+	"math"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// The msgpack library's Encoder and Decoder carry state and small buffers;
+// pooling them keeps encoding and decoding free of per-datagram allocation.
+
+// sliceWriter appends to a caller's slice, so an encoder writes straight into
+// the datagram being built.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *sliceWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+type encoder struct {
+	w sliceWriter
+	e *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	x := new(encoder)
+	x.e = msgpack.NewEncoder(&x.w)
+	return x
+}}
+
+// encode runs fn with an encoder that appends to dst and returns the result.
+// The writer never fails, so neither does fn's encoding.
+func encode(dst []byte, fn func(e *msgpack.Encoder)) []byte {
+	x := encoders.Get().(*encoder)
+	x.w.b = dst
+	fn(x.e)
+	dst = x.w.b
+	x.w.b = nil
+	encoders.Put(x)
+	return dst
+}
+
+func encodeNumber(e *msgpack.Encoder, n Number) {
+	if n.IsFloat {
+		_ = e.EncodeFloat64(n.Float)
+	} else {
+		_ = e.EncodeInt(n.Int)
+	}
+}
+
+// maxKey is the longest map key we look at; longer keys are unknown ones,
+// skipped like any other unknown key.
+const maxKey = 16
+
+type decoder struct {
+	r   bytes.Reader
+	d   *msgpack.Decoder
+	buf [maxKey]byte
+	// names interns server names: replies from a few servers repeat them
+	// millions of times, and a lookup by bytes does not allocate.
+	names map[string]string
+}
+
+var decoders = sync.Pool{New: func() any {
+	x := &decoder{names: make(map[string]string)}
+	x.d = msgpack.NewDecoder(&x.r)
+	return x
+}}
+
+func getDecoder(body []byte) *decoder {
+	x := decoders.Get().(*decoder)
+	x.r.Reset(body)
+	return x
+}
+
+func putDecoder(x *decoder) {
+	x.r.Reset(nil)
+	decoders.Put(x)
+}
+
+// mapLen starts a body: it must be one msgpack map.
+func (x *decoder) mapLen() (int, error) {
+	c, err := x.d.PeekCode()
+	if err != nil {
+		return 0, Errorf(CodeMalformed, "malformed body: empty")
+	}
+	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
+		return 0, Errorf(CodeMalformed, "malformed body: not a map")
+	}
+	n, err := x.d.DecodeMapLen()
+	if err != nil {
+		return 0, malformed(err)
+	}
+	// Every entry takes at least two bytes: a larger count is a lie that
+	// would only make us loop.
+	if n > x.r.Len()/2 {
+		return 0, Errorf(CodeMalformed, "malformed body: truncated map")
+	}
+	return n, nil
+}
+
+// end checks that the body held nothing after its map.
+func (x *decoder) end() error {
+	if x.r.Len() != 0 {
+		return Errorf(CodeMalformed, "malformed body: trailing bytes")
+	}
+	return nil
+}
+
+func malformed(err error) *Error {
+	return Errorf(CodeMalformed, "malformed body: %v", err)
+}
+
+// str reads a msgpack string into the decoder's scratch buffer. isString is
+// false when the value is not a string, and s is nil when the string is longer
+// than the buffer; either way the value has been consumed.
+func (x *decoder) str() (s []byte, isString bool, err error) {
+	c, err := x.d.PeekCode()
+	if err != nil {
+		return nil, false, malformed(err)
+	}
+	if !msgpcode.IsString(c) {
+		if err := x.d.Skip(); err != nil {
+			return nil, false, malformed(err)
+		}
+		return nil, false, nil
+	}
+	n, err := x.d.DecodeBytesLen()
+	if err != nil {
+		return nil, false, malformed(err)
+	}
+	if n > x.r.Len() {
+		return nil, false, Errorf(CodeMalformed, "malformed body: truncated string")
+	}
+	if n > len(x.buf) {
+		_, _ = x.r.Seek(int64(n), 1)
+		return nil, true, nil
+	}
+	if err := x.d.ReadFull(x.buf[:n]); err != nil {
+		return nil, false, malformed(err)
+	}
+	return x.buf[:n], true, nil
+}
+
+// longStr reads a string of any length the datagram can hold, as a Go string.
+func (x *decoder) longStr() (string, bool, error) {
+	c, err := x.d.PeekCode()
+	if err != nil {
+		return "", false, malformed(err)
+	}
+	if !msgpcode.IsString(c) {
+		if err := x.d.Skip(); err != nil {
+			return "", false, malformed(err)
+		}
+		return "", false, nil
+	}
+	n, err := x.d.DecodeBytesLen()
+	if err != nil {
+		return "", false, malformed(err)
+	}
+	if n > x.r.Len() {
+		return "", false, Errorf(CodeMalformed, "malformed body: truncated string")
+	}
+	b := make([]byte, n)
+	if err := x.d.ReadFull(b); err != nil {
+		return "", false, malformed(err)
+	}
+	return string(b), true, nil
+}
+
+// name reads a short string and interns it.
+func (x *decoder) name() (string, bool, error) {
+	b, ok, err := x.str()
+	if !ok || err != nil {
+		return "", false, err
+	}
+	if b == nil {
+		return "", false, nil
+	}
+	if s, hit := x.names[string(b)]; hit {
+		return s, true, nil
+	}
+	s := string(b)
+	if len(x.names) < 256 {
+		x.names[s] = s
+	}
+	return s, true, nil
+}
+
+// number reads an operand or result. ok is false when the value is not a
+// msgpack number; it has then been consumed.
+func (x *decoder) number() (n Number, ok bool, err error) {
+	c, err := x.d.PeekCode()
+	if err != nil {
+		return Number{}, false, malformed(err)
+	}
+	switch {
+	case msgpcode.IsFixedNum(c), c == msgpcode.Int8, c == msgpcode.Int16,
+		c == msgpcode.Int32, c == msgpcode.Int64:
+		i, err := x.d.DecodeInt64()
+		if err != nil {
+			return Number{}, false, malformed(err)
+		}
+		return IntNumber(i), true, nil
+	case c == msgpcode.Uint8, c == msgpcode.Uint16, c == msgpcode.Uint32, c == msgpcode.Uint64:
+		u, err := x.d.DecodeUint64()
+		if err != nil {
+			return Number{}, false, malformed(err)
+		}
+		if u > math.MaxInt64 {
+			return Number{}, true, Errorf(CodeOverflow, "integer overflow: operand %d does not fit in int64", u)
+		}
+		return IntNumber(int64(u)), true, nil
+	case c == msgpcode.Float, c == msgpcode.Double:
+		f, err := x.d.DecodeFloat64()
+		if err != nil {
+			return Number{}, false, malformed(err)
+		}
+		return FloatNumber(f), true, nil
+	}
+	if err := x.d.Skip(); err != nil {
+		return Number{}, false, malformed(err)
+	}
+	return Number{}, false, nil
+}
+
+// uint reads a non-negative integer field.
+func (x *decoder) uint() (uint64, bool, error) {
+	n, ok, err := x.number()
+	if !ok || err != nil || n.IsFloat || n.Int < 0 {
+		return 0, false, err
+	}
+	return uint64(n.Int), true, nil
+}
+
+// float reads a number field of either kind as a float64.
+func (x *decoder) float() (float64, bool, error) {
+	n, ok, err := x.number()
+	if !ok || err != nil {
+		return 0, false, err
+	}
+	return n.Float64(), true, nil
+}
+
+func (x *decoder) skip() error {
+	if err := x.d.Skip(); err != nil {
+		return malformed(err)
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package codec
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Status is a server's answer to a status query: what the proxy weighs when
+// it chooses a server. Its body on the wire is a map with the keys named in
+// the field comments; unknown keys are skipped, so fields can be added.
+type Status struct {
+	Server   string        // "server": the server's name
+	HostCPU  float64       // "host_cpu": percent of all the host's cores in use, 0-100
+	ProcCPU  float64       // "proc_cpu": percent of one core used by the server process, 0-100*cores
+	Cores    int           // "cores": logical cores the server may use
+	InFlight int           // "in_flight": requests being computed right now
+	Served   uint64        // "served": requests answered since start
+	Errors   uint64        // "errors": of those, answered with an error
+	Uptime   time.Duration // "uptime_ms": time since start, in milliseconds
+}
+
+// AppendStatusQuery appends a status query datagram: a header with no body.
+func AppendStatusQuery(dst []byte, id uint64) []byte {
+	return AppendHeader(dst, KindStatusQuery, id)
+}
+
+// AppendStatus appends a whole status reply datagram to dst.
+func AppendStatus(dst []byte, id uint64, s Status) []byte {
+	dst = AppendHeader(dst, KindStatusReply, id)
+	return encode(dst, func(e *msgpack.Encoder) {
+		_ = e.EncodeMapLen(8)
+		_ = e.EncodeString("server")
+		_ = e.EncodeString(s.Server)
+		_ = e.EncodeString("host_cpu")
+		_ = e.EncodeFloat64(s.HostCPU)
+		_ = e.EncodeString("proc_cpu")
+		_ = e.EncodeFloat64(s.ProcCPU)
+		_ = e.EncodeString("cores")
+		_ = e.EncodeInt(int64(s.Cores))
+		_ = e.EncodeString("in_flight")
+		_ = e.EncodeInt(int64(s.InFlight))
+		_ = e.EncodeString("served")
+		_ = e.EncodeUint(s.Served)
+		_ = e.EncodeString("errors")
+		_ = e.EncodeUint(s.Errors)
+		_ = e.EncodeString("uptime_ms")
+		_ = e.EncodeInt(s.Uptime.Milliseconds())
+	})
+}
+
+// DecodeStatus decodes a status reply body. Missing fields stay zero.
+func DecodeStatus(body []byte) (Status, error) {
+	x := getDecoder(body)
+	defer putDecoder(x)
+	n, err := x.mapLen()
+	if err != nil {
+		return Status{}, err
+	}
+	var s Status
+	for range n {
+		key, _, err := x.str()
+		if err != nil {
+			return Status{}, err
+		}
+		var ok bool
+		switch string(key) {
+		case "server":
+			s.Server, ok, err = x.name()
+		case "host_cpu":
+			s.HostCPU, ok, err = x.float()
+		case "proc_cpu":
+			s.ProcCPU, ok, err = x.float()
+		case "cores":
+			var v uint64
+			v, ok, err = x.uint()
+			s.Cores = int(min(v, 1<<20))
+		case "in_flight":
+			var v uint64
+			v, ok, err = x.uint()
+			s.InFlight = int(min(v, 1<<30))
+		case "served":
+			s.Served, ok, err = x.uint()
+		case "errors":
+			s.Errors, ok, err = x.uint()
+		case "uptime_ms":
+			var v uint64
+			v, ok, err = x.uint()
+			s.Uptime = time.Duration(min(v, 1<<40)) * time.Millisecond
+		default:
+			ok, err = true, x.skip()
+		}
+		if err != nil {
+			return Status{}, err
+		}
+		if !ok {
+			return Status{}, Errorf(CodeWrongType, "wrong type: status field %q", key)
+		}
+	}
+	return s, x.end()
+}
+
+// AppendStatusText appends the status as one line for people, the answer to
+// the text command "status".
+func AppendStatusText(dst []byte, s Status) []byte {
+	dst = append(dst, "server="...)
+	dst = append(dst, s.Server...)
+	dst = append(dst, " host_cpu="...)
+	dst = strconv.AppendFloat(dst, s.HostCPU, 'f', 1, 64)
+	dst = append(dst, "% proc_cpu="...)
+	dst = strconv.AppendFloat(dst, s.ProcCPU, 'f', 1, 64)
+	dst = append(dst, "% cores="...)
+	dst = strconv.AppendInt(dst, int64(s.Cores), 10)
+	dst = append(dst, " in_flight="...)
+	dst = strconv.AppendInt(dst, int64(s.InFlight), 10)
+	dst = append(dst, " served="...)
+	dst = strconv.AppendUint(dst, s.Served, 10)
+	dst = append(dst, " errors="...)
+	dst = strconv.AppendUint(dst, s.Errors, 10)
+	dst = append(dst, " uptime="...)
+	dst = append(dst, s.Uptime.Round(time.Millisecond).String()...)
+	return append(dst, '\n')
+}
