@@ -1,0 +1,71 @@
+package udpserver
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+)
+
+// Config configures a Server. The zero value of every field means its
+// default, filled in by New.
+type Config struct {
+	// Name identifies the server in replies, status and the operation log.
+	// Default: the calculator port's address once it is bound.
+	Name string
+	// Addr is the calculator port's address for ListenAndServe.
+	// Default "127.0.0.1:7001".
+	Addr string
+	// StatusAddr is the status port's address for ListenAndServe.
+	// Default "127.0.0.1:7101".
+	StatusAddr string
+	// Workers is how many requests are computed at once: each worker reads,
+	// computes and answers one datagram at a time. Default 2×GOMAXPROCS, at
+	// least 4, so that one slow answer never holds up the rest.
+	Workers int
+	// SampleInterval is how often the CPU sampler measures. It must lie in
+	// 100-250 ms: shorter intervals measure noise, longer ones let the proxy
+	// act on stale figures. Default 200 ms.
+	SampleInterval time.Duration
+	// Quiet turns off the per-operation console log.
+	Quiet bool
+	// OpLog receives the per-operation log. Default os.Stdout.
+	OpLog io.Writer
+	// Logger receives the server's own events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	DefaultAddr       = "127.0.0.1:7001"
+	DefaultStatusAddr = "127.0.0.1:7101"
+)
+
+func (c *Config) fill() error {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.StatusAddr == "" {
+		c.StatusAddr = DefaultStatusAddr
+	}
+	if c.Workers == 0 {
+		c.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if c.Workers < 0 {
+		return fmt.Errorf("udpserver: workers %d: must be positive", c.Workers)
+	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = 200 * time.Millisecond
+	}
+	if c.SampleInterval < 100*time.Millisecond || c.SampleInterval > 250*time.Millisecond {
+		return fmt.Errorf("udpserver: sample interval %v: must lie in 100ms-250ms", c.SampleInterval)
+	}
+	if c.OpLog == nil {
+		c.OpLog = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}

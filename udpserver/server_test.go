@@ -1,0 +1,368 @@
+package udpserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/codec"
+	"github.com/vmihailenco/msgpack/v5"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is an io.Writer the test can read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+type testServer struct {
+	*Server
+	calc, status *net.UDPAddr
+	log          *syncBuffer
+	served       chan error
+}
+
+// start runs a server on two sockets the test opened on 127.0.0.1:0, so it
+// is ready before start returns; cleanup shuts it down and checks that Serve
+// returned ErrServerClosed.
+func start(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{calc: calc.LocalAddr().(*net.UDPAddr), status: status.LocalAddr().(*net.UDPAddr),
+		log: new(syncBuffer), served: make(chan error, 1)}
+	if cfg.OpLog == nil {
+		cfg.OpLog = ts.log
+	}
+	if cfg.Name == "" {
+		cfg.Name = "t1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ts.Server, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { ts.served <- ts.Serve(calc, status) }()
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+func (ts *testServer) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-ts.served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve returned %v, want ErrServerClosed", err)
+	}
+	ts.served <- ErrServerClosed // a second stop finds it again
+}
+
+func dial(t *testing.T, addr *net.UDPAddr) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange sends one datagram and returns the answer, failing after 2s.
+func exchange(t *testing.T, c *net.UDPConn, pkt []byte) []byte {
+	t.Helper()
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 2*codec.MaxDatagram)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", pkt, err)
+	}
+	return buf[:n]
+}
+
+func mp(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func rawRequest(id uint64, body []byte) []byte {
+	return append(codec.AppendHeader(nil, codec.KindRequest, id), body...)
+}
+
+func TestCalculatorBinary(t *testing.T) {
+	ts := start(t, Config{})
+	c := dial(t, ts.calc)
+	I, F := codec.IntNumber, codec.FloatNumber
+	req := func(op codec.Op, a, b codec.Number) []byte {
+		return codec.AppendRequest(nil, 0, codec.Request{Op: op, A: a, B: b})
+	}
+	tests := []struct {
+		name string
+		pkt  []byte
+		want codec.Number
+		code codec.Code
+	}{
+		{"add", req(codec.OpAdd, I(2), I(3)), I(5), 0},
+		{"div inexact", req(codec.OpDiv, I(7), I(2)), F(3.5), 0},
+		{"div exact", req(codec.OpDiv, I(-42), I(7)), I(-6), 0},
+		{"float mul", req(codec.OpMul, F(1.5), I(4)), F(6), 0},
+		{"division by zero", req(codec.OpDiv, I(1), I(0)), codec.Number{}, codec.CodeDivByZero},
+		{"overflow", req(codec.OpAdd, I(math.MaxInt64), I(1)), codec.Number{}, codec.CodeOverflow},
+		{"NaN", req(codec.OpAdd, F(math.NaN()), I(1)), codec.Number{}, codec.CodeNaN},
+		{"infinite operand", req(codec.OpSub, I(1), F(math.Inf(1))), codec.Number{}, codec.CodeInfinite},
+		{"infinite result", req(codec.OpMul, F(1e200), F(1e200)), codec.Number{}, codec.CodeNotFinite},
+		{"unknown op", rawRequest(0, mp(t, map[string]any{"op": "pow", "a": 1, "b": 2})), codec.Number{}, codec.CodeUnknownOp},
+		{"missing field", rawRequest(0, mp(t, map[string]any{"op": "add", "a": 1})), codec.Number{}, codec.CodeMissingField},
+		{"wrong type", rawRequest(0, mp(t, map[string]any{"op": "add", "a": 1, "b": "2"})), codec.Number{}, codec.CodeWrongType},
+		{"malformed", rawRequest(0, []byte{0xc1}), codec.Number{}, codec.CodeMalformed},
+		{"no body", rawRequest(0, nil), codec.Number{}, codec.CodeMalformed},
+		{"too large", rawRequest(0, make([]byte, codec.MaxDatagram)), codec.Number{}, codec.CodeTooLarge},
+		{"status query on the calculator port", codec.AppendStatusQuery(nil, 0), codec.Number{}, codec.CodeUnexpected},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := uint64(1000 + i)
+			codec.SetID(tt.pkt, id)
+			got := exchange(t, c, tt.pkt)
+			h, err := codec.ParseHeader(got)
+			if err != nil || h != (codec.Header{Kind: codec.KindReply, ID: id}) {
+				t.Fatalf("reply header %+v, %v; want reply to %d", h, err, id)
+			}
+			r, err := codec.DecodeReply(got[codec.HeaderSize:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Server != "t1" {
+				t.Errorf("server = %q, want t1", r.Server)
+			}
+			if tt.code != 0 {
+				if r.Err == nil || r.Err.Code != tt.code {
+					t.Fatalf("reply %+v, want error code %d", r, tt.code)
+				}
+				return
+			}
+			if r.Err != nil || !r.Result.Equal(tt.want) {
+				t.Fatalf("reply %+v (err %v), want %v", r, r.Err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCalculatorText(t *testing.T) {
+	ts := start(t, Config{})
+	c := dial(t, ts.calc)
+	tests := []struct{ in, want string }{
+		{"6 * 7\n", "42\n"},
+		{"7 / 2", "3.5\n"},
+		{"add 2 3\n", "5\n"},
+		{"1 / 0\n", "error: division by zero\n"},
+		{"9223372036854775807 + 1\n", "error: integer overflow\n"},
+		{"nan + 1\n", "error: operand is NaN\n"},
+		{"hello\n", "error: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n"},
+	}
+	for _, tt := range tests {
+		if got := string(exchange(t, c, []byte(tt.in))); got != tt.want {
+			t.Errorf("%q answered %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestOperationLog(t *testing.T) {
+	ts := start(t, Config{Name: "logger"})
+	c := dial(t, ts.calc)
+	exchange(t, c, codec.AppendRequest(nil, 0x2a, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)}))
+	exchange(t, c, []byte("1 / 0\n"))
+	ts.stop(t) // flushes the buffered log
+	log := ts.log.String()
+	for _, want := range []string{" logger id=000000000000002a 6 * 7 = 42\n", " logger id=text 1 / 0 = error: division by zero\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log %q lacks %q", log, want)
+		}
+	}
+	if n := strings.Count(log, "\n"); n != 2 {
+		t.Errorf("log has %d lines, want 2:\n%s", n, log)
+	}
+}
+
+func TestQuietLogsNothing(t *testing.T) {
+	ts := start(t, Config{Quiet: true})
+	exchange(t, dial(t, ts.calc), []byte("1 + 1"))
+	ts.stop(t)
+	if s := ts.log.String(); s != "" {
+		t.Fatalf("quiet server logged %q", s)
+	}
+}
+
+func TestStatusPort(t *testing.T) {
+	ts := start(t, Config{SampleInterval: 100 * time.Millisecond})
+	calc, status := dial(t, ts.calc), dial(t, ts.status)
+	exchange(t, calc, []byte("1 + 1"))
+	exchange(t, calc, []byte("1 / 0"))
+
+	got := exchange(t, status, codec.AppendStatusQuery(nil, 77))
+	h, err := codec.ParseHeader(got)
+	if err != nil || h != (codec.Header{Kind: codec.KindStatusReply, ID: 77}) {
+		t.Fatalf("status header %+v, %v", h, err)
+	}
+	st, err := codec.DecodeStatus(got[codec.HeaderSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Server != "t1" || st.Served != 2 || st.Errors != 1 || st.Cores < 1 || st.Uptime < 0 || st.Uptime > time.Minute ||
+		st.HostCPU < 0 || st.HostCPU > 100 || st.ProcCPU < 0 {
+		t.Fatalf("status %+v", st)
+	}
+
+	line := string(exchange(t, status, []byte("status\n")))
+	if !strings.HasPrefix(line, "server=t1 host_cpu=") || !strings.Contains(line, " served=2 errors=1 ") || !strings.HasSuffix(line, "\n") {
+		t.Fatalf("status line %q", line)
+	}
+	if got := string(exchange(t, status, []byte("reboot\n"))); !strings.HasPrefix(got, "error: unknown command") {
+		t.Fatalf("unknown command answered %q", got)
+	}
+	reply := exchange(t, status, codec.AppendRequest(nil, 5, codec.Request{Op: codec.OpAdd}))
+	if r, err := codec.DecodeReply(reply[codec.HeaderSize:]); err != nil || r.Err == nil || r.Err.Code != codec.CodeUnexpected {
+		t.Fatalf("request on the status port answered %+v, %v", r, err)
+	}
+}
+
+// TestSamplerMeasures burns CPU in this process and waits for the sampler,
+// a real gopsutil reading, to see it.
+func TestSamplerMeasures(t *testing.T) {
+	s := newSampler(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	x := 1.0
+	for s.ProcCPU() <= 0 || s.HostCPU() <= 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sampler saw no CPU use: proc %v host %v", s.ProcCPU(), s.HostCPU())
+		}
+		for range 1_000_000 {
+			x = math.Sqrt(x + 1)
+		}
+	}
+	if s.HostCPU() > 100 || s.ProcCPU() > 100*float64(s.cores) {
+		t.Fatalf("figures out of range: host %v proc %v", s.HostCPU(), s.ProcCPU())
+	}
+}
+
+// TestGarbageStopsNothing sends random and mutated datagrams to both ports;
+// a well-formed request afterwards is still answered, and the garbage that
+// could not be answered was counted.
+func TestGarbageStopsNothing(t *testing.T) {
+	ts := start(t, Config{Quiet: true})
+	calc, status := dial(t, ts.calc), dial(t, ts.status)
+	r := rand.New(rand.NewPCG(3, 4))
+	good := codec.AppendRequest(nil, 9, codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(2)})
+	for i := range 2000 {
+		var pkt []byte
+		switch i % 4 {
+		case 0:
+			pkt = make([]byte, r.IntN(40))
+			for j := range pkt {
+				pkt[j] = byte(r.UintN(256))
+			}
+		case 1:
+			pkt = bytes.Clone(good[:r.IntN(len(good))])
+		case 2:
+			pkt = bytes.Clone(good)
+			pkt[r.IntN(len(pkt))] ^= byte(1 + r.UintN(255))
+		case 3:
+			pkt = codec.AppendHeader(nil, codec.Kind(r.UintN(256)), r.Uint64())
+		}
+		_, _ = calc.Write(pkt)
+		_, _ = status.Write(pkt)
+	}
+	// Drain whatever answers came back, then check a good request.
+	for {
+		_ = calc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := calc.Read(make([]byte, 1024)); err != nil {
+			break
+		}
+	}
+	got := exchange(t, calc, good)
+	if rep, err := codec.DecodeReply(got[codec.HeaderSize:]); err != nil || !rep.Result.Equal(codec.IntNumber(3)) {
+		t.Fatalf("after garbage: %+v, %v", rep, err)
+	}
+	if ts.Stats().Dropped == 0 {
+		t.Fatal("no garbage was counted as dropped")
+	}
+}
+
+func TestShutdownTwiceAndServeAfterClose(t *testing.T) {
+	ts := start(t, Config{Quiet: true})
+	ts.stop(t)
+	if err := ts.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	a, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	b, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	if err := ts.Serve(a, b); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Close = %v", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []Config{{Workers: -1}, {SampleInterval: time.Second}, {SampleInterval: 10 * time.Millisecond}} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+}
+
+func BenchmarkHandleCalc(b *testing.B) {
+	s, err := New(Config{Quiet: true, Name: "b"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := newWorker()
+	pkt := codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.handleCalc(w, pkt) == nil {
+			b.Fatal("no reply")
+		}
+	}
+}
