@@ -1,0 +1,201 @@
+// Package cluster starts a whole discal system in one process: calculator
+// servers and a proxy in front of them. cmd/discal runs it for people; tests
+// and the bench run it on 127.0.0.1:0 ports.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpserver"
+)
+
+// Config describes a cluster. Zero values mean defaults.
+type Config struct {
+	// Servers is how many calculator servers to start. Default 3.
+	Servers int
+	// ProxyAddr is the proxy's client-facing address. Default 127.0.0.1:0.
+	ProxyAddr string
+	// ServerAddr gives server i's (0-based) calculator and status
+	// addresses. Default: 127.0.0.1:0 for both.
+	ServerAddr func(i int) (calc, status string)
+	// Server is the template for every server's Config; Name defaults to
+	// s1, s2, ... and the addresses come from ServerAddr.
+	Server udpserver.Config
+	// Proxy is the template for the proxy's Config; Servers is filled in.
+	Proxy udpproxy.Config
+	// Logger receives the servers' and the proxy's events unless their
+	// templates name one. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Cluster is a running system.
+type Cluster struct {
+	Proxy     *udpproxy.Proxy
+	ProxyAddr *net.UDPAddr
+	Servers   []*Server
+
+	proxyDone chan error
+}
+
+// Server is one running calculator server, which a test can stop and start
+// again on the same ports.
+type Server struct {
+	Name               string
+	CalcAddr, StatAddr *net.UDPAddr
+
+	cfg  udpserver.Config
+	mu   sync.Mutex
+	srv  *udpserver.Server
+	done chan error
+}
+
+// Start starts the servers, then the proxy, each on sockets it has already
+// bound, so the cluster is ready to serve when Start returns.
+func Start(cfg Config) (*Cluster, error) {
+	if cfg.Servers == 0 {
+		cfg.Servers = 3
+	}
+	if cfg.ProxyAddr == "" {
+		cfg.ProxyAddr = "127.0.0.1:0"
+	}
+	if cfg.ServerAddr == nil {
+		cfg.ServerAddr = func(int) (string, string) { return "127.0.0.1:0", "127.0.0.1:0" }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Cluster{proxyDone: make(chan error, 1)}
+	fail := func(err error) (*Cluster, error) {
+		c.Close()
+		return nil, err
+	}
+	var addrs []udpproxy.ServerAddr
+	for i := range cfg.Servers {
+		calc, status := cfg.ServerAddr(i)
+		scfg := cfg.Server
+		if scfg.Name == "" {
+			scfg.Name = fmt.Sprintf("s%d", i+1)
+		}
+		if scfg.Logger == nil {
+			scfg.Logger = cfg.Logger
+		}
+		s := &Server{Name: scfg.Name, cfg: scfg}
+		if err := s.listenAndStart(calc, status); err != nil {
+			return fail(err)
+		}
+		c.Servers = append(c.Servers, s)
+		addrs = append(addrs, udpproxy.ServerAddr{Calc: s.CalcAddr.String(), Status: s.StatAddr.String()})
+	}
+	pcfg := cfg.Proxy
+	pcfg.Servers = addrs
+	if pcfg.Logger == nil {
+		pcfg.Logger = cfg.Logger
+	}
+	p, err := udpproxy.New(pcfg)
+	if err != nil {
+		return fail(err)
+	}
+	conn, err := net.ListenPacket("udp", cfg.ProxyAddr)
+	if err != nil {
+		return fail(fmt.Errorf("cluster: proxy: %w", err))
+	}
+	c.Proxy, c.ProxyAddr = p, conn.LocalAddr().(*net.UDPAddr)
+	go func() { c.proxyDone <- p.Serve(conn) }()
+	return c, nil
+}
+
+func (s *Server) listenAndStart(calcAddr, statusAddr string) error {
+	calc, err := net.ListenPacket("udp", calcAddr)
+	if err != nil {
+		return fmt.Errorf("cluster: server %s: %w", s.Name, err)
+	}
+	status, err := net.ListenPacket("udp", statusAddr)
+	if err != nil {
+		calc.Close()
+		return fmt.Errorf("cluster: server %s: %w", s.Name, err)
+	}
+	srv, err := udpserver.New(s.cfg)
+	if err != nil {
+		calc.Close()
+		status.Close()
+		return err
+	}
+	s.CalcAddr, s.StatAddr = calc.LocalAddr().(*net.UDPAddr), status.LocalAddr().(*net.UDPAddr)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(calc, status) }()
+	s.mu.Lock()
+	s.srv, s.done = srv, done
+	s.mu.Unlock()
+	return nil
+}
+
+// Running returns the server while it runs, nil while it is stopped.
+func (s *Server) Running() *udpserver.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv
+}
+
+// Stop shuts the server down, finishing what it is computing.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if serr := <-done; !errors.Is(serr, udpserver.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// Restart starts a stopped server again on the same ports.
+func (s *Server) Restart() error {
+	if s.Running() != nil {
+		return fmt.Errorf("cluster: server %s is running", s.Name)
+	}
+	return s.listenAndStart(s.CalcAddr.String(), s.StatAddr.String())
+}
+
+// Shutdown stops the proxy, letting pending requests finish, then the
+// servers.
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	var errs []error
+	if c.Proxy != nil {
+		errs = append(errs, c.Proxy.Shutdown(ctx))
+		if err := <-c.proxyDone; !errors.Is(err, udpproxy.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		c.Proxy = nil
+	}
+	for _, s := range c.Servers {
+		errs = append(errs, s.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops everything at once.
+func (c *Cluster) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := c.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// discard is a logger for callers that want silence.
+var discard = slog.New(slog.DiscardHandler)
+
+// Quiet returns a logger that drops everything.
+func Quiet() *slog.Logger { return discard }

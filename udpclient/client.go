@@ -1,0 +1,264 @@
+package udpclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/discal/discal/codec"
+)
+
+// Config configures a Client. The zero value of every field means its
+// default.
+type Config struct {
+	// Timeout is how long the first try waits for an answer. Each retry
+	// waits twice as long as the one before, up to 4×Timeout. Default 1s.
+	Timeout time.Duration
+	// Retries is how many times a request is sent again, with the same ID,
+	// after the first try. Default 3; set NoRetries for none.
+	Retries int
+	// NoRetries sends each request once.
+	NoRetries bool
+}
+
+func (c *Config) fill() {
+	if c.Timeout <= 0 {
+		c.Timeout = time.Second
+	}
+	if c.NoRetries {
+		c.Retries = 0
+	} else if c.Retries <= 0 {
+		c.Retries = 3
+	}
+}
+
+// Client sends requests to one discal endpoint (a proxy, or a server's
+// calculator port) over one UDP socket. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	conn *net.UDPConn
+
+	mu     sync.Mutex
+	calls  map[uint64]*call
+	closed bool
+
+	nextID  atomic.Uint64
+	ignored atomic.Uint64 // replies that matched no waiting call
+	done    chan struct{}
+}
+
+// call is one request waiting for its answer. Calls are pooled; the reader
+// delivers to a call only while it is registered, under c.mu.
+type call struct {
+	ch chan codec.Reply
+}
+
+var calls = sync.Pool{New: func() any { return &call{ch: make(chan codec.Reply, 1)} }}
+
+// Dial returns a client that talks to the endpoint at addr.
+func Dial(addr string, cfg Config) (*Client, error) {
+	ra, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("udpclient: %w", err)
+	}
+	// A connected socket: the kernel passes up only datagrams from addr,
+	// and reads and writes need no address.
+	conn, err := net.DialUDP("udp", nil, ra)
+	if err != nil {
+		return nil, fmt.Errorf("udpclient: %w", err)
+	}
+	cfg.fill()
+	c := &Client{cfg: cfg, conn: conn, calls: make(map[uint64]*call), done: make(chan struct{})}
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	c.nextID.Store(binary.LittleEndian.Uint64(seed[:]))
+	go c.read()
+	return c, nil
+}
+
+// LocalAddr returns the client's own address.
+func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// Ignored returns how many replies matched no waiting call: duplicates,
+// answers to retransmissions already answered, and late ones.
+func (c *Client) Ignored() uint64 { return c.ignored.Load() }
+
+// Close closes the socket; calls still waiting return ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	err := c.conn.Close()
+	<-c.done
+	return err
+}
+
+// Calc computes a op b and returns the result, or the calculation's error
+// as a *codec.Error.
+func (c *Client) Calc(ctx context.Context, op codec.Op, a, b codec.Number) (codec.Number, error) {
+	r, err := c.Do(ctx, codec.Request{Op: op, A: a, B: b})
+	if err != nil {
+		return codec.Number{}, err
+	}
+	return r.Result, nil
+}
+
+// Do sends a request and waits for its reply, retransmitting it with the
+// same ID when no answer comes in time. A reply carrying an error returns
+// that error too. A transient error from the proxy ("timeout", "no server
+// available", "busy") ends the try: the request is sent again after a
+// pause of a quarter of Timeout, and if that was the last try, the error
+// matches both ErrNoAnswer and the proxy's *codec.Error.
+func (c *Client) Do(ctx context.Context, req codec.Request) (codec.Reply, error) {
+	id := c.nextID.Add(1)
+	var buf [codec.MaxDatagram]byte
+	pkt := codec.AppendRequest(buf[:0], id, req)
+	return c.exchange(ctx, id, pkt)
+}
+
+func (c *Client) exchange(ctx context.Context, id uint64, pkt []byte) (codec.Reply, error) {
+	cl := calls.Get().(*call)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		calls.Put(cl)
+		return codec.Reply{}, ErrClosed
+	}
+	c.calls[id] = cl
+	c.mu.Unlock()
+	defer c.forget(id, cl)
+
+	wait := c.cfg.Timeout
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var transient *codec.Error
+	for try := 0; ; try++ {
+		// A failed send is handled like a lost datagram: the timer retries.
+		_, _ = c.conn.Write(pkt)
+		r, res, err := c.await(ctx, cl, timer)
+		switch res {
+		case answered:
+			return r, err
+		case transientError:
+			transient = r.Err
+		}
+		if try >= c.cfg.Retries {
+			if transient != nil {
+				return codec.Reply{Err: transient}, fmt.Errorf("%w: %w", ErrNoAnswer, transient)
+			}
+			return codec.Reply{}, ErrNoAnswer
+		}
+		if res == transientError {
+			// The proxy has given up on this try and said so. Pause a
+			// little before asking again, so that "no server available"
+			// is not asked again at once, but listen meanwhile: an answer
+			// to an earlier transmission still counts.
+			timer.Reset(min(wait, c.cfg.Timeout/4))
+			for res == transientError {
+				if r, res, err = c.await(ctx, cl, timer); res == answered {
+					return r, err
+				}
+			}
+		}
+		wait = min(2*wait, 4*c.cfg.Timeout)
+		timer.Reset(wait) // since Go 1.23, Reset needs no Stop and drain first
+	}
+}
+
+// awaitResult says how a wait for an answer ended.
+type awaitResult int
+
+const (
+	answered       awaitResult = iota // a result, an error, or the call cannot go on
+	timedOut                          // the timer fired
+	transientError                    // the proxy answered with a transient error
+)
+
+// await waits for the call's answer until the timer fires.
+func (c *Client) await(ctx context.Context, cl *call, timer *time.Timer) (codec.Reply, awaitResult, error) {
+	select {
+	case <-ctx.Done():
+		return codec.Reply{}, answered, ctx.Err()
+	case <-c.done:
+		return codec.Reply{}, answered, ErrClosed
+	case <-timer.C:
+		return codec.Reply{}, timedOut, nil
+	case r := <-cl.ch:
+		switch {
+		case r.Err == nil:
+			return r, answered, nil
+		case r.Err.Code.Transient():
+			return r, transientError, nil
+		}
+		return r, answered, r.Err
+	}
+}
+
+// forget unregisters a call and returns it to the pool, emptied.
+func (c *Client) forget(id uint64, cl *call) {
+	c.mu.Lock()
+	delete(c.calls, id)
+	c.mu.Unlock()
+	select {
+	case <-cl.ch:
+	default:
+	}
+	calls.Put(cl)
+}
+
+// read delivers replies to their calls until the socket closes.
+func (c *Client) read() {
+	defer close(c.done)
+	buf := make([]byte, codec.MaxDatagram+1)
+	for {
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			c.mu.Lock()
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				return
+			}
+			// Connection refused and the like: the retry timer covers it.
+			continue
+		}
+		h, err := codec.ParseHeader(buf[:n])
+		if err != nil || h.Kind != codec.KindReply {
+			c.ignored.Add(1)
+			continue
+		}
+		c.mu.Lock()
+		cl := c.calls[h.ID]
+		c.mu.Unlock()
+		if cl == nil {
+			c.ignored.Add(1)
+			continue
+		}
+		r, err := codec.DecodeReply(buf[codec.HeaderSize:n])
+		if err != nil {
+			// Not an answer we can use; the retry timer will ask again.
+			c.ignored.Add(1)
+			continue
+		}
+		c.mu.Lock()
+		if c.calls[h.ID] == cl {
+			select {
+			case cl.ch <- r:
+			default:
+				c.ignored.Add(1) // a duplicate of an answer not yet taken
+			}
+		} else {
+			c.ignored.Add(1)
+		}
+		c.mu.Unlock()
+	}
+}

@@ -1,0 +1,125 @@
+package udpproxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// ServerAddr names one calculator server: where its calculator port takes
+// requests and where its status port answers load queries.
+type ServerAddr struct {
+	Calc   string
+	Status string
+}
+
+// ParseServerAddr reads the -server flag form "CALC_ADDR,STATUS_ADDR".
+func ParseServerAddr(s string) (ServerAddr, error) {
+	calc, status, ok := strings.Cut(s, ",")
+	if !ok || calc == "" || status == "" || strings.Contains(status, ",") {
+		return ServerAddr{}, fmt.Errorf("udpproxy: server %q: want CALC_ADDR,STATUS_ADDR", s)
+	}
+	return ServerAddr{Calc: calc, Status: status}, nil
+}
+
+func (a ServerAddr) String() string { return a.Calc + "," + a.Status }
+
+// Config configures a Proxy. The zero value of every field means its
+// default, filled in by New.
+type Config struct {
+	// Addr is the client-facing address for ListenAndServe.
+	// Default "127.0.0.1:7000".
+	Addr string
+	// Servers are the calculator servers. Default: the one default server,
+	// 127.0.0.1:7001 with status port 127.0.0.1:7101.
+	Servers []ServerAddr
+	// Poll is how often each server's status port is asked for its load,
+	// jittered by ±25% so that servers are not polled in lockstep.
+	// Default 100 ms.
+	Poll time.Duration
+	// MaxMisses is how many polls in a row a server may leave unanswered
+	// before it leaves the rotation. Default 3.
+	MaxMisses int
+	// TryTimeout is how long the proxy waits for a server's answer before
+	// it tries another. Default 250 ms: loopback answers take well under a
+	// millisecond, so this only fires for a lost datagram or a dead server.
+	TryTimeout time.Duration
+	// Tries is how many servers a request is sent to, one after another,
+	// before the client is told "timeout". Default 2: one retry.
+	Tries int
+	// MaxPending bounds the requests waiting for an answer; beyond it new
+	// requests are answered "busy". Default 32768, about 20 MiB at most.
+	MaxPending int
+	// Readers is how many goroutines read each socket. Default GOMAXPROCS.
+	Readers int
+	// Policy chooses a server for each request. Default LeastLoad.
+	Policy Policy
+	// Logger receives the proxy's events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	DefaultAddr = "127.0.0.1:7000"
+)
+
+// DefaultServer is the server the proxy uses when none is configured.
+var DefaultServer = ServerAddr{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"}
+
+func (c *Config) fill() error {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if len(c.Servers) == 0 {
+		c.Servers = []ServerAddr{DefaultServer}
+	}
+	if c.Poll == 0 {
+		c.Poll = 100 * time.Millisecond
+	}
+	if c.MaxMisses == 0 {
+		c.MaxMisses = 3
+	}
+	if c.TryTimeout == 0 {
+		c.TryTimeout = 250 * time.Millisecond
+	}
+	if c.Tries == 0 {
+		c.Tries = 2
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 32768
+	}
+	if c.Readers == 0 {
+		c.Readers = runtime.GOMAXPROCS(0)
+	}
+	if c.Policy == nil {
+		c.Policy = LeastLoad()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Poll < time.Millisecond:
+		return fmt.Errorf("udpproxy: poll interval %v: must be at least 1ms", c.Poll)
+	case c.TryTimeout < time.Millisecond:
+		return fmt.Errorf("udpproxy: try timeout %v: must be at least 1ms", c.TryTimeout)
+	case c.MaxMisses < 1, c.Tries < 1, c.MaxPending < 1, c.Readers < 1:
+		return fmt.Errorf("udpproxy: misses, tries, max pending and readers must be positive")
+	case c.Tries > 255:
+		return fmt.Errorf("udpproxy: tries %d: at most 255", c.Tries)
+	}
+	return nil
+}
+
+// resolveUDP resolves a host:port once, at start, into the form that the
+// reply path compares sources with.
+func resolveUDP(s string) (netip.AddrPort, error) {
+	a, err := net.ResolveUDPAddr("udp", s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("udpproxy: resolve %q: %w", s, err)
+	}
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}

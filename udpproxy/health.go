@@ -1,0 +1,100 @@
+package udpproxy
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/discal/discal/codec"
+)
+
+// poller keeps every backend's report fresh and its state right. Each
+// backend has its own ticker goroutine, jittered so that polls do not go out
+// in lockstep; one reader takes the answers from the shared poll socket.
+type poller struct {
+	p    *Proxy
+	conn *net.UDPConn
+}
+
+// run polls b until ctx ends. Before each poll it counts the previous one
+// as missed if it is still unanswered; MaxMisses in a row take b out of
+// rotation. Down backends are polled too, so they come back on their first
+// answer.
+func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
+	r := rand.New(rand.NewChaCha8(seed))
+	buf := make([]byte, 0, codec.HeaderSize)
+	// A random first delay spreads the backends' phases across an interval.
+	t := time.NewTimer(time.Duration(r.Int64N(int64(pl.p.cfg.Poll))))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if b.pollID.Load() != 0 {
+			if n := b.misses.Add(1); int(n) >= pl.p.cfg.MaxMisses && !b.down.Swap(true) {
+				pl.p.cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
+					"addr", b.addr.Calc, "missed_polls", n)
+			}
+		}
+		// A fresh unguessable ID per poll: a forged status reply would
+		// have to guess it to put a lie about load in the report.
+		id := r.Uint64() | 1 // never 0, which means "not awaiting"
+		b.pollID.Store(id)
+		buf = codec.AppendStatusQuery(buf[:0], id)
+		_, _ = pl.conn.WriteToUDPAddrPort(buf, b.status)
+		// ±25% jitter around the interval.
+		d := pl.p.cfg.Poll * 3 / 4
+		d += time.Duration(r.Int64N(int64(pl.p.cfg.Poll)/2 + 1))
+		t.Reset(d)
+	}
+}
+
+// read takes status replies until the socket closes.
+func (pl *poller) read() {
+	in := make([]byte, codec.MaxDatagram+1)
+	for {
+		n, from, err := pl.conn.ReadFromUDPAddrPort(in)
+		if err != nil {
+			if pl.p.closed.Load() || isClosed(err) {
+				return
+			}
+			continue
+		}
+		pl.handle(in[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+	}
+}
+
+func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
+	h, err := codec.ParseHeader(pkt)
+	if err != nil || h.Kind != codec.KindStatusReply {
+		pl.p.drops.add(dropStatus)
+		return
+	}
+	var b *backend
+	for _, c := range pl.p.backends() {
+		// Taking the ID answers the poll exactly once, even if the next
+		// poll goes out meanwhile.
+		if c.status == from && c.pollID.CompareAndSwap(h.ID, 0) {
+			b = c
+			break
+		}
+	}
+	if b == nil {
+		pl.p.drops.add(dropStatus)
+		return
+	}
+	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
+	if err != nil {
+		pl.p.drops.add(dropStatus)
+		return
+	}
+	b.report.Store(&report{Status: st, at: time.Now()})
+	b.misses.Store(0)
+	if b.down.Swap(false) {
+		pl.p.cfg.Logger.Info("udpproxy: server back in rotation", "server", b.name(), "addr", b.addr.Calc)
+	}
+}

@@ -1,0 +1,218 @@
+package udpproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/discal/discal/codec"
+)
+
+// Proxy is the discal load balancer. Create it with New, start it with Serve
+// or ListenAndServe, stop it with Shutdown or Close.
+type Proxy struct {
+	cfg     Config
+	list    atomic.Pointer[[]*backend]
+	pending *pendingTable
+	counters
+
+	// Set once by Serve before any goroutine starts.
+	client   *net.UDPConn
+	upstream *net.UDPConn
+	poll     *net.UDPConn
+
+	mu       sync.Mutex
+	serving  bool
+	draining atomic.Bool // no new requests are read
+	closed   atomic.Bool // every socket is closing
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// New returns a proxy for cfg, with defaults filled in and server addresses
+// resolved.
+func New(cfg Config) (*Proxy, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	bs := make([]*backend, 0, len(cfg.Servers))
+	for _, a := range cfg.Servers {
+		b, err := newBackend(a)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	if len(bs) == 0 {
+		return nil, ErrNoServers
+	}
+	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{})}
+	p.list.Store(&bs)
+	return p, nil
+}
+
+func (p *Proxy) backends() []*backend { return *p.list.Load() }
+
+// ListenAndServe opens the client-facing port of the Config and serves it
+// until Shutdown or Close.
+func (p *Proxy) ListenAndServe() error {
+	conn, err := net.ListenPacket("udp", p.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("udpproxy: %w", err)
+	}
+	return p.Serve(conn)
+}
+
+// Serve routes the requests that arrive on conn, a UDP socket, until
+// Shutdown or Close; it then returns ErrServerClosed. It opens two sockets
+// of its own, one to talk to the servers' calculator ports and one for
+// status polls, and closes all three when it returns.
+func (p *Proxy) Serve(conn net.PacketConn) error {
+	client, ok := conn.(*net.UDPConn)
+	if !ok {
+		conn.Close()
+		return errors.New("udpproxy: Serve needs a UDP socket")
+	}
+	p.mu.Lock()
+	if p.serving || p.closed.Load() || p.draining.Load() {
+		p.mu.Unlock()
+		client.Close()
+		return ErrServerClosed
+	}
+	upstream, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		p.mu.Unlock()
+		client.Close()
+		return fmt.Errorf("udpproxy: upstream socket: %w", err)
+	}
+	poll, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		p.mu.Unlock()
+		client.Close()
+		upstream.Close()
+		return fmt.Errorf("udpproxy: poll socket: %w", err)
+	}
+	p.client, p.upstream, p.poll = client, upstream, poll
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	p.serving = true
+	p.mu.Unlock()
+
+	p.cfg.Logger.Info("udpproxy serving", "addr", client.LocalAddr().String(),
+		"servers", len(p.backends()), "policy", p.cfg.Policy.String())
+
+	var readers, background sync.WaitGroup
+	for range p.cfg.Readers {
+		readers.Go(func() { p.clientLoop(newReader()) })
+	}
+	for range p.cfg.Readers {
+		background.Go(func() { p.upstreamLoop(newReader()) })
+	}
+	background.Go(func() { p.sweep(ctx) })
+	pl := &poller{p: p, conn: poll}
+	background.Go(pl.read)
+	for _, b := range p.backends() {
+		seed := seed()
+		background.Go(func() { pl.run(ctx, b, seed) })
+	}
+
+	readers.Wait() // the client side stops first, at Shutdown
+	<-ctx.Done()   // then, once pending requests are done, the rest
+	p.upstream.Close()
+	p.poll.Close()
+	background.Wait()
+	p.client.Close()
+	close(p.done)
+	return ErrServerClosed
+}
+
+// Shutdown stops taking requests, waits until every pending request has
+// been answered or has expired (which its timeouts bound), then stops. If
+// ctx ends first, it stops at once and returns ctx.Err().
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	serving := p.serving
+	p.draining.Store(true)
+	if serving {
+		_ = p.client.SetReadDeadline(time.Unix(1, 0))
+	}
+	p.mu.Unlock()
+	if !serving {
+		p.closed.Store(true)
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	var err error
+wait:
+	for p.pending.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-t.C:
+		}
+	}
+	p.closed.Store(true)
+	p.stop()
+	<-p.done
+	return err
+}
+
+// Close stops the proxy at once; pending requests get no answer.
+func (p *Proxy) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Addr returns the client-facing address once Serve has started.
+func (p *Proxy) Addr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == nil {
+		return nil
+	}
+	return p.client.LocalAddr()
+}
+
+// reader holds one reading goroutine's buffers and random source, reused
+// for every datagram so that the hot path allocates nothing.
+type reader struct {
+	in  []byte
+	out []byte
+	rng *mrand.Rand
+}
+
+func newReader() *reader {
+	return &reader{
+		in:  make([]byte, codec.MaxDatagram+1),
+		out: make([]byte, 0, codec.MaxDatagram),
+		rng: mrand.New(mrand.NewChaCha8(seed())),
+	}
+}
+
+// seed returns 32 bytes from the operating system's CSPRNG. Request IDs are
+// drawn from ChaCha8 streams seeded this way, so they cannot be guessed from
+// the IDs an attacker sees.
+func seed() [32]byte {
+	var s [32]byte
+	_, _ = rand.Read(s[:]) // crypto/rand.Read never fails on supported systems
+	return s
+}
+
+// clock is monotonic nanoseconds since the process started, for deadlines.
+var epoch = time.Now()
+
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

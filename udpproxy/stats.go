@@ -1,0 +1,136 @@
+package udpproxy
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// drop reasons: why a datagram got no answer.
+type dropReason int
+
+const (
+	dropShort     dropReason = iota // shorter than a header
+	dropMagic                       // neither the binary form nor text
+	dropKind                        // a binary kind clients do not send
+	dropTooLarge                    // oversized, and not a request to answer
+	dropUpstream                    // a malformed datagram from the server side
+	dropUnknown                     // a reply to no pending request: late, duplicate or never asked
+	dropForged                      // a reply for a pending ID from an address it was not sent to
+	dropStatus                      // a status reply that answers no poll
+	dropForbidden                   // a command from a source that may not use it
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
+	"unknown_reply", "forged_reply", "status", "forbidden"}
+
+type dropCounters [numDropReasons]atomic.Uint64
+
+func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
+
+type counters struct {
+	requests atomic.Uint64 // client requests read
+	text     atomic.Uint64 // of those, in the text form
+	replies  atomic.Uint64 // server replies routed back
+	retries  atomic.Uint64 // requests sent to a second server
+	timeouts atomic.Uint64 // requests answered "timeout"
+	noServer atomic.Uint64 // requests answered "no server available"
+	busy     atomic.Uint64 // requests answered "busy"
+	drops    dropCounters
+}
+
+// Stats is a snapshot of the proxy's counters and backends.
+type Stats struct {
+	Requests, Text, Replies, Retries, Timeouts, NoServer, Busy uint64
+	Pending                                                    int
+	Drops                                                      map[string]uint64
+	Backends                                                   []BackendStats
+}
+
+// Stats returns the proxy's counters and the state of every backend.
+func (p *Proxy) Stats() Stats {
+	s := Stats{
+		Requests: p.requests.Load(),
+		Text:     p.text.Load(),
+		Replies:  p.replies.Load(),
+		Retries:  p.retries.Load(),
+		Timeouts: p.timeouts.Load(),
+		NoServer: p.noServer.Load(),
+		Busy:     p.busy.Load(),
+		Pending:  p.pending.Len(),
+		Drops:    make(map[string]uint64, numDropReasons),
+	}
+	for i := range p.drops {
+		s.Drops[dropNames[i]] = p.drops[i].Load()
+	}
+	now := time.Now()
+	for _, b := range p.backends() {
+		s.Backends = append(s.Backends, b.stats(now))
+	}
+	return s
+}
+
+// appendStatsText is the answer to the text command "stats": one line for
+// the proxy, then one per server.
+//
+//	proxy policy=least-load pending=0 requests=10 replies=10 retries=0 timeouts=0 no_server=0 busy=0 dropped=0
+//	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 age=42ms sent=4 answered=4 timeouts=0 score=0.135
+func (p *Proxy) appendStatsText(b []byte) []byte {
+	s := p.Stats()
+	var dropped uint64
+	for _, n := range s.Drops {
+		dropped += n
+	}
+	b = append(b, "proxy policy="...)
+	b = append(b, p.cfg.Policy.String()...)
+	b = appendKV(b, "pending", uint64(s.Pending))
+	b = appendKV(b, "requests", s.Requests)
+	b = appendKV(b, "replies", s.Replies)
+	b = appendKV(b, "retries", s.Retries)
+	b = appendKV(b, "timeouts", s.Timeouts)
+	b = appendKV(b, "no_server", s.NoServer)
+	b = appendKV(b, "busy", s.Busy)
+	b = appendKV(b, "dropped", dropped)
+	b = append(b, '\n')
+	for i, bs := range s.Backends {
+		b = append(b, bs.Name...)
+		b = append(b, ' ')
+		b = append(b, bs.Addr.Calc...)
+		if bs.Up {
+			b = append(b, " up"...)
+		} else {
+			b = append(b, " down"...)
+		}
+		if bs.HasReport {
+			b = append(b, " host_cpu="...)
+			b = strconv.AppendFloat(b, bs.Report.HostCPU, 'f', 1, 64)
+			b = append(b, "% proc_cpu="...)
+			b = strconv.AppendFloat(b, bs.Report.ProcCPU, 'f', 1, 64)
+			b = append(b, '%')
+			b = appendKV(b, "cores", uint64(bs.Report.Cores))
+		} else {
+			b = append(b, " no_report"...)
+		}
+		b = append(b, " in_flight="...)
+		b = strconv.AppendInt(b, bs.InFlight, 10)
+		if bs.HasReport {
+			b = append(b, " age="...)
+			b = append(b, bs.ReportAge.Round(time.Millisecond).String()...)
+		}
+		b = appendKV(b, "sent", bs.Sent)
+		b = appendKV(b, "answered", bs.Answered)
+		b = appendKV(b, "timeouts", bs.Timeouts)
+		b = append(b, " score="...)
+		b = strconv.AppendFloat(b, score(p.backends()[i]), 'f', 3, 64)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+func appendKV(b []byte, k string, v uint64) []byte {
+	b = append(b, ' ')
+	b = append(b, k...)
+	b = append(b, '=')
+	return strconv.AppendUint(b, v, 10)
+}

@@ -1,0 +1,61 @@
+package udpproxy
+
+import (
+	"net/netip"
+
+	"github.com/discal/discal/codec"
+)
+
+// upstreamLoop reads the servers' replies until the proxy closes.
+func (p *Proxy) upstreamLoop(rd *reader) {
+	for {
+		n, from, err := p.upstream.ReadFromUDPAddrPort(rd.in)
+		if err != nil {
+			if p.closed.Load() || isClosed(err) {
+				return
+			}
+			continue
+		}
+		p.handleUpstream(rd, rd.in[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+	}
+}
+
+// handleUpstream routes one server reply back to its client. Only a reply
+// from the server the request went to, with an ID the proxy is waiting for,
+// gets through; everything else is dropped and counted.
+func (p *Proxy) handleUpstream(rd *reader, pkt []byte, from netip.AddrPort) {
+	h, err := codec.ParseHeader(pkt)
+	if err != nil || h.Kind != codec.KindReply {
+		p.drops.add(dropUpstream)
+		return
+	}
+	e, forged := p.pending.take(h.ID, from)
+	if e == nil {
+		if forged {
+			p.drops.add(dropForged)
+		} else {
+			p.drops.add(dropUnknown) // late, duplicate or never asked
+		}
+		return
+	}
+	b := e.backend
+	b.inFlight.Add(-1)
+	b.answered.Add(1)
+	p.replies.Add(1)
+	// The entry goes back before the client hears, so that a client that
+	// has its answer never sees the request still pending.
+	client, clientID, text := e.client, e.clientID, e.text
+	p.pending.release(h.ID, e)
+	if text {
+		out := rd.out[:0]
+		if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err != nil {
+			out = codec.AppendTextError(out, codec.Errorf(codec.CodeMalformed, "malformed reply from server"))
+		} else {
+			out = codec.AppendTextReply(out, r)
+		}
+		_, _ = p.client.WriteToUDPAddrPort(out, client)
+		return
+	}
+	codec.SetID(pkt, clientID)
+	_, _ = p.client.WriteToUDPAddrPort(pkt, client)
+}
