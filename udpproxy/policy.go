@@ -103,14 +103,16 @@ func (*roundRobin) String() string { return "round-robin" }
 
 func (p *roundRobin) Pick(bs []*backend, avoid *backend, _ *rand.Rand) *backend {
 	n := uint64(len(bs))
-	start := p.next.Add(1)
-	for pass := 0; pass < 2; pass++ {
-		for i := range n {
-			b := bs[(start+i)%n]
-			if b.up() && (b != avoid || pass == 1) {
-				return b
-			}
+	// Every position the counter passes is used up, so the servers that
+	// are up take turns evenly whichever ones are down.
+	for range 2 * n {
+		b := bs[p.next.Add(1)%n]
+		if b.up() && b != avoid {
+			return b
 		}
+	}
+	if avoid != nil && avoid.up() {
+		return avoid
 	}
 	return nil
 }

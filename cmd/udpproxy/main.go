@@ -1,0 +1,110 @@
+// Command udpproxy runs the discal load balancer.
+//
+//	udpproxy [-addr 127.0.0.1:7000] -server CALC_ADDR,STATUS_ADDR ...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/discal/discal/udpproxy"
+)
+
+const usage = `udpproxy: the discal load balancer.
+
+Usage:
+  udpproxy [flags]
+
+It takes requests on one UDP port and sends each to the least-loaded
+server, which it learns by polling every server's status port.
+
+Examples:
+  udpproxy -server 127.0.0.1:7001,127.0.0.1:7101 -server 127.0.0.1:7002,127.0.0.1:7102
+  printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
+  printf 'stats\n' | nc -u -w1 127.0.0.1 7000
+
+Flags:
+`
+
+// serverList is the repeatable -server flag.
+type serverList []udpproxy.ServerAddr
+
+func (l *serverList) String() string {
+	var s []string
+	for _, a := range *l {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, " ")
+}
+
+func (l *serverList) Set(v string) error {
+	a, err := udpproxy.ParseServerAddr(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, a)
+	return nil
+}
+
+func main() {
+	var cfg udpproxy.Config
+	var servers serverList
+	var policy string
+	flag.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
+	flag.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
+	flag.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "status poll `interval`, jittered ±25%")
+	flag.DurationVar(&cfg.TryTimeout, "try-timeout", 250*time.Millisecond, "how long to wait for a server before trying another")
+	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
+	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
+	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "udpproxy: unexpected argument %q\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(64)
+	}
+	var ok bool
+	if cfg.Policy, ok = udpproxy.ParsePolicy(policy); !ok {
+		fmt.Fprintf(os.Stderr, "udpproxy: unknown policy %q (least-load, round-robin, random)\n", policy)
+		os.Exit(64)
+	}
+	cfg.Servers = servers
+	p, err := udpproxy.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(64)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.ListenAndServe() }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	case s := <-sig:
+		slog.Info("udpproxy draining", "signal", s.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "udpproxy:", err)
+	}
+	if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

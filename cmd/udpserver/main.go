@@ -1,0 +1,80 @@
+// Command udpserver runs one discal calculator server.
+//
+//	udpserver [-addr 127.0.0.1:7001] [-status-addr 127.0.0.1:7101] [-name s1] [-quiet]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/discal/discal/udpserver"
+)
+
+const usage = `udpserver: a discal calculator server.
+
+Usage:
+  udpserver [flags]
+
+It computes add, sub, mul and div on the calculator port and reports its
+load on the status port; both take the binary protocol and plain text.
+
+Examples:
+  udpserver
+  udpserver -addr 127.0.0.1:7002 -status-addr 127.0.0.1:7102 -name s2
+  printf '6 * 7\n' | nc -u -w1 127.0.0.1 7001
+  printf 'status\n' | nc -u -w1 127.0.0.1 7101
+
+Flags:
+`
+
+func main() {
+	var cfg udpserver.Config
+	flag.StringVar(&cfg.Addr, "addr", udpserver.DefaultAddr, "calculator port `address`")
+	flag.StringVar(&cfg.StatusAddr, "status-addr", udpserver.DefaultStatusAddr, "status port `address`")
+	flag.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
+	flag.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
+	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "udpserver: unexpected argument %q\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(64)
+	}
+	srv, err := udpserver.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(64)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe() }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	case s := <-sig:
+		slog.Info("udpserver stopping", "signal", s.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "udpserver:", err)
+	}
+	if err := <-done; !errors.Is(err, udpserver.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

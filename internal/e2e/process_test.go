@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the four binaries, built once for all tests.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "discal-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/...")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// proc is a started binary whose output the test can read.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *lockedBuffer
+	lines  chan string // stderr, line by line
+	waited chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs a binary; cleanup stops it with SIGTERM, by its PID, and
+// expects a clean exit.
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin(t, name), args...)
+	p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 1000), waited: make(chan error, 1)}
+	cmd.Stdout = p.stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		p.waited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.waited:
+			if err != nil {
+				t.Errorf("%s exited with %v", name, err)
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop on SIGTERM", name)
+		}
+	})
+	return p
+}
+
+// await reads stderr until a line matches re and returns its submatches.
+func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-p.lines:
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("%s never logged %v", p.cmd.Path, re)
+		}
+	}
+}
+
+var (
+	serverUp = regexp.MustCompile(`udpserver serving name=(\S+) calc=(\S+) status=(\S+)`)
+	proxyUp  = regexp.MustCompile(`udpproxy serving addr=(\S+)`)
+)
+
+type system struct {
+	proxy   string
+	servers []*proc
+	calc    []string
+	status  []string
+}
+
+// startSystem runs three udpservers and a udpproxy, all on ports the
+// kernel picks, learnt from what each process logs when it is ready.
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	s := &system{}
+	args := []string{"-poll", "50ms"}
+	for i := range 3 {
+		flags := []string{"-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-name", fmt.Sprintf("s%d", i+1)}
+		p := start(t, "udpserver", flags...)
+		m := p.await(t, serverUp)
+		s.servers = append(s.servers, p)
+		s.calc = append(s.calc, m[2])
+		s.status = append(s.status, m[3])
+		args = append(args, "-server", m[2]+","+m[3])
+	}
+	px := start(t, "udpproxy", append(args, "-addr", "127.0.0.1:0")...)
+	s.proxy = px.await(t, proxyUp)[1]
+	return s
+}
+
+// client runs udpclient to completion and returns its output and status.
+func client(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin(t, "udpclient"), args...)
+	var o, e bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func TestProcessesClient(t *testing.T) {
+	s := startSystem(t)
+	tests := []struct {
+		name           string
+		args           []string
+		stdin          string
+		stdout, stderr string
+		code           int
+	}{
+		{"add", []string{"2", "+", "3"}, "", "5\n", "", 0},
+		{"inexact division", []string{"7", "/", "2"}, "", "3.5\n", "", 0},
+		{"one argument", []string{"6 * 7"}, "", "42\n", "", 0},
+		{"prefix", []string{"mul", "-6", "7"}, "", "-42\n", "", 0},
+		{"negative first operand after --", []string{"--", "-3", "-", "4"}, "", "-7\n", "", 0},
+		{"verbose names the server", []string{"-v", "add", "2", "3"}, "", "5 (server s", "", 0},
+		{"division by zero", []string{"1", "/", "0"}, "", "", "error: division by zero\n", 1},
+		{"overflow", []string{"9223372036854775807", "+", "1"}, "", "", "error: integer overflow\n", 1},
+		{"bad expression", []string{"2", "+"}, "", "", "syntax error", 64},
+		{"unknown flag", []string{"-frobnicate", "1+1"}, "", "", "flag provided but not defined", 64},
+		{"lines from stdin", nil, "1 + 1\n2 * 3\n\n7 / 2\n1 / 0\n10 - 20\n", "2\n6\n3.5\nerror: division by zero\n-10\n", "", 1},
+		{"all lines answered", nil, "1 + 1\nsub 5 3\n", "2\n2\n", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-proxy", s.proxy}, tt.args...)
+			out, errOut, code := client(t, tt.stdin, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d (stdout %q, stderr %q)", code, tt.code, out, errOut)
+			}
+			if !strings.HasPrefix(out, tt.stdout) || (tt.stdout == "" && out != "") {
+				t.Errorf("stdout %q, want %q", out, tt.stdout)
+			}
+			if !strings.Contains(errOut, tt.stderr) || (tt.stderr == "" && errOut != "") {
+				t.Errorf("stderr %q, want %q", errOut, tt.stderr)
+			}
+		})
+	}
+
+	// No proxy there: no answer after the retries, exit 2.
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	out, errOut, code := client(t, "", "-proxy", dead.LocalAddr().String(), "-timeout", "50ms", "-retries", "2", "1", "+", "1")
+	if code != 2 || out != "" || errOut != "error: no answer\n" {
+		t.Fatalf("no proxy: exit %d, stdout %q, stderr %q; want 2 and error: no answer", code, out, errOut)
+	}
+}
+
+// exchangeText sends one datagram as `printf ... | nc -u -w1 HOST PORT`
+// would, and returns the answer.
+func exchangeText(t *testing.T, addr, text string) string {
+	t.Helper()
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, text); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to %q from %s: %v", text, addr, err)
+	}
+	return string(buf[:n])
+}
+
+func TestProcessesText(t *testing.T) {
+	s := startSystem(t)
+	for _, tt := range []struct{ addr, in, want string }{
+		{s.proxy, "6 * 7\n", "42\n"},
+		{s.proxy, "7 / 2\n", "3.5\n"},
+		{s.proxy, "add 2 3\n", "5\n"},
+		{s.proxy, "1 / 0\n", "error: division by zero\n"},
+		{s.calc[0], "6 * 7\n", "42\n"},
+		{s.calc[1], "div 1 0\n", "error: division by zero\n"},
+	} {
+		if got := exchangeText(t, tt.addr, tt.in); got != tt.want {
+			t.Errorf("%q to %s: got %q, want %q", tt.in, tt.addr, got, tt.want)
+		}
+	}
+	status := exchangeText(t, s.status[2], "status\n")
+	if !strings.HasPrefix(status, "server=s3 host_cpu=") || !strings.HasSuffix(status, "\n") || strings.Count(status, "\n") != 1 {
+		t.Errorf("status line %q", status)
+	}
+	stats := exchangeText(t, s.proxy, "stats\n")
+	if !strings.HasPrefix(stats, "proxy policy=least-load") || strings.Count(stats, "\n") != 4 {
+		t.Errorf("proxy stats %q", stats)
+	}
+
+	// Every server logs its operations on its console, one line each.
+	for i := range 40 {
+		exchangeText(t, s.proxy, fmt.Sprintf("%d + 1000\n", i))
+	}
+	logged := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for logged < 40+3 && time.Now().Before(deadline) {
+		logged = 0
+		for _, p := range s.servers {
+			logged += strings.Count(p.stdout.String(), "\n")
+		}
+		time.Sleep(20 * time.Millisecond) // the log flushes every 100 ms
+	}
+	if logged < 40+3 {
+		t.Fatalf("servers logged %d operations, want at least 43", logged)
+	}
+	all := s.servers[0].stdout.String() + s.servers[1].stdout.String() + s.servers[2].stdout.String()
+	if !regexp.MustCompile(`(?m) s\d id=[0-9a-f]{16} 39 \+ 1000 = 1039$`).MatchString(all) {
+		t.Errorf("no log line for 39 + 1000 in:\n%s", all)
+	}
+}
+
+// TestNetcat uses the real nc when the machine has it, exactly as the
+// README shows.
+func TestNetcat(t *testing.T) {
+	nc, err := exec.LookPath("nc")
+	if err != nil {
+		t.Skip("nc is not installed; TestProcessesText sends the same datagrams")
+	}
+	s := startSystem(t)
+	host, port, _ := net.SplitHostPort(s.proxy)
+	cmd := exec.Command("sh", "-c", fmt.Sprintf(`printf '6 * 7\n' | %s -u -w1 %s %s`, nc, host, port))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nc: %v", err)
+	}
+	if string(out) != "42\n" {
+		t.Fatalf("nc printed %q, want 42", out)
+	}
+}

@@ -1,0 +1,262 @@
+package udpclient
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/calc"
+	"github.com/discal/discal/codec"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// peer is a real UDP endpoint that computes like a server but can
+// misbehave on purpose: drop the first tries of each request, answer twice,
+// answer with another ID, or answer with a transient error.
+type peer struct {
+	conn      *net.UDPConn
+	dropFirst int           // tries of each ID to ignore
+	duplicate bool          // send every answer twice
+	stray     bool          // before each answer, send one for an ID nobody asked
+	transient *codec.Error  // answer the first try of each ID with this
+	delay     time.Duration // wait before answering
+	mu        sync.Mutex
+	seen      map[uint64]int
+	wg        sync.WaitGroup
+}
+
+func newPeer(t testing.TB, configure func(*peer)) *peer {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{conn: c, seen: map[uint64]int{}}
+	if configure != nil {
+		configure(p)
+	}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() {
+		c.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *peer) addr() string { return p.conn.LocalAddr().String() }
+
+func (p *peer) tries(id uint64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seen[id]
+}
+
+func (p *peer) serve() {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		h, err := codec.ParseHeader(buf[:n])
+		if err != nil {
+			continue
+		}
+		req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
+		if err != nil {
+			continue
+		}
+		p.mu.Lock()
+		p.seen[h.ID]++
+		try := p.seen[h.ID]
+		p.mu.Unlock()
+		if try <= p.dropFirst {
+			continue
+		}
+		var r codec.Reply
+		if p.transient != nil && try == 1 {
+			r.Err = p.transient
+		} else if res, err := calc.Eval(req.Op, req.A, req.B); err != nil {
+			r.Err = codec.AsError(err)
+		} else {
+			r.Result, r.Server = res, "peer"
+		}
+		out := codec.AppendReply(nil, h.ID, r)
+		p.wg.Go(func() {
+			time.Sleep(p.delay)
+			if p.stray {
+				_, _ = p.conn.WriteToUDPAddrPort(codec.AppendReply(nil, h.ID^0xFFFF, codec.Reply{Result: codec.IntNumber(-1)}), from)
+			}
+			_, _ = p.conn.WriteToUDPAddrPort(out, from)
+			if p.duplicate {
+				_, _ = p.conn.WriteToUDPAddrPort(out, from)
+			}
+		})
+	}
+}
+
+func dial(t *testing.T, addr string, cfg Config) *Client {
+	t.Helper()
+	c, err := Dial(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var ctx = context.Background()
+
+// TestConcurrentCallersGetTheirOwnAnswers shares one client among many
+// goroutines whose answers arrive out of order, with stray and duplicate
+// replies mixed in.
+func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
+	p := newPeer(t, func(p *peer) { p.duplicate, p.stray = true, true })
+	c := dial(t, p.addr(), Config{Timeout: 2 * time.Second})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				a := int64(g*1000 + i)
+				n, err := c.Calc(ctx, codec.OpMul, codec.IntNumber(a), codec.IntNumber(3))
+				if err != nil || !n.Equal(codec.IntNumber(3*a)) {
+					t.Errorf("%d * 3 = %v, %v", a, n, err)
+					failed.Add(1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() == 0 && c.Ignored() == 0 {
+		t.Error("duplicates and strays were sent but none was counted as ignored")
+	}
+}
+
+func TestRetransmitsWithTheSameID(t *testing.T) {
+	p := newPeer(t, func(p *peer) { p.dropFirst = 2 })
+	c := dial(t, p.addr(), Config{Timeout: 20 * time.Millisecond, Retries: 3})
+	id := c.nextID.Load() + 1
+	n, err := c.Calc(ctx, codec.OpSub, codec.IntNumber(10), codec.IntNumber(4))
+	if err != nil || !n.Equal(codec.IntNumber(6)) {
+		t.Fatalf("got %v, %v", n, err)
+	}
+	if got := p.tries(id); got != 3 {
+		t.Fatalf("peer saw ID %x %d times, want 3 (two dropped, one answered)", id, got)
+	}
+}
+
+func TestNoAnswerAfterRetries(t *testing.T) {
+	p := newPeer(t, func(p *peer) { p.dropFirst = 100 })
+	c := dial(t, p.addr(), Config{Timeout: 10 * time.Millisecond, Retries: 2})
+	id := c.nextID.Load() + 1
+	start := time.Now()
+	_, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
+	if !errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("error = %v, want ErrNoAnswer", err)
+	}
+	if got := p.tries(id); got != 3 {
+		t.Fatalf("sent %d times, want 3", got)
+	}
+	// 10 + 20 + 40 ms of waiting at least: the backoff doubled.
+	if d := time.Since(start); d < 70*time.Millisecond {
+		t.Fatalf("gave up after %v, before the backoff could have run", d)
+	}
+}
+
+func TestTransientErrorIsRetried(t *testing.T) {
+	p := newPeer(t, func(p *peer) { p.transient = codec.ErrTimeout })
+	c := dial(t, p.addr(), Config{Timeout: 40 * time.Millisecond, Retries: 1})
+	n, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(2))
+	if err != nil || !n.Equal(codec.IntNumber(3)) {
+		t.Fatalf("got %v, %v; want 3 after a retry", n, err)
+	}
+	c2 := dial(t, p.addr(), Config{Timeout: 40 * time.Millisecond, NoRetries: true})
+	_, err = c2.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(2))
+	if !errors.Is(err, ErrNoAnswer) || !errors.Is(err, codec.ErrTimeout) {
+		t.Fatalf("without retries: %v, want no answer with the timeout", err)
+	}
+}
+
+func TestCalculationErrorIsReturned(t *testing.T) {
+	p := newPeer(t, nil)
+	c := dial(t, p.addr(), Config{})
+	_, err := c.Calc(ctx, codec.OpDiv, codec.IntNumber(1), codec.IntNumber(0))
+	var e *codec.Error
+	if !errors.As(err, &e) || e.Code != codec.CodeDivByZero || errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("error = %v, want division by zero", err)
+	}
+}
+
+func TestContextAndClose(t *testing.T) {
+	p := newPeer(t, func(p *peer) { p.dropFirst = 100 })
+	c := dial(t, p.addr(), Config{Timeout: time.Hour})
+	cctx, cancel := context.WithCancel(ctx)
+	go cancel()
+	if _, err := c.Calc(cctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call returned %v", err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
+		done <- err
+	}()
+	for p.tries(c.nextID.Load()) == 0 {
+		time.Sleep(time.Millisecond) // until the call is waiting
+	}
+	c.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("call on a closing client returned %v", err)
+	}
+	if _, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call on a closed client returned %v", err)
+	}
+}
+
+func TestEvalLinesKeepsOrder(t *testing.T) {
+	p := newPeer(t, nil)
+	c := dial(t, p.addr(), Config{})
+	var in strings.Builder
+	var want strings.Builder
+	for i := range 300 {
+		in.WriteString("# a comment\n")
+		in.WriteString(strings.Repeat(" ", i%3))
+		in.WriteString(codec.Request{Op: codec.OpAdd, A: codec.IntNumber(int64(i)), B: codec.IntNumber(1)}.String())
+		in.WriteString("\n\n")
+		want.WriteString(codec.IntNumber(int64(i+1)).String() + "\n")
+	}
+	in.WriteString("1 / 0\nnonsense\n")
+	want.WriteString("error: division by zero\nerror: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n")
+	var out strings.Builder
+	status, err := c.EvalLines(ctx, strings.NewReader(in.String()), &out, 16, false)
+	if err != nil || status != ExitFailed {
+		t.Fatalf("status %d, %v; want %d", status, err, ExitFailed)
+	}
+	if out.String() != want.String() {
+		t.Fatalf("output differs:\n%s\nwant:\n%s", out.String(), want.String())
+	}
+}
+
+func BenchmarkDo(b *testing.B) {
+	p := newPeer(b, nil)
+	c, err := Dial(p.addr(), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(2)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Do(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package udpproxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/codec"
+)
+
+func backends(t *testing.T, n int) []*backend {
+	t.Helper()
+	bs := make([]*backend, n)
+	for i := range bs {
+		bs[i] = testBackend(t, fmt.Sprintf("127.0.0.1:%d", 7001+i))
+	}
+	return bs
+}
+
+func setReport(b *backend, host, proc float64, cores int) {
+	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: time.Now()})
+}
+
+func TestLeastLoadPicksLowestScore(t *testing.T) {
+	bs := backends(t, 3)
+	setReport(bs[0], 50, 80, 2)
+	setReport(bs[1], 50, 10, 2)
+	setReport(bs[2], 50, 40, 2)
+	r := rand.New(rand.NewPCG(1, 2))
+	p := LeastLoad()
+	if got := p.Pick(bs, nil, r); got != bs[1] {
+		t.Fatalf("picked %s, want the server with the least process CPU", got.addr.Calc)
+	}
+	// In-flight requests count at once: 4 outstanding on 2 cores outweigh
+	// 30 points of process CPU.
+	bs[1].inFlight.Store(4)
+	if got := p.Pick(bs, nil, r); got != bs[2] {
+		t.Fatalf("picked %s, want the next server once the first has work in flight", got.addr.Calc)
+	}
+	if got := p.Pick(bs, bs[2], r); got != bs[1] {
+		t.Fatalf("avoiding the best, picked %s", got.addr.Calc)
+	}
+	bs[1].down.Store(true)
+	bs[0].down.Store(true)
+	if got := p.Pick(bs, bs[2], r); got != bs[2] {
+		t.Fatal("with only the avoided server up, it must still be picked")
+	}
+	bs[2].down.Store(true)
+	if got := p.Pick(bs, nil, r); got != nil {
+		t.Fatal("picked a server when all are down")
+	}
+}
+
+// TestLeastLoadMoreCoresMoreWork: with equal CPU, a server with twice the
+// cores takes about twice the requests in flight before it looks as busy.
+func TestLeastLoadMoreCoresMoreWork(t *testing.T) {
+	bs := backends(t, 2)
+	setReport(bs[0], 0, 0, 2)
+	setReport(bs[1], 0, 0, 4)
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 60 {
+		LeastLoad().Pick(bs, nil, r).inFlight.Add(1) // nothing is answered
+	}
+	if a, b := bs[0].inFlight.Load(), bs[1].inFlight.Load(); b < 2*a-1 || b > 2*a+1 {
+		t.Fatalf("in flight: 2 cores %d, 4 cores %d; want about 1:2", a, b)
+	}
+}
+
+// TestLeastLoadTiesAreRandom: equal servers with equal load are chosen
+// evenly, not always the first.
+func TestLeastLoadTiesAreRandom(t *testing.T) {
+	bs := backends(t, 4)
+	r := rand.New(rand.NewPCG(5, 6))
+	counts := map[*backend]int{}
+	for range 8000 {
+		counts[LeastLoad().Pick(bs, nil, r)]++
+	}
+	for _, b := range bs {
+		if n := counts[b]; n < 1800 || n > 2200 {
+			t.Fatalf("counts %v: uneven tie-breaking", counts)
+		}
+	}
+}
+
+func TestRoundRobinAndRandom(t *testing.T) {
+	bs := backends(t, 3)
+	bs[1].down.Store(true)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, p := range []Policy{RoundRobin(), Random()} {
+		counts := map[*backend]int{}
+		for range 3000 {
+			counts[p.Pick(bs, nil, r)]++
+		}
+		if counts[bs[1]] != 0 || counts[bs[0]] < 1300 || counts[bs[2]] < 1300 {
+			t.Errorf("%s: counts %v", p, counts)
+		}
+		if got := p.Pick(bs, bs[0], r); got != bs[2] {
+			t.Errorf("%s: avoiding s0 picked %v", p, got.addr.Calc)
+		}
+	}
+	for _, name := range []string{"least-load", "round-robin", "random"} {
+		if p, ok := ParsePolicy(name); !ok || p.String() != name {
+			t.Errorf("ParsePolicy(%q) = %v, %v", name, p, ok)
+		}
+	}
+	if _, ok := ParsePolicy("fastest"); ok {
+		t.Error("ParsePolicy accepted an unknown name")
+	}
+}
+
+func TestParseServerAddr(t *testing.T) {
+	if a, err := ParseServerAddr("127.0.0.1:7001,127.0.0.1:7101"); err != nil || a.Calc != "127.0.0.1:7001" || a.Status != "127.0.0.1:7101" {
+		t.Fatalf("got %+v, %v", a, err)
+	}
+	for _, bad := range []string{"", "127.0.0.1:7001", ",127.0.0.1:7101", "a,b,c", "127.0.0.1:7001,"} {
+		if _, err := ParseServerAddr(bad); err == nil {
+			t.Errorf("ParseServerAddr(%q) accepted", bad)
+		}
+	}
+}
