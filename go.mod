@@ -1,6 +1,6 @@
 module github.com/discal/discal
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/shirou/gopsutil/v3 v3.24.5
@@ -17,5 +17,5 @@ require (
 	github.com/tklauser/numcpus v0.6.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
-	golang.org/x/sys v0.20.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

@@ -416,3 +416,29 @@ func BenchmarkReply(b *testing.B) {
 		}
 	}
 }
+
+// TestFixedSizes: every request has one size, and so does every result
+// reply with one server name, whatever the numbers; batching relies on it.
+func TestFixedSizes(t *testing.T) {
+	nums := []Number{IntNumber(0), IntNumber(-1), IntNumber(math.MaxInt64), FloatNumber(0.5), FloatNumber(-1e300)}
+	reqSize, repSize := -1, -1
+	for _, op := range Ops {
+		for _, a := range nums {
+			for _, b := range nums {
+				if n := len(AppendRequest(nil, 1, Request{op, a, b})); reqSize >= 0 && n != reqSize {
+					t.Fatalf("request sizes %d and %d", reqSize, n)
+				} else {
+					reqSize = n
+				}
+			}
+			if n := len(AppendReply(nil, 1, Reply{Result: a, Server: "s1"})); repSize >= 0 && n != repSize {
+				t.Fatalf("reply sizes %d and %d", repSize, n)
+			} else {
+				repSize = n
+			}
+		}
+	}
+	if reqSize != RequestSize {
+		t.Fatalf("requests are %d bytes, RequestSize says %d", reqSize, RequestSize)
+	}
+}

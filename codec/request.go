@@ -64,6 +64,9 @@ type Request struct {
 	A, B Number
 }
 
+// RequestSize is the length of every request AppendRequest writes.
+const RequestSize = HeaderSize + 1 + 3 + 4 + 2 + 9 + 2 + 9
+
 // AppendRequest appends a whole request datagram, header and body, to dst.
 func AppendRequest(dst []byte, id uint64, r Request) []byte {
 	dst = AppendHeader(dst, KindRequest, id)

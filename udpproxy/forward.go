@@ -1,42 +1,45 @@
 package udpproxy
 
 import (
-	mrand "math/rand/v2"
 	"net/netip"
 
 	"github.com/discal/discal/codec"
 )
 
-// clientLoop reads requests from clients until Shutdown.
+// clientLoop reads requests from clients until Shutdown, a batch at a time.
 func (p *Proxy) clientLoop(rd *reader) {
 	for {
-		n, from, err := p.client.ReadFromUDPAddrPort(rd.in)
+		n, err := rd.r.ReadBatch(rd.in)
 		if err != nil {
 			if p.draining.Load() || p.closed.Load() || isClosed(err) {
 				return
 			}
 			continue
 		}
-		p.handleClient(rd, rd.in[:n], from)
+		for i, m := range rd.in[:n] {
+			p.handleClient(rd, i, m.Buf, m.Addr)
+		}
+		rd.flush()
 	}
 }
 
-// handleClient routes one client datagram. It reads the header and nothing
-// more of a binary request: the body goes to the server untouched.
-func (p *Proxy) handleClient(rd *reader, pkt []byte, from netip.AddrPort) {
+// handleClient routes one client datagram, the i-th of its batch. It reads
+// the header and nothing more of a binary request: the body goes to the
+// server untouched.
+func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
 		if !codec.IsText(pkt) {
 			p.drops.add(dropMagic)
 			return
 		}
-		p.handleText(rd, pkt, from)
+		p.handleText(rd, i, pkt, from)
 		return
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
 	case err == codec.ErrTooLarge && h.Kind == codec.KindRequest:
 		p.requests.Add(1)
-		p.replyError(rd.out, from, h.ID, false, codec.ErrTooLarge)
+		p.replyError(rd, rd.slot(i), from, h.ID, false, codec.ErrTooLarge)
 		return
 	case err == codec.ErrTooLarge:
 		p.drops.add(dropTooLarge)
@@ -49,14 +52,14 @@ func (p *Proxy) handleClient(rd *reader, pkt []byte, from netip.AddrPort) {
 		return
 	}
 	p.requests.Add(1)
-	p.forward(rd, pkt, from, h.ID, false)
+	p.forward(rd, i, pkt, from, h.ID, false)
 }
 
 // handleText answers the text form: an expression is turned into a binary
 // request and forwarded like any other; "stats" is answered here.
-func (p *Proxy) handleText(rd *reader, pkt []byte, from netip.AddrPort) {
+func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	if len(pkt) > codec.MaxDatagram {
-		p.replyError(rd.out, from, 0, true, codec.ErrTooLarge)
+		p.replyError(rd, rd.slot(i), from, 0, true, codec.ErrTooLarge)
 		return
 	}
 	if codec.TextCommand(pkt) == "stats" {
@@ -66,68 +69,68 @@ func (p *Proxy) handleText(rd *reader, pkt []byte, from netip.AddrPort) {
 			p.drops.add(dropForbidden)
 			return
 		}
-		_, _ = p.client.WriteToUDPAddrPort(p.appendStatsText(nil), from)
+		rd.toClient(p.appendStatsText(nil), from)
 		return
 	}
 	p.requests.Add(1)
 	p.text.Add(1)
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		p.replyError(rd.out, from, 0, true, codec.AsError(err))
+		p.replyError(rd, rd.slot(i), from, 0, true, codec.AsError(err))
 		return
 	}
-	// Build the binary request in rd.out; rd.in stays free, and forward
-	// copies the datagram before rd.out is reused for anything else.
-	bin := codec.AppendRequest(rd.out[:0], 0, req)
-	p.forward(rd, bin, from, 0, true)
+	// The binary request goes in the datagram's own scratch slot, which
+	// lives until the batch is sent.
+	p.forward(rd, i, codec.AppendRequest(rd.slot(i), 0, req), from, 0, true)
 }
 
-// forward sends a request datagram to the backend the policy picks, under a
-// fresh internal ID, and remembers where its answer goes.
-func (p *Proxy) forward(rd *reader, pkt []byte, client netip.AddrPort, clientID uint64, text bool) {
+// forward queues a request datagram for the backend the policy picks, under
+// a fresh internal ID, and remembers where its answer goes. pkt must stay
+// untouched until the batch is sent: it is the reader's own memory.
+func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool) {
 	b := p.cfg.Policy.Pick(p.backends(), nil, rd.rng)
 	if b == nil {
 		p.noServer.Add(1)
-		p.replyError(rd.out, client, clientID, text, codec.ErrNoServer)
+		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrNoServer)
 		return
 	}
 	id := rd.rng.Uint64()
 	e := p.pending.get(id)
 	if e == nil {
 		p.busy.Add(1)
-		p.replyError(rd.out, client, clientID, text, codec.ErrBusy)
+		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrBusy)
 		return
 	}
 	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
 	e.n = copy(e.req[:], pkt)
-	p.send(rd.rng, pkt, id, e, b)
+	p.send(rd, pkt, id, e, b)
 }
 
 // send puts e in the table under id (or another fresh ID if id is taken)
-// for backend b and sends pkt, a copy of e's request, with that ID. pkt
+// for backend b and queues pkt, a copy of e's request, with that ID. pkt
 // must not be e.req: once e is in the table, the reply path may take and
 // reuse it at any moment.
-func (p *Proxy) send(r *mrand.Rand, pkt []byte, id uint64, e *entry, b *backend) {
+func (p *Proxy) send(rd *reader, pkt []byte, id uint64, e *entry, b *backend) {
 	e.backend = b
 	e.sentAt = nanotime()
 	e.deadline = e.sentAt + int64(p.cfg.TryTimeout)
 	b.inFlight.Add(1) // before put, so that a fast reply never takes it below zero
 	b.sent.Add(1)
 	for !p.pending.put(id, e) {
-		id = r.Uint64()
+		id = rd.rng.Uint64()
 	}
 	codec.SetID(pkt, id)
-	_, _ = p.upstream.WriteToUDPAddrPort(pkt, b.calc)
+	rd.toServer(pkt, b)
 }
 
-// replyError answers a client with an error of the proxy's own, in the
-// form the client used. buf is scratch space.
-func (p *Proxy) replyError(buf []byte, client netip.AddrPort, clientID uint64, text bool, e *codec.Error) {
+// replyError queues an error of the proxy's own for a client, in the form
+// the client used, encoded into buf.
+func (p *Proxy) replyError(rd *reader, buf []byte, client netip.AddrPort, clientID uint64, text bool, e *codec.Error) {
 	var out []byte
 	if text {
 		out = codec.AppendTextError(buf[:0], e)
 	} else {
 		out = codec.AppendReply(buf[:0], clientID, codec.Reply{Err: e})
 	}
-	_, _ = p.client.WriteToUDPAddrPort(out, client)
+	rd.toClient(out, client)
 }

@@ -123,9 +123,9 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 	e.backend = b
 	p.pending.put(5, e)
 	reply := codec.AppendReply(nil, 5, codec.Reply{Result: codec.IntNumber(666)})
-	rd := newReader()
-	p.handleUpstream(rd, reply, netip.MustParseAddrPort("127.0.0.1:9999")) // wrong source
-	p.handleUpstream(rd, codec.AppendReply(nil, 6, codec.Reply{}), b.calc) // unknown ID
+	rd := p.newReader(nil)
+	p.handleUpstream(rd, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999")) // wrong source
+	p.handleUpstream(rd, 1, codec.AppendReply(nil, 6, codec.Reply{}), b.calc) // unknown ID
 	if p.drops[dropForged].Load() != 1 || p.drops[dropUnknown].Load() != 1 {
 		t.Fatalf("forged %d, unknown %d; want 1 and 1", p.drops[dropForged].Load(), p.drops[dropUnknown].Load())
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // Proxy is the discal load balancer. Create it with New, start it with Serve
@@ -109,10 +111,10 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 
 	var readers, background sync.WaitGroup
 	for range p.cfg.Readers {
-		readers.Go(func() { p.clientLoop(newReader()) })
+		readers.Go(func() { p.clientLoop(p.newReader(client)) })
 	}
 	for range p.cfg.Readers {
-		background.Go(func() { p.upstreamLoop(newReader()) })
+		background.Go(func() { p.upstreamLoop(p.newReader(upstream)) })
 	}
 	background.Go(func() { p.sweep(ctx) })
 	pl := &poller{p: p, conn: poll}
@@ -185,19 +187,69 @@ func (p *Proxy) Addr() net.Addr {
 	return p.client.LocalAddr()
 }
 
-// reader holds one reading goroutine's buffers and random source, reused
-// for every datagram so that the hot path allocates nothing.
+// batch is how many datagrams a reader takes per system call.
+const batch = 64
+
+// reader holds one reading goroutine's batch I/O, buffers and random
+// source, reused for every datagram so that the hot path allocates nothing.
+// A reader handles a whole batch, then sends what it produced with one call
+// per socket: datagrams to servers through toServers, to clients through
+// toClients.
 type reader struct {
-	in  []byte
-	out []byte
-	rng *mrand.Rand
+	r         *udpbatch.Reader
+	in        []udpbatch.Message
+	servers   *udpbatch.Writer // the upstream socket
+	clients   *udpbatch.Writer // the client-facing socket
+	toServers []udpbatch.Message
+	toClients []udpbatch.Message
+	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the reader writes itself
+	rng       *mrand.Rand
 }
 
-func newReader() *reader {
-	return &reader{
-		in:  make([]byte, codec.MaxDatagram+1),
-		out: make([]byte, 0, codec.MaxDatagram),
-		rng: mrand.New(mrand.NewChaCha8(seed())),
+func (p *Proxy) newReader(from *net.UDPConn) *reader {
+	opt := udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}
+	rd := &reader{
+		in:        make([]udpbatch.Message, batch),
+		toServers: make([]udpbatch.Message, 0, batch),
+		toClients: make([]udpbatch.Message, 0, batch),
+		slab:      make([]byte, batch*codec.MaxDatagram),
+		rng:       mrand.New(mrand.NewChaCha8(seed())),
+	}
+	if from != nil {
+		rd.r = udpbatch.NewReader(from, opt)
+	}
+	if p.upstream != nil {
+		rd.servers = udpbatch.NewWriter(p.upstream, opt)
+	}
+	if p.client != nil {
+		rd.clients = udpbatch.NewWriter(p.client, opt)
+	}
+	return rd
+}
+
+// slot returns the i-th scratch slot, empty, with room for one datagram.
+func (rd *reader) slot(i int) []byte {
+	i %= batch
+	return rd.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+}
+
+func (rd *reader) toServer(pkt []byte, b *backend) {
+	rd.toServers = append(rd.toServers, udpbatch.Message{Buf: pkt, Addr: b.calc})
+}
+
+func (rd *reader) toClient(pkt []byte, client netip.AddrPort) {
+	rd.toClients = append(rd.toClients, udpbatch.Message{Buf: pkt, Addr: client})
+}
+
+// flush sends what the batch produced.
+func (rd *reader) flush() {
+	if len(rd.toServers) > 0 {
+		_, _ = rd.servers.WriteBatch(rd.toServers)
+		rd.toServers = rd.toServers[:0]
+	}
+	if len(rd.toClients) > 0 {
+		_, _ = rd.clients.WriteBatch(rd.toClients)
+		rd.toClients = rd.toClients[:0]
 	}
 }
 

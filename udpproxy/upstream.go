@@ -6,24 +6,29 @@ import (
 	"github.com/discal/discal/codec"
 )
 
-// upstreamLoop reads the servers' replies until the proxy closes.
+// upstreamLoop reads the servers' replies until the proxy closes, a batch
+// at a time.
 func (p *Proxy) upstreamLoop(rd *reader) {
 	for {
-		n, from, err := p.upstream.ReadFromUDPAddrPort(rd.in)
+		n, err := rd.r.ReadBatch(rd.in)
 		if err != nil {
 			if p.closed.Load() || isClosed(err) {
 				return
 			}
 			continue
 		}
-		p.handleUpstream(rd, rd.in[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		for i, m := range rd.in[:n] {
+			p.handleUpstream(rd, i, m.Buf, m.Addr)
+		}
+		rd.flush()
 	}
 }
 
-// handleUpstream routes one server reply back to its client. Only a reply
-// from the server the request went to, with an ID the proxy is waiting for,
-// gets through; everything else is dropped and counted.
-func (p *Proxy) handleUpstream(rd *reader, pkt []byte, from netip.AddrPort) {
+// handleUpstream routes one server reply, the i-th of its batch, back to its
+// client. Only a reply from the server the request went to, with an ID the
+// proxy is waiting for, gets through; everything else is dropped and
+// counted.
+func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	h, err := codec.ParseHeader(pkt)
 	if err != nil || h.Kind != codec.KindReply {
 		p.drops.add(dropUpstream)
@@ -47,15 +52,15 @@ func (p *Proxy) handleUpstream(rd *reader, pkt []byte, from netip.AddrPort) {
 	client, clientID, text := e.client, e.clientID, e.text
 	p.pending.release(h.ID, e)
 	if text {
-		out := rd.out[:0]
+		out := rd.slot(i)
 		if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err != nil {
 			out = codec.AppendTextError(out, codec.Errorf(codec.CodeMalformed, "malformed reply from server"))
 		} else {
 			out = codec.AppendTextReply(out, r)
 		}
-		_, _ = p.client.WriteToUDPAddrPort(out, client)
+		rd.toClient(out, client)
 		return
 	}
 	codec.SetID(pkt, clientID)
-	_, _ = p.client.WriteToUDPAddrPort(pkt, client)
+	rd.toClient(pkt, client)
 }

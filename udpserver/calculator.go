@@ -6,55 +6,81 @@ import (
 
 	"github.com/discal/discal/calc"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
-// worker holds one calculator worker's buffers, reused for every datagram so
-// that serving a request allocates nothing.
+// batch is how many datagrams a worker reads and answers per system call.
+const batch = 32
+
+// worker holds one calculator worker's batch I/O and buffers, reused for
+// every datagram so that serving a request allocates nothing.
 type worker struct {
-	in   []byte
-	out  []byte
-	line []byte
+	r    *udpbatch.Reader
+	w    *udpbatch.Writer
+	in   []udpbatch.Message
+	out  []udpbatch.Message
+	slab []byte // one MaxDatagram slot per reply of a batch
+	line []byte // the batch's operation log lines
 }
 
-func newWorker() *worker {
-	return &worker{
-		// One byte more than the limit tells an oversized datagram from
-		// one that just fits.
-		in:   make([]byte, codec.MaxDatagram+1),
-		out:  make([]byte, 0, codec.MaxDatagram),
-		line: make([]byte, 0, 256),
+func newWorker(conn *net.UDPConn) *worker {
+	w := &worker{
+		in:   make([]udpbatch.Message, batch),
+		out:  make([]udpbatch.Message, 0, batch),
+		slab: make([]byte, batch*codec.MaxDatagram),
+		line: make([]byte, 0, batch*64),
 	}
+	if conn != nil {
+		w.r = udpbatch.NewReader(conn, udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram})
+		w.w = udpbatch.NewWriter(conn, udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram})
+	}
+	return w
 }
 
+// reply returns the i-th reply slot of the batch, empty.
+func (w *worker) reply(i int) []byte {
+	return w.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+}
+
+// calcLoop reads a batch, answers each request in it, logs the batch's
+// operations with one write and sends the replies with one call.
 func (s *Server) calcLoop(conn *net.UDPConn) {
-	w := newWorker()
+	w := newWorker(conn)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(w.in)
+		n, err := w.r.ReadBatch(w.in)
 		if err != nil {
 			if s.readError(err) {
 				return
 			}
 			continue
 		}
-		s.inFlight.Add(1)
-		if out := s.handleCalc(w, w.in[:n]); out != nil {
-			_, _ = conn.WriteToUDPAddrPort(out, from)
+		s.inFlight.Add(int64(n))
+		w.out = w.out[:0]
+		for i, m := range w.in[:n] {
+			if out := s.handleCalc(w, m.Buf, w.reply(i)); out != nil {
+				w.out = append(w.out, udpbatch.Message{Buf: out, Addr: m.Addr})
+			}
 		}
-		s.inFlight.Add(-1)
+		if len(w.line) > 0 {
+			s.oplog.write(w.line)
+			w.line = w.line[:0]
+		}
+		_, _ = w.w.WriteBatch(w.out)
+		s.inFlight.Add(-int64(n))
 	}
 }
 
-// handleCalc answers one datagram from the calculator port. It returns the
-// reply to send, or nil when the datagram cannot be answered: too short to
-// carry an ID, neither binary nor text, or itself an answer (answering
-// replies could make two peers bounce errors forever).
-func (s *Server) handleCalc(w *worker, pkt []byte) []byte {
+// handleCalc answers one datagram from the calculator port, encoding the
+// reply into dst. It returns the reply, or nil when the datagram cannot be
+// answered: too short to carry an ID, neither binary nor text, or itself an
+// answer (answering replies could make two peers bounce errors forever).
+func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
 		if !codec.IsText(pkt) {
 			s.dropped.Add(1)
 			return nil
 		}
-		return s.handleText(w, pkt)
+		return s.handleText(w, pkt, dst)
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
@@ -63,12 +89,12 @@ func (s *Server) handleCalc(w *worker, pkt []byte) []byte {
 			s.dropped.Add(1)
 			return nil
 		}
-		return s.answer(w, h.ID, false, nil, codec.Number{}, codec.ErrTooLarge)
+		return s.answer(w, dst, h.ID, false, nil, codec.Number{}, codec.ErrTooLarge)
 	case err != nil:
 		s.dropped.Add(1)
 		return nil
 	case h.Kind == codec.KindStatusQuery:
-		return s.answer(w, h.ID, false, nil, codec.Number{},
+		return s.answer(w, dst, h.ID, false, nil, codec.Number{},
 			codec.Errorf(codec.CodeUnexpected, "unexpected message: status queries go to the status port"))
 	case h.Kind != codec.KindRequest:
 		s.dropped.Add(1)
@@ -76,45 +102,43 @@ func (s *Server) handleCalc(w *worker, pkt []byte) []byte {
 	}
 	req, err := codec.DecodeRequest(pkt[codec.HeaderSize:])
 	if err != nil {
-		return s.answer(w, h.ID, false, nil, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, h.ID, false, nil, codec.Number{}, codec.AsError(err))
 	}
 	res, err := calc.Eval(req.Op, req.A, req.B)
 	if err != nil {
-		return s.answer(w, h.ID, false, &req, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, h.ID, false, &req, codec.Number{}, codec.AsError(err))
 	}
-	return s.answer(w, h.ID, false, &req, res, nil)
+	return s.answer(w, dst, h.ID, false, &req, res, nil)
 }
 
-func (s *Server) handleText(w *worker, pkt []byte) []byte {
+func (s *Server) handleText(w *worker, pkt, dst []byte) []byte {
 	if len(pkt) > codec.MaxDatagram {
-		return s.answer(w, 0, true, nil, codec.Number{}, codec.ErrTooLarge)
+		return s.answer(w, dst, 0, true, nil, codec.Number{}, codec.ErrTooLarge)
 	}
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		return s.answer(w, 0, true, nil, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, 0, true, nil, codec.Number{}, codec.AsError(err))
 	}
 	res, err := calc.Eval(req.Op, req.A, req.B)
 	if err != nil {
-		return s.answer(w, 0, true, &req, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, 0, true, &req, codec.Number{}, codec.AsError(err))
 	}
-	return s.answer(w, 0, true, &req, res, nil)
+	return s.answer(w, dst, 0, true, &req, res, nil)
 }
 
-// answer counts and logs an operation and encodes its reply into w.out.
-func (s *Server) answer(w *worker, id uint64, text bool, req *codec.Request, res codec.Number, e *codec.Error) []byte {
+// answer counts and logs an operation and encodes its reply into dst.
+func (s *Server) answer(w *worker, dst []byte, id uint64, text bool, req *codec.Request, res codec.Number, e *codec.Error) []byte {
 	s.served.Add(1)
 	if e != nil {
 		s.failed.Add(1)
 	}
 	if !s.cfg.Quiet {
-		w.line = s.appendLogLine(w.line[:0], id, text, req, res, e)
-		s.oplog.write(w.line)
+		w.line = s.appendLogLine(w.line, id, text, req, res, e)
 	}
 	if text {
-		r := codec.Reply{Result: res, Err: e}
-		return codec.AppendTextReply(w.out[:0], r)
+		return codec.AppendTextReply(dst, codec.Reply{Result: res, Err: e})
 	}
-	return codec.AppendReply(w.out[:0], id, codec.Reply{Result: res, Err: e, Server: s.name})
+	return codec.AppendReply(dst, id, codec.Reply{Result: res, Err: e, Server: s.name})
 }
 
 // appendLogLine formats one operation for the console:

@@ -357,11 +357,11 @@ func BenchmarkHandleCalc(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := newWorker()
+	w := newWorker(nil)
 	pkt := codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
 	b.ReportAllocs()
 	for b.Loop() {
-		if s.handleCalc(w, pkt) == nil {
+		if s.handleCalc(w, pkt, w.reply(0)) == nil {
 			b.Fatal("no reply")
 		}
 	}

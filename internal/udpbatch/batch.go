@@ -1,0 +1,80 @@
+// Package udpbatch moves many UDP datagrams per system call without
+// allocating. On Linux a Reader uses recvmmsg with UDP GRO, and a Writer
+// uses sendmmsg with UDP GSO: datagrams of one size to one address go down
+// the stack as one buffer and are split at the far end. On loopback that
+// cuts the cost of a send about six-fold, and the proxy, the servers and the
+// bench spend most of their time sending. Elsewhere, and on kernels without
+// GSO, each call moves one datagram.
+package udpbatch
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Message is one datagram: its bytes and its peer's address. A connected
+// socket may leave Addr zero when writing.
+type Message struct {
+	Buf  []byte
+	Addr netip.AddrPort
+}
+
+// Options sizes a Reader or Writer. Zero values mean the defaults.
+type Options struct {
+	// Batch is the most datagrams one call returns or sends. Default 64.
+	Batch int
+	// MaxSize is the largest datagram a Reader returns whole; a longer one
+	// comes back cut to MaxSize+1 bytes so that the caller can tell. It is
+	// also the largest datagram a Writer sends. Default 65507.
+	MaxSize int
+}
+
+func (o *Options) fill() {
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	if o.MaxSize <= 0 || o.MaxSize > maxUDP {
+		o.MaxSize = maxUDP
+	}
+}
+
+// maxUDP is the largest IPv4 UDP payload.
+const maxUDP = 65507
+
+// Reader reads datagrams from a socket in batches. One goroutine at a time
+// may use a Reader; give each reading goroutine its own over the socket.
+type Reader struct {
+	c   *net.UDPConn
+	opt Options
+	reader
+}
+
+// NewReader returns a Reader over c.
+func NewReader(c *net.UDPConn, opt Options) *Reader {
+	opt.fill()
+	r := &Reader{c: c, opt: opt}
+	r.init()
+	return r
+}
+
+// Writer sends datagrams in batches. One goroutine at a time may use a
+// Writer; give each writing goroutine its own over the socket.
+type Writer struct {
+	c   *net.UDPConn
+	opt Options
+	writer
+}
+
+// NewWriter returns a Writer over c.
+func NewWriter(c *net.UDPConn, opt Options) *Writer {
+	opt.fill()
+	w := &Writer{c: c, opt: opt}
+	w.init()
+	return w
+}
+
+// unmap turns an IPv4-mapped IPv6 address into plain IPv4, so that a peer
+// compares equal however the socket saw it.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
