@@ -156,7 +156,7 @@ type writer struct {
 	m      mmsg
 	family int
 	gso    atomic.Bool // cleared for good the first time the kernel refuses GSO
-	group  []int // the group of each message
+	group  []int       // the group of each message
 	groups []group
 	iovAt  []int // where each group's iovecs start
 	hdrOf  []int // the group of each header (groups the socket cannot address have none)
