@@ -65,6 +65,8 @@ func main() {
 	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
 	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
@@ -85,6 +87,14 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
+	}
+	if *cpuprofile != "" {
+		stop, err := startProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer stop()
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.ListenAndServe() }()

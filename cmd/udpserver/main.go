@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
 	flag.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
 	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
@@ -55,6 +56,14 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
+	}
+	if *cpuprofile != "" {
+		stop, err := startProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer stop()
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ListenAndServe() }()

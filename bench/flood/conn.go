@@ -1,0 +1,363 @@
+package flood
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/udpbatch"
+)
+
+// Request IDs carry their slot in the low bits and the slot's generation
+// above, so that a reply finds its slot at once and a late reply to an
+// earlier request in the same slot is told apart.
+const (
+	slotBits = 16
+	maxSlots = 1 << slotBits
+	batch    = 64
+)
+
+type slot struct {
+	busy     bool
+	id       uint64
+	gen      uint64
+	pkt      [codec.RequestSize]byte
+	want     codec.Number
+	wantCode codec.Code
+	start    int64 // when it was meant to go (open loop) or first went
+	deadline int64 // when the current try times out
+	wait     int64 // the current try's wait
+	tries    int
+}
+
+// conn is one socket's share of the load. mu guards the slots and the
+// counts; each goroutine that sends has its own outbox and Writer.
+type conn struct {
+	rs     *run
+	sock   *net.UDPConn
+	done   chan struct{}
+	quota  int // requests this connection may start; -1 for no limit
+	window int // slots
+
+	mu          sync.Mutex
+	slots       []slot
+	free        []int // open loop: idle slots
+	gen         opGen
+	active      int
+	finished    bool
+	sent        uint64
+	ok          uint64
+	wrong       uint64
+	errors      uint64
+	timeouts    uint64
+	retransmits uint64
+	late        uint64
+	overruns    uint64
+	hist        *hdrhistogram.Histogram
+	perServer   map[string]uint64
+
+	lastAnswer int64
+
+	reader *udpbatch.Reader
+	rOut   outbox // the reader's: next requests of the closed loop, retries of transient errors
+	tOut   outbox // the ticker's: retransmissions and replacements for timed-out requests
+	pOut   outbox // the pacer's: open-loop sends
+}
+
+// outbox collects datagrams to send with one call. Each datagram is copied
+// in, under c.mu, so that a slot refilled meanwhile cannot change bytes
+// that are on their way out.
+type outbox struct {
+	w    *udpbatch.Writer
+	slab []byte
+	msgs []udpbatch.Message
+}
+
+func newOutbox(sock *net.UDPConn) outbox {
+	return outbox{
+		w:    udpbatch.NewWriter(sock, udpbatch.Options{Batch: batch}),
+		slab: make([]byte, batch*codec.RequestSize),
+		msgs: make([]udpbatch.Message, 0, batch),
+	}
+}
+
+// add copies pkt in; it reports false when the outbox is full and must be
+// flushed first.
+func (o *outbox) add(pkt []byte) bool {
+	i := len(o.msgs)
+	if i == batch {
+		return false
+	}
+	b := o.slab[i*codec.RequestSize : (i+1)*codec.RequestSize]
+	copy(b, pkt)
+	o.msgs = append(o.msgs, udpbatch.Message{Buf: b})
+	return true
+}
+
+func (o *outbox) flush() {
+	if len(o.msgs) > 0 {
+		_, _ = o.w.WriteBatch(o.msgs)
+		o.msgs = o.msgs[:0]
+	}
+}
+
+func newConn(rs *run, i int, target string) (*conn, error) {
+	addr, err := resolve(target)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = sock.SetWriteBuffer(4 << 20)
+	c := &conn{
+		rs:        rs,
+		sock:      sock,
+		done:      make(chan struct{}),
+		gen:       newOpGen(rs.cfg.Seed, uint64(i)),
+		hist:      newHistogram(),
+		perServer: map[string]uint64{},
+		reader:    udpbatch.NewReader(sock, udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}),
+		rOut:      newOutbox(sock),
+		tOut:      newOutbox(sock),
+		pOut:      newOutbox(sock),
+	}
+	return c, nil
+}
+
+func (c *conn) initSlots() {
+	c.slots = make([]slot, c.window)
+	if c.rs.cfg.Rate > 0 {
+		c.free = make([]int, 0, c.window)
+		for i := c.window - 1; i >= 0; i-- {
+			c.free = append(c.free, i)
+		}
+	}
+}
+
+// canStart reports whether another request may begin. Called under mu.
+func (c *conn) canStart(now int64) bool {
+	if c.quota >= 0 && int(c.sent+c.overruns) >= c.quota {
+		return false
+	}
+	return c.rs.stopAt == 0 || now < c.rs.stopAt
+}
+
+// begin fills slot i with a new request meant to go at start and queues it
+// in o. Called under mu.
+func (c *conn) begin(i int, start int64, o *outbox) {
+	s := &c.slots[i]
+	req, want, code := c.gen.next()
+	s.gen++
+	s.id = s.gen<<slotBits | uint64(i)
+	codec.AppendRequest(s.pkt[:0], s.id, req)
+	s.want, s.wantCode = want, code
+	s.busy, s.tries = true, 1
+	s.start = start
+	s.wait = int64(c.rs.cfg.Timeout)
+	s.deadline = max(start, c.rs.now()) + s.wait
+	c.active++
+	c.sent++
+	o.add(s.pkt[:])
+}
+
+// end frees slot i after its request finished at now and, in the closed
+// loop, starts the next one in it. Called under mu.
+func (c *conn) end(i int, now int64, o *outbox) {
+	c.slots[i].busy = false
+	c.active--
+	if c.rs.cfg.Rate > 0 {
+		c.free = append(c.free, i)
+	} else if c.canStart(now) {
+		c.begin(i, now, o)
+	}
+	c.checkDone(now)
+}
+
+// checkDone closes done once nothing is in flight and nothing more may
+// start. Called under mu.
+func (c *conn) checkDone(now int64) {
+	if !c.finished && c.active == 0 && !c.canStart(now) {
+		c.finished = true
+		close(c.done)
+	}
+}
+
+// fill starts the closed loop: one request in every slot.
+func (c *conn) fill() {
+	c.mu.Lock()
+	now := c.rs.now()
+	for i := range c.slots {
+		if !c.canStart(now) {
+			break
+		}
+		if len(c.rOut.msgs) == batch {
+			c.rOut.flush()
+		}
+		c.begin(i, now, &c.rOut)
+	}
+	c.checkDone(now)
+	c.rOut.flush()
+	c.mu.Unlock()
+}
+
+// read takes replies until the socket closes.
+func (c *conn) read() {
+	in := make([]udpbatch.Message, batch)
+	for {
+		n, err := c.reader.ReadBatch(in)
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			continue // e.g. ICMP port unreachable: the ticker retries
+		}
+		c.mu.Lock()
+		now := c.rs.now()
+		for _, m := range in[:n] {
+			c.answer(m.Buf, now)
+			if len(c.rOut.msgs) == batch {
+				c.rOut.flush()
+			}
+		}
+		c.mu.Unlock()
+		c.rOut.flush()
+	}
+}
+
+// answer checks one reply against its slot's expected answer. Called under
+// mu.
+func (c *conn) answer(pkt []byte, now int64) {
+	h, err := codec.ParseHeader(pkt)
+	if err != nil || h.Kind != codec.KindReply {
+		c.late++
+		return
+	}
+	i := int(h.ID & (maxSlots - 1))
+	if i >= len(c.slots) || !c.slots[i].busy || c.slots[i].id != h.ID {
+		c.late++ // a duplicate, or an answer to a retransmission already answered
+		return
+	}
+	s := &c.slots[i]
+	r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+	switch {
+	case err != nil:
+		c.wrong++
+	case r.Err != nil && r.Err.Code.Transient():
+		if s.tries <= c.rs.cfg.Retries {
+			c.retry(s, now, &c.rOut)
+			return
+		}
+		c.errors++
+	case r.Err != nil:
+		if r.Err.Code == s.wantCode {
+			c.ok++
+		} else {
+			c.wrong++
+		}
+	case s.wantCode == 0 && r.Result.Equal(s.want):
+		c.ok++
+	default:
+		c.wrong++
+	}
+	if r.Server != "" {
+		c.perServer[r.Server]++
+	}
+	_ = c.hist.RecordValue(max(1, (now-s.start)/int64(time.Microsecond)))
+	c.lastAnswer = max(c.lastAnswer, now)
+	c.end(i, now, &c.rOut)
+}
+
+// retry sends a slot's request again, with the same ID, waiting longer.
+func (c *conn) retry(s *slot, now int64, o *outbox) {
+	s.tries++
+	s.wait = min(2*s.wait, 4*int64(c.rs.cfg.Timeout))
+	s.deadline = now + s.wait
+	c.retransmits++
+	o.add(s.pkt[:])
+}
+
+// tick retransmits and times out requests until the run ends. A tenth of
+// the timeout (at most 10 ms) between scans keeps timeouts close to time.
+func (c *conn) tick(ctx context.Context) {
+	every := min(c.rs.cfg.Timeout/10, 10*time.Millisecond)
+	t := time.NewTicker(max(every, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		now := c.rs.now()
+		for i := range c.slots {
+			s := &c.slots[i]
+			if !s.busy || now < s.deadline {
+				continue
+			}
+			if len(c.tOut.msgs) == batch {
+				c.tOut.flush()
+			}
+			if s.tries <= c.rs.cfg.Retries {
+				c.retry(s, now, &c.tOut)
+				continue
+			}
+			c.timeouts++
+			c.end(i, now, &c.tOut)
+		}
+		c.checkDone(now)
+		c.mu.Unlock()
+		c.tOut.flush()
+	}
+}
+
+// pace runs the open loop: request k of this connection is meant to go at
+// k·interval, and goes then or, if the pacer overslept, at once in a burst,
+// its latency still counted from when it was meant to go.
+func (c *conn) pace(ctx context.Context) {
+	interval := time.Duration(float64(time.Second) * float64(c.rs.cfg.Conns) / c.rs.cfg.Rate)
+	next := int64(0)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		c.mu.Lock()
+		now := c.rs.now()
+		for next <= now && c.canStart(next) {
+			if len(c.pOut.msgs) == batch {
+				c.pOut.flush()
+			}
+			if n := len(c.free); n > 0 {
+				i := c.free[n-1]
+				c.free = c.free[:n-1]
+				c.begin(i, next, &c.pOut)
+			} else {
+				c.overruns++ // counts against the quota, or the run never ends
+			}
+			next += int64(interval)
+		}
+		stop := !c.canStart(next)
+		if stop {
+			c.checkDone(now)
+		}
+		c.mu.Unlock()
+		c.pOut.flush()
+		if stop {
+			return
+		}
+		// Sleeping less than ~100 us costs more than it is worth: the
+		// requests due meanwhile go together, each timed from its own
+		// intended moment.
+		timer.Reset(max(time.Duration(next-c.rs.now()), 100*time.Microsecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}

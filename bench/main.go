@@ -1,0 +1,164 @@
+// Command bench floods discal with requests and reports throughput,
+// latency and how the work was shared between servers.
+//
+//	go run ./bench -local 3 -d 5s
+//	go run ./bench -target 127.0.0.1:7000 -n 100000 -c 128 -json
+//	go run ./bench -target 127.0.0.1:7000 -rate 20000 -d 10s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpserver"
+)
+
+const usage = `bench: flood discal and measure it.
+
+Usage:
+  bench -local N [flags]           an embedded proxy and N quiet servers
+  bench -target HOST:PORT[,...]    any endpoint that speaks the binary protocol
+  bench -compare [-local N]        N (default 3) udpservers straight, through udpproxy and through nginx
+
+Every reply is checked against the answer computed locally. The closed loop
+(default) keeps -c requests in flight over -conns sockets; -rate switches to
+an open loop at a fixed rate, with latency counted from each request's
+intended send time.
+
+Examples:
+  bench -local 3 -d 5s
+  bench -target 127.0.0.1:7000 -n 200000 -json
+  bench -target 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 -d 5s   # straight to three servers
+  bench -target 127.0.0.1:7000 -rate 20000 -d 10s
+  bench -compare -d 5s              # direct vs udpproxy vs nginx, 3 servers, 3 rounds
+
+Flags:
+`
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var (
+		cfg      flood.Config
+		local    int
+		target   string
+		asJSON   bool
+		policy   string
+		noProg   bool
+		retries  int
+		compare  bool
+		rounds   int
+		basePort int
+	)
+	flag.IntVar(&local, "local", 0, "start an embedded proxy and `N` quiet servers and flood it")
+	flag.StringVar(&target, "target", "", "endpoint(s) to flood, `HOST:PORT[,HOST:PORT...]`")
+	flag.IntVar(&cfg.Requests, "n", 0, "stop after this many requests (default: run for -d)")
+	flag.DurationVar(&cfg.Duration, "d", 0, "run this long (default 5s when -n is not given)")
+	flag.IntVar(&cfg.InFlight, "c", 128, "requests in flight (closed loop)")
+	flag.IntVar(&cfg.Conns, "conns", 0, "sockets carrying the load (default 4, or one per target)")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "open loop: requests per second at fixed intended times")
+	flag.DurationVar(&cfg.Timeout, "timeout", time.Second, "first try's wait; each retry waits twice as long, up to 4×")
+	flag.IntVar(&retries, "retries", 3, "times a request is sent again when no answer comes")
+	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed for the operations")
+	flag.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	flag.BoolVar(&noProg, "no-progress", false, "no live progress line")
+	flag.StringVar(&policy, "policy", "least-load", "-local: the proxy's policy (least-load, round-robin, random)")
+	flag.BoolVar(&compare, "compare", false, "compare direct, udpproxy and nginx on the same servers and load (see README)")
+	flag.IntVar(&rounds, "rounds", 3, "-compare: rounds, alternating the contenders")
+	flag.IntVar(&basePort, "base-port", 27000, "-compare: the proxies listen from this port, servers from +1, status ports from +101")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
+	flag.CommandLine.Init("bench", flag.ContinueOnError)
+	if err := flag.CommandLine.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 64
+	}
+	cfg.Retries, cfg.NoRetries = retries, retries == 0
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if compare {
+		if cfg.Duration == 0 && cfg.Requests == 0 {
+			cfg.Duration = 5 * time.Second
+		}
+		servers := max(local, 3)
+		if cfg.Conns == 0 {
+			// Two sockets per server for every contender: nginx keeps each
+			// client socket on one server, so this spreads it evenly too.
+			cfg.Conns = 2 * servers
+		}
+		err := runCompare(ctx, compareConfig{rounds: rounds, servers: servers, basePort: basePort, load: cfg, out: os.Stdout})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
+	if flag.NArg() > 0 || (local > 0) == (target != "") || retries < 0 {
+		fmt.Fprintln(os.Stderr, "bench: give exactly one of -local N and -target HOST:PORT (bench -h for help)")
+		return 64
+	}
+	pol, ok := udpproxy.ParsePolicy(policy)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "bench: unknown policy %q\n", policy)
+		return 64
+	}
+
+	if local > 0 {
+		c, err := cluster.Start(cluster.Config{
+			Servers: local,
+			Server:  udpserver.Config{Quiet: true},
+			Proxy:   udpproxy.Config{Policy: pol},
+			Logger:  cluster.Quiet(),
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer c.Close()
+		cfg.Targets = []string{c.ProxyAddr.String()}
+	} else {
+		cfg.Targets = strings.Split(target, ",")
+	}
+	if !noProg && isTerminal(os.Stderr) {
+		cfg.Progress = func(s flood.Snapshot) { fmt.Fprintf(os.Stderr, "\r\033[K%s", s.Line()) }
+	}
+	res, err := flood.Run(ctx, cfg)
+	if cfg.Progress != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 64
+	}
+	if asJSON {
+		err = res.WriteJSON(os.Stdout)
+	} else {
+		err = res.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if res.Wrong > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d wrong answers\n", res.Wrong)
+		return 1
+	}
+	return 0
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
