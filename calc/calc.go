@@ -10,6 +10,7 @@ package calc
 
 import (
 	"math"
+	"math/big"
 	"math/bits"
 
 	"github.com/discal/discal/codec"
@@ -72,9 +73,21 @@ func evalInt(op codec.Op, a, b int64) (codec.Number, error) {
 		if a%b == 0 {
 			return codec.IntNumber(a / b), nil
 		}
-		return codec.FloatNumber(float64(a) / float64(b)), nil
+		return codec.FloatNumber(quotient(a, b)), nil
 	}
 	return codec.Number{}, codec.ErrUnknownOp
+}
+
+// quotient is a/b correctly rounded to float64. Below 2^53 both operands
+// convert exactly and one division rounds once; beyond, converting would
+// round first, so the exact fraction is rounded instead.
+func quotient(a, b int64) float64 {
+	const exact = 1 << 53
+	if a > -exact && a < exact && b > -exact && b < exact {
+		return float64(a) / float64(b)
+	}
+	f, _ := new(big.Rat).SetFrac(big.NewInt(a), big.NewInt(b)).Float64()
+	return f
 }
 
 // mul64 multiplies with an exact overflow check: the magnitudes' 128-bit

@@ -45,6 +45,8 @@ func TestEval(t *testing.T) {
 		{"mul min by 1", codec.OpMul, I(math.MinInt64), I(1), I(math.MinInt64), nil},
 		{"div min by -1", codec.OpDiv, I(math.MinInt64), I(-1), codec.Number{}, codec.ErrOverflow},
 		{"float add", codec.OpAdd, F(0.5), I(2), F(2.5), nil},
+		// float64(a)/float64(b) rounds a first and gives 1.2434639037517414e+17.
+		{"big inexact division rounds once", codec.OpDiv, I(5471241176507662746), I(44), F(1.2434639037517416e+17), nil},
 		{"float integral stays float", codec.OpMul, F(1.5), I(2), F(3), nil},
 		{"float overflow", codec.OpMul, F(1e300), F(1e300), codec.Number{}, codec.ErrNotFinite},
 		{"NaN operand", codec.OpAdd, F(math.NaN()), I(1), codec.Number{}, codec.ErrNaN},

@@ -187,7 +187,7 @@ func TestReplyRoundTrip(t *testing.T) {
 		} else if got.Err != nil || !got.Result.Equal(want.Result) {
 			t.Fatalf("got %+v, want %+v", got, want)
 		}
-		if len(want.Server) <= maxKey && got.Server != want.Server {
+		if got.Server != want.Server {
 			t.Fatalf("server = %q, want %q", got.Server, want.Server)
 		}
 	}
@@ -239,6 +239,10 @@ func TestStatusRoundTrip(t *testing.T) {
 			t.Errorf("status line %q lacks %q", line, part)
 		}
 	}
+	long := Status{Server: "calculator-number-one.example.internal:7001"}
+	if got, err := DecodeStatus(AppendStatus(nil, 1, long)[HeaderSize:]); err != nil || got.Server != long.Server {
+		t.Fatalf("long server name: %+v, %v", got, err)
+	}
 	if _, err := DecodeStatus(mp(t, map[string]any{"cores": "two"})); err == nil {
 		t.Fatal("status with a string for cores decoded")
 	}
@@ -260,6 +264,9 @@ func TestNumberText(t *testing.T) {
 		{FloatNumber(0.30000000000000004), "0.30000000000000004"},
 		{FloatNumber(1e6), "1000000"},
 		{FloatNumber(1e21), "1e+21"},
+		{FloatNumber(1e19), "1e+19"},
+		{FloatNumber(123456789012345.5), "123456789012345.5"},
+		{FloatNumber(1e15), "1e+15"},
 		{FloatNumber(-2.5e-7), "-2.5e-07"},
 		{FloatNumber(0), "0"},
 	}
@@ -303,6 +310,18 @@ func TestParseExpr(t *testing.T) {
 		{"add 2 3 4", Request{}, CodeSyntax},
 		{"pow 2 3", Request{}, CodeSyntax},
 		{"99999999999999999999 + 1", Request{}, CodeOverflow},
+		{"1 2 + 3", Request{}, CodeSyntax},
+		{"1 000 000 * 2", Request{}, CodeSyntax},
+		{"2 e 3 + 1", Request{}, CodeSyntax},
+		{"1 + 2\n3", Request{}, CodeSyntax},
+		{"1 + 2\n\n", Request{OpAdd, IntNumber(1), IntNumber(2)}, 0},
+		{"1.2.3 + 1", Request{}, CodeSyntax},
+		{"- 3 + 1", Request{}, CodeSyntax},
+		{"3 % 2", Request{}, CodeSyntax},
+		{"add -2 +3", Request{OpAdd, IntNumber(-2), IntNumber(3)}, 0},
+		{"-inf * 2", Request{OpMul, FloatNumber(math.Inf(-1)), IntNumber(2)}, 0},
+		{"5 -inf", Request{OpSub, IntNumber(5), FloatNumber(math.Inf(1))}, 0},
+		{"1e19*0", Request{OpMul, FloatNumber(1e19), IntNumber(0)}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -340,6 +359,15 @@ func TestIsText(t *testing.T) {
 	for _, tt := range tests {
 		if got := IsText(tt.in); got != tt.want {
 			t.Errorf("IsText(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestIsTextReply(t *testing.T) {
+	for in, want := range map[string]bool{"error: division by zero\n": true, "ERROR x": true, " error": true,
+		"42\n": false, "errors": true, "err": false, "6 * 7": false} {
+		if got := IsTextReply([]byte(in)); got != want {
+			t.Errorf("IsTextReply(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

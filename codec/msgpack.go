@@ -182,14 +182,34 @@ func (x *decoder) longStr() (string, bool, error) {
 	return string(b), true, nil
 }
 
-// name reads a short string and interns it.
+// name reads a server name. Short names, the usual kind, are interned so
+// that decoding the same few names millions of times allocates nothing;
+// longer ones are read like any string.
 func (x *decoder) name() (string, bool, error) {
-	b, ok, err := x.str()
-	if !ok || err != nil {
-		return "", false, err
+	c, err := x.d.PeekCode()
+	if err != nil {
+		return "", false, malformed(err)
 	}
-	if b == nil {
-		return "", false, nil
+	if !msgpcode.IsString(c) {
+		return "", false, x.skip()
+	}
+	n, err := x.d.DecodeBytesLen()
+	if err != nil {
+		return "", false, malformed(err)
+	}
+	if n > x.r.Len() {
+		return "", false, Errorf(CodeMalformed, "malformed body: truncated string")
+	}
+	if n > len(x.buf) {
+		b := make([]byte, n)
+		if err := x.d.ReadFull(b); err != nil {
+			return "", false, malformed(err)
+		}
+		return string(b), true, nil
+	}
+	b := x.buf[:max(n, 0)]
+	if err := x.d.ReadFull(b); err != nil {
+		return "", false, malformed(err)
 	}
 	if s, hit := x.names[string(b)]; hit {
 		return s, true, nil

@@ -43,13 +43,15 @@ func (n Number) Equal(m Number) bool {
 
 // AppendText appends the value as a person writes it: "42", "3.5", "-0.25".
 // Floats use the shortest form that reads back to the same value, in plain
-// decimal for everyday magnitudes and with an exponent beyond them.
+// decimal for everyday magnitudes and with an exponent from 1e15 on, where
+// a float's digits would read back as an integer (and beyond 2^63 as an
+// overflow).
 func (n Number) AppendText(dst []byte) []byte {
 	if !n.IsFloat {
 		return strconv.AppendInt(dst, n.Int, 10)
 	}
 	f := n.Float
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e15) {
 		return strconv.AppendFloat(dst, f, 'g', -1, 64)
 	}
 	return strconv.AppendFloat(dst, f, 'f', -1, 64)

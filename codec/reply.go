@@ -96,8 +96,10 @@ func DecodeReply(body []byte) (Reply, error) {
 			if err != nil {
 				return Reply{}, err
 			}
+			if !ok {
+				return Reply{}, Errorf(CodeWrongType, `wrong type: "server" must be a string`)
+			}
 			r.Server = s
-			_ = ok // a server name too long or of another type is left out
 		default:
 			if err := x.skip(); err != nil {
 				return Reply{}, err

@@ -13,10 +13,11 @@ import (
 
 // The udpclient command's exit statuses. Scripts rely on them.
 const (
-	ExitOK       = 0  // every expression was answered with a result
-	ExitFailed   = 1  // a calculation failed: "error: ..." was printed
-	ExitNoAnswer = 2  // no answer came after the retries
-	ExitUsage    = 64 // the command line was wrong (EX_USAGE)
+	ExitOK       = 0   // every expression was answered with a result
+	ExitFailed   = 1   // a calculation failed: "error: ..." was printed
+	ExitNoAnswer = 2   // no answer came after the retries
+	ExitUsage    = 64  // the command line was wrong (EX_USAGE)
+	ExitSignal   = 130 // interrupted (Ctrl-C), as shells report SIGINT
 )
 
 // Result is the outcome of one expression, as the command prints it.
@@ -95,18 +96,34 @@ func (c *Client) EvalLines(ctx context.Context, in io.Reader, out io.Writer, win
 	}()
 	w := bufio.NewWriter(out)
 	status := ExitOK
-	for s := range queue {
-		r := <-s.ch
+	for {
+		// Wait for the next line's answer, or stop at once on ctx: the
+		// reader may be blocked on a terminal that sends nothing more.
+		var r Result
+		select {
+		case s, more := <-queue:
+			if !more {
+				if err := w.Flush(); err != nil {
+					return status, err
+				}
+				return status, <-readErr
+			}
+			select {
+			case r = <-s.ch:
+			case <-ctx.Done():
+				_ = w.Flush()
+				return status, ctx.Err()
+			}
+		case <-ctx.Done():
+			_ = w.Flush()
+			return status, ctx.Err()
+		}
 		status = max(status, r.Status)
 		_, _ = fmt.Fprintln(w, FormatResult(r, verbose))
 		if len(queue) == 0 {
 			_ = w.Flush() // nothing else ready: let the reader see this line now
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return status, err
-	}
-	return status, <-readErr
 }
 
 // FormatResult is the printed line for a result, with " (server s1)" when

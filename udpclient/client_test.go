@@ -3,6 +3,7 @@ package udpclient
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -234,7 +235,7 @@ func TestEvalLinesKeepsOrder(t *testing.T) {
 		want.WriteString(codec.IntNumber(int64(i+1)).String() + "\n")
 	}
 	in.WriteString("1 / 0\nnonsense\n")
-	want.WriteString("error: division by zero\nerror: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n")
+	want.WriteString("error: division by zero\nerror: syntax error: \"nonsense\" is not a number\n")
 	var out strings.Builder
 	status, err := c.EvalLines(ctx, strings.NewReader(in.String()), &out, 16, false)
 	if err != nil || status != ExitFailed {
@@ -259,4 +260,47 @@ func BenchmarkDo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestEvalLinesStopsOnCancel: Ctrl-C while reading a terminal that sends
+// nothing more must end EvalLines at once.
+func TestEvalLinesStopsOnCancel(t *testing.T) {
+	p := newPeer(t, nil)
+	c := dial(t, p.addr(), Config{})
+	r, w := io.Pipe()
+	defer w.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	var out syncWriter
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.EvalLines(cctx, r, &out, 4, false)
+		done <- err
+	}()
+	if _, err := w.Write([]byte("20 + 22\n")); err != nil {
+		t.Fatal(err)
+	}
+	for out.String() != "42\n" {
+		time.Sleep(time.Millisecond) // until the first answer is out
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("EvalLines after cancel = %v", err)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

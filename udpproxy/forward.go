@@ -32,6 +32,10 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 			p.drops.add(dropMagic)
 			return
 		}
+		if codec.IsTextReply(pkt) {
+			p.drops.add(dropTextReply) // answering an answer could loop forever
+			return
+		}
 		p.handleText(rd, i, pkt, from)
 		return
 	}

@@ -74,6 +74,13 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		pl.p.drops.add(dropStatus)
 		return
 	}
+	// Decode first: a reply that cannot be read is no answer, and the poll
+	// it claims to answer counts as missed.
+	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
+	if err != nil {
+		pl.p.drops.add(dropStatus)
+		return
+	}
 	var b *backend
 	for _, c := range pl.p.backends() {
 		// Taking the ID answers the poll exactly once, even if the next
@@ -84,11 +91,6 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		}
 	}
 	if b == nil {
-		pl.p.drops.add(dropStatus)
-		return
-	}
-	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
-	if err != nil {
 		pl.p.drops.add(dropStatus)
 		return
 	}

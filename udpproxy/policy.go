@@ -64,34 +64,52 @@ func score(b *backend) float64 {
 	return cpu + float64(b.inFlight.Load())/(queuePerCore*cores)
 }
 
+// tieBand is how close two scores must be to count as equal. Reports are
+// sampled at different moments and never tie exactly, so without a band
+// the choice would follow measurement noise and herd onto whichever server
+// happened to sample lowest. 0.05 is 5% of a server's capacity; one more
+// request in flight on a 2-core server (1/16 = 0.0625) already breaks the
+// tie, so the live in-flight count still decides between equal servers.
+const tieBand = 0.05
+
 func (leastLoad) Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend {
-	var best *backend
-	var bestScore float64
-	ties := 0
-	consider := func(skip *backend) {
-		for _, b := range bs {
-			if b == skip || !b.up() {
-				continue
+	// Score every backend once; a few live on the stack.
+	var buf [16]float64
+	scores := buf[:0]
+	if len(bs) > len(buf) {
+		scores = make([]float64, 0, len(bs))
+	}
+	for _, b := range bs {
+		scores = append(scores, score(b))
+	}
+	for _, skip := range [2]*backend{avoid, nil} {
+		best := -1.0
+		for i, b := range bs {
+			if b != skip && b.up() && (best < 0 || scores[i] < best) {
+				best = scores[i]
 			}
-			s := score(b)
-			switch {
-			case best == nil || s < bestScore:
-				best, bestScore, ties = b, s, 1
-			case s == bestScore:
-				// Reservoir sampling: each of the tied backends ends up
-				// chosen with equal probability.
-				ties++
-				if r.IntN(ties) == 0 {
-					best = b
+		}
+		if best < 0 {
+			if skip == nil {
+				break
+			}
+			continue
+		}
+		// Reservoir sampling: each backend within the band is equally
+		// likely to be chosen.
+		var pick *backend
+		n := 0
+		for i, b := range bs {
+			if b != skip && b.up() && scores[i] <= best+tieBand {
+				n++
+				if r.IntN(n) == 0 {
+					pick = b
 				}
 			}
 		}
+		return pick
 	}
-	consider(avoid)
-	if best == nil && avoid != nil {
-		consider(nil)
-	}
-	return best
+	return nil
 }
 
 // RoundRobin takes the backends in turn, skipping those that are down.

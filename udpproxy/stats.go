@@ -19,11 +19,12 @@ const (
 	dropForged                      // a reply for a pending ID from an address it was not sent to
 	dropStatus                      // a status reply that answers no poll
 	dropForbidden                   // a command from a source that may not use it
+	dropTextReply                   // a text error line: an answer, not a question
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
-	"unknown_reply", "forged_reply", "status", "forbidden"}
+	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply"}
 
 type dropCounters [numDropReasons]atomic.Uint64
 

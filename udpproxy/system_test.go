@@ -17,6 +17,7 @@ import (
 	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpserver"
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 )
@@ -217,7 +218,8 @@ func TestErrorsThroughProxy(t *testing.T) {
 		{"9223372036854775807 * 2", "error: integer overflow\n"},
 		{"inf - 1", "error: operand is infinite\n"},
 		{"six * seven", "error: syntax error: \"six\" is not a number\n"},
-		{"hello", "error: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n"},
+		{"hello", "error: syntax error: \"hello\" is not a number\n"},
+		{"1 2 + 3", "error: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n"},
 	}
 	for _, tt := range text {
 		if got := string(exchange(t, c.ProxyAddr, []byte(tt.in))); got != tt.want {
@@ -316,7 +318,9 @@ func TestServerStoppedMidRun(t *testing.T) {
 	var failures []error
 	answered := 0
 	for i := range 4 {
-		cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 500 * time.Millisecond, Retries: 3})
+		// No client retries: every request the stopped server was holding
+		// must be saved by the proxy's own retry on another server.
+		cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 2 * time.Second, NoRetries: true})
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			for n := 0; n < 20000 && ctx.Err() == nil; n++ {
@@ -360,7 +364,11 @@ func TestServerStoppedMidRun(t *testing.T) {
 	for _, err := range failures {
 		t.Error(err)
 	}
-	t.Logf("answered %d; proxy stats %+v", count(), c.Proxy.Stats())
+	st := c.Proxy.Stats()
+	if st.Timeouts != 0 || st.NoServer != 0 {
+		t.Errorf("clients were told timeout %d times, no server %d times", st.Timeouts, st.NoServer)
+	}
+	t.Logf("answered %d; proxy retries %d", count(), st.Retries)
 }
 
 // blackHole is a server that answers status polls but never computes: a
@@ -495,6 +503,73 @@ func TestNoServerAvailable(t *testing.T) {
 	if n, err := cl.Calc(ctx, codec.OpMul, codec.IntNumber(2), codec.IntNumber(21)); err != nil || !n.Equal(codec.IntNumber(42)) {
 		t.Fatalf("after restart: %v, %v", n, err)
 	}
+}
+
+// TestBusyWhenFull: beyond MaxPending waiting requests the proxy answers
+// "busy" at once, and the waiting ones still get their own answers.
+func TestBusyWhenFull(t *testing.T) {
+	p, addr := startProxy(t, udpproxy.Config{
+		Servers:    []udpproxy.ServerAddr{blackHole(t)},
+		TryTimeout: 300 * time.Millisecond,
+		Tries:      1,
+		MaxPending: 3,
+	})
+	conn, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for id := uint64(1); id <= 5; id++ {
+		if _, err := conn.Write(codec.AppendRequest(nil, id, codec.Request{Op: codec.OpAdd})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes := map[uint64]codec.Code{}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1024)
+	for len(codes) < 5 {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(codes), err)
+		}
+		h, _ := codec.ParseHeader(buf[:n])
+		r, err := codec.DecodeReply(buf[codec.HeaderSize:n])
+		if err != nil || r.Err == nil {
+			t.Fatalf("reply %+v, %v", r, err)
+		}
+		codes[h.ID] = r.Err.Code
+	}
+	busy, timeout := 0, 0
+	for _, c := range codes {
+		switch c {
+		case codec.CodeBusy:
+			busy++
+		case codec.CodeTimeout:
+			timeout++
+		}
+	}
+	if busy != 2 || timeout != 3 {
+		t.Fatalf("answers %v: want 3 timeouts and 2 busy", codes)
+	}
+	if st := p.Stats(); st.Busy != 2 || st.Pending != 0 {
+		t.Fatalf("stats: busy %d, pending %d", st.Busy, st.Pending)
+	}
+}
+
+// TestLongServerName: a name longer than the codec's interning buffer still
+// comes through in replies and status reports.
+func TestLongServerName(t *testing.T) {
+	name := "calculator-number-one.example.internal"
+	c := startCluster(t, cluster.Config{Servers: 1, Server: udpserver.Config{Name: name}})
+	cl := dialClient(t, c.ProxyAddr, udpclient.Config{})
+	r, err := cl.Do(context.Background(), codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(1)})
+	if err != nil || r.Server != name {
+		t.Fatalf("reply %+v, %v", r, err)
+	}
+	waitFor(t, 5*time.Second, "a report naming the server", func() bool {
+		b := backendByName(c.Proxy, name)
+		return b.HasReport && b.Up
+	})
 }
 
 func TestStatsCommand(t *testing.T) {

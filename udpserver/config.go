@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// maxName bounds a server's name, which goes into every reply.
+const maxName = 64
+
 const (
 	DefaultAddr       = "127.0.0.1:7001"
 	DefaultStatusAddr = "127.0.0.1:7101"
@@ -48,6 +52,9 @@ func (c *Config) fill() error {
 	}
 	if c.StatusAddr == "" {
 		c.StatusAddr = DefaultStatusAddr
+	}
+	if len(c.Name) > maxName || strings.ContainsFunc(c.Name, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return fmt.Errorf("udpserver: name %q: at most %d printable characters without spaces", c.Name, maxName)
 	}
 	if c.Workers == 0 {
 		c.Workers = max(4, 2*runtime.GOMAXPROCS(0))

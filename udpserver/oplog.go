@@ -1,50 +1,83 @@
 package udpserver
 
 import (
-	"bufio"
-	"context"
+	"bytes"
 	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// opLog is the per-operation console log. Lines go into one large buffer
-// under a mutex, a memory copy per operation, and a flusher writes the
-// buffer out every flushInterval, so that a slow terminal costs one write
-// per interval rather than one per request.
+// opLog is the per-operation console log. Workers append whole lines to a
+// buffer under a short lock; a writer goroutine swaps the buffer out every
+// flushInterval and writes it without holding the lock. A slow or stalled
+// console therefore never blocks a worker: past maxBacklog waiting bytes,
+// lines are dropped and counted instead, and the server says so.
 type opLog struct {
-	mu sync.Mutex
-	w  *bufio.Writer
+	w      io.Writer
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	buf   []byte // whole lines waiting for the writer
+	spare []byte // the writer's: the buffer it last wrote, reused
+
+	dropped  atomic.Uint64 // lines dropped because the console fell behind
+	reported uint64        // the writer's: drops already warned about
+	stop     chan struct{}
+	done     chan struct{} // closed when the writer has written everything and ended
 }
 
 const flushInterval = 100 * time.Millisecond
 
-func newOpLog(w io.Writer) *opLog {
-	return &opLog{w: bufio.NewWriterSize(w, 64<<10)}
+// maxBacklog is how many bytes of log may wait for the console: about 20,000
+// lines, two seconds of a busy server. A variable so that a test can shrink it.
+var maxBacklog = 1 << 20
+
+func newOpLog(w io.Writer, logger *slog.Logger) *opLog {
+	return &opLog{w: w, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (l *opLog) write(line []byte) {
+// write queues a batch of whole lines.
+func (l *opLog) write(lines []byte) {
 	l.mu.Lock()
-	_, _ = l.w.Write(line)
+	if len(l.buf)+len(lines) > maxBacklog {
+		l.mu.Unlock()
+		l.dropped.Add(uint64(bytes.Count(lines, []byte{'\n'})))
+		return
+	}
+	l.buf = append(l.buf, lines...)
 	l.mu.Unlock()
 }
 
-func (l *opLog) flush() {
-	l.mu.Lock()
-	_ = l.w.Flush()
-	l.mu.Unlock()
-}
-
-func (l *opLog) run(ctx context.Context) {
+// run writes the log out until stopped, then writes what is left.
+func (l *opLog) run() {
+	defer close(l.done)
 	t := time.NewTicker(flushInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-l.stop:
 			l.flush()
 			return
 		case <-t.C:
 			l.flush()
 		}
+	}
+}
+
+func (l *opLog) flush() {
+	l.mu.Lock()
+	out := l.buf
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	if len(out) > 0 {
+		_, _ = l.w.Write(out) // may block on a stalled console: only this goroutine waits
+	}
+	l.spare = out
+	if d := l.dropped.Load(); d > l.reported {
+		l.logger.Warn("udpserver: the console is not keeping up with the operation log; lines dropped",
+			"dropped", d-l.reported, "total_dropped", d)
+		l.reported = d
 	}
 }

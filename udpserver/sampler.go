@@ -25,6 +25,10 @@ type sampler struct {
 	hostCPU atomic.Uint64 // float64 bits: percent of all cores, 0-100
 	procCPU atomic.Uint64 // float64 bits: percent of one core, 0-100*cores
 
+	// measure takes one reading; a test may replace it to show that a
+	// status reply never waits for one.
+	measure func()
+
 	lastHost       cpu.TimesStat
 	lastProc       float64 // this process's user+system seconds
 	lastWall       time.Time
@@ -39,6 +43,7 @@ func newSampler(interval time.Duration) *sampler {
 		s.cores = min(s.cores, n)
 	}
 	s.proc, _ = process.NewProcess(int32(os.Getpid()))
+	s.measure = s.sample
 	s.sample() // a baseline, so that the first tick gives a figure
 	return s
 }
@@ -54,7 +59,7 @@ func (s *sampler) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.sample()
+			s.measure()
 		}
 	}
 }

@@ -17,7 +17,7 @@ type Server struct {
 	name    string
 	sampler *sampler
 	oplog   *opLog
-	started time.Time
+	started atomic.Int64 // Unix nanoseconds when Serve started
 
 	inFlight atomic.Int64
 	served   atomic.Uint64 // requests answered
@@ -43,7 +43,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		name:    cfg.Name,
 		sampler: newSampler(cfg.SampleInterval),
-		oplog:   newOpLog(cfg.OpLog),
+		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
 		done:    make(chan struct{}),
 	}, nil
 }
@@ -93,13 +93,13 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	if s.name == "" {
 		s.name = cu.LocalAddr().String()
 	}
-	s.started = time.Now()
+	s.started.Store(time.Now().UnixNano())
 	s.mu.Unlock()
 
 	ctx, stop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Go(func() { s.sampler.run(ctx) })
-	bg.Go(func() { s.oplog.run(ctx) })
+	go s.oplog.run() // not waited for here: a stalled console must not hold up Serve
 
 	s.cfg.Logger.Info("udpserver serving", "name", s.name,
 		"calc", cu.LocalAddr().String(), "status", su.LocalAddr().String(), "workers", s.cfg.Workers)
@@ -111,6 +111,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 
 	stop()
 	bg.Wait()
+	close(s.oplog.stop)
 	cu.Close()
 	su.Close()
 	close(s.done)
@@ -118,21 +119,27 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 }
 
 // Shutdown stops reading new datagrams, lets every request already being
-// computed finish and be answered, flushes the operation log and closes the
-// sockets. If ctx ends first, it closes them at once and returns ctx.Err().
+// computed finish and be answered, closes the sockets and waits until the
+// operation log is written out. If ctx ends first, it closes the sockets at
+// once, stops waiting for the log, and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stopReading() {
 		return nil
 	}
 	select {
 	case <-s.done:
-		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.calc.Close()
 		s.status.Close()
 		s.mu.Unlock()
 		<-s.done
+		return ctx.Err()
+	}
+	select {
+	case <-s.oplog.done:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
@@ -181,15 +188,17 @@ func (s *Server) readError(err error) (stop bool) {
 type Stats struct {
 	Served, Errors, Dropped uint64
 	InFlight                int64
+	LogDropped              uint64 // operation log lines dropped because the console fell behind
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Served:   s.served.Load(),
-		Errors:   s.failed.Load(),
-		Dropped:  s.dropped.Load(),
-		InFlight: s.inFlight.Load(),
+		Served:     s.served.Load(),
+		Errors:     s.failed.Load(),
+		Dropped:    s.dropped.Load(),
+		InFlight:   s.inFlight.Load(),
+		LogDropped: s.oplog.dropped.Load(),
 	}
 }
 

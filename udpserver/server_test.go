@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -198,7 +200,8 @@ func TestCalculatorText(t *testing.T) {
 		{"1 / 0\n", "error: division by zero\n"},
 		{"9223372036854775807 + 1\n", "error: integer overflow\n"},
 		{"nan + 1\n", "error: operand is NaN\n"},
-		{"hello\n", "error: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n"},
+		{"hello\n", "error: syntax error: \"hello\" is not a number\n"},
+		{"1 2 + 3\n", "error: syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER\n"},
 	}
 	for _, tt := range tests {
 		if got := string(exchange(t, c, []byte(tt.in))); got != tt.want {
@@ -239,6 +242,15 @@ func TestStatusPort(t *testing.T) {
 	exchange(t, calc, []byte("1 + 1"))
 	exchange(t, calc, []byte("1 / 0"))
 
+	// Wait for the sampler's first tick, so that the figures checked
+	// below are measurements and not the zero they start at.
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.sampler.HostCPU() == 0 && ts.sampler.ProcCPU() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sampler measured nothing in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	got := exchange(t, status, codec.AppendStatusQuery(nil, 77))
 	h, err := codec.ParseHeader(got)
 	if err != nil || h != (codec.Header{Kind: codec.KindStatusReply, ID: 77}) {
@@ -248,8 +260,8 @@ func TestStatusPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Server != "t1" || st.Served != 2 || st.Errors != 1 || st.Cores < 1 || st.Uptime < 0 || st.Uptime > time.Minute ||
-		st.HostCPU < 0 || st.HostCPU > 100 || st.ProcCPU < 0 {
+	if st.Server != "t1" || st.Served != 2 || st.Errors != 1 || st.Cores < 1 || st.Uptime <= 0 || st.Uptime > time.Minute ||
+		st.HostCPU < 0 || st.HostCPU > 100 || st.ProcCPU < 0 || st.ProcCPU > 100*float64(st.Cores) || st.HostCPU+st.ProcCPU == 0 {
 		t.Fatalf("status %+v", st)
 	}
 
@@ -344,8 +356,91 @@ func TestShutdownTwiceAndServeAfterClose(t *testing.T) {
 	}
 }
 
+// TestStatusNeverWaitsForAMeasurement blocks the sampler in the middle of
+// a measurement: the status port must still answer, from the last figures.
+func TestStatusNeverWaitsForAMeasurement(t *testing.T) {
+	calc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	status, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	s, err := New(Config{Quiet: true, SampleInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	measuring := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	s.sampler.measure = func() {
+		once.Do(func() { close(measuring) })
+		<-release
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(calc, status) }()
+	<-measuring // the sampler is now stuck inside a measurement
+	c := dial(t, status.LocalAddr().(*net.UDPAddr))
+	got := exchange(t, c, codec.AppendStatusQuery(nil, 1))
+	if _, err := codec.DecodeStatus(got[codec.HeaderSize:]); err != nil {
+		t.Fatalf("status while measuring: %v", err)
+	}
+	close(release)
+	s.Close()
+	<-served
+}
+
+// TestErrorLinesAreNotAnswered: a text error line is an answer; answering
+// it could set two endpoints bouncing errors forever.
+func TestErrorLinesAreNotAnswered(t *testing.T) {
+	ts := start(t, Config{Quiet: true})
+	for _, addr := range []*net.UDPAddr{ts.calc, ts.status} {
+		c := dial(t, addr)
+		if _, err := c.Write([]byte("error: syntax error\n")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 100)); err == nil {
+			t.Fatalf("an error line got an answer of %d bytes", n)
+		}
+	}
+	// The same socket still gets answers to questions.
+	if got := string(exchange(t, dial(t, ts.calc), []byte("2+2"))); got != "4\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestStalledConsole: a console that never reads must not stop the server
+// answering, nor stop it shutting down; the lines it could not take are
+// counted.
+func TestStalledConsole(t *testing.T) {
+	old := maxBacklog
+	maxBacklog = 4 << 10
+	defer func() { maxBacklog = old }()
+	r, w := io.Pipe() // nothing reads r: every write blocks
+	defer r.Close()
+	ts := start(t, Config{OpLog: w})
+	c := dial(t, ts.calc)
+	for i := range 500 {
+		want := fmt.Sprintf("%d\n", i+1)
+		if got := string(exchange(t, c, []byte(fmt.Sprintf("%d + 1", i)))); got != want {
+			t.Fatalf("request %d answered %q", i, got)
+		}
+	}
+	if ts.Stats().LogDropped == 0 {
+		t.Fatal("no log lines counted as dropped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := ts.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a stalled console = %v, want the context's deadline", err)
+	}
+	if err := <-ts.served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	ts.served <- ErrServerClosed
+	r.Close() // unblocks the log writer, so that it ends before goleak looks
+	<-ts.oplog.done
+}
+
 func TestConfigValidation(t *testing.T) {
-	for _, cfg := range []Config{{Workers: -1}, {SampleInterval: time.Second}, {SampleInterval: 10 * time.Millisecond}} {
+	for _, cfg := range []Config{{Workers: -1}, {SampleInterval: time.Second}, {SampleInterval: 10 * time.Millisecond},
+		{Name: "has space"}, {Name: strings.Repeat("x", 65)}, {Name: "tab\t"}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}

@@ -17,8 +17,15 @@ func (s *Server) Status() codec.Status {
 		InFlight: int(s.inFlight.Load()),
 		Served:   s.served.Load(),
 		Errors:   s.failed.Load(),
-		Uptime:   time.Since(s.started),
+		Uptime:   s.uptime(),
 	}
+}
+
+func (s *Server) uptime() time.Duration {
+	if t := s.started.Load(); t != 0 {
+		return time.Since(time.Unix(0, t))
+	}
+	return 0
 }
 
 // statusLoop answers the status port. One reader is enough: each answer is
@@ -42,7 +49,7 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 
 func (s *Server) handleStatus(out, pkt []byte) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram {
+		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram || codec.IsTextReply(pkt) {
 			s.dropped.Add(1)
 			return nil
 		}

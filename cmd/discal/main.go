@@ -47,8 +47,8 @@ func main() {
 	)
 	flag.IntVar(&servers, "servers", 3, "number of calculator servers")
 	flag.StringVar(&addr, "addr", udpproxy.DefaultAddr, "the proxy's `address`")
-	flag.IntVar(&calcPort, "server-port", 7001, "first server's calculator `port`; the others count up from it")
-	flag.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it")
+	flag.IntVar(&calcPort, "server-port", 7001, "first server's calculator `port`; the others count up from it (0: any free ports)")
+	flag.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it (0: any free ports)")
 	flag.BoolVar(&quiet, "quiet", false, "do not log every operation")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	flag.Usage = func() {
@@ -72,7 +72,13 @@ func main() {
 		Servers:   servers,
 		ProxyAddr: addr,
 		ServerAddr: func(i int) (string, string) {
-			return fmt.Sprintf("127.0.0.1:%d", calcPort+i), fmt.Sprintf("127.0.0.1:%d", statusPort+i)
+			port := func(base int) int {
+				if base == 0 {
+					return 0
+				}
+				return base + i
+			}
+			return fmt.Sprintf("127.0.0.1:%d", port(calcPort)), fmt.Sprintf("127.0.0.1:%d", port(statusPort))
 		},
 		Server: udpserver.Config{Quiet: quiet},
 		Proxy:  udpproxy.Config{Policy: pol},

@@ -27,7 +27,8 @@ Quote * from the shell, and put -- before an expression that starts with
 a minus sign.
 
 Exit status: 0 answered, 1 the calculation failed ("error: ..." on
-standard error), 2 no answer after the retries, 64 usage error.
+standard error), 2 no answer after the retries, 64 usage error, 130
+interrupted.
 
 Examples:
   udpclient 2 + 3                 # 5
@@ -89,12 +90,18 @@ func run() int {
 
 	if expr == "" {
 		status, err := c.EvalLines(ctx, os.Stdin, os.Stdout, 64, verbose)
+		if ctx.Err() != nil {
+			return udpclient.ExitSignal
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "udpclient:", err)
 		}
 		return status
 	}
 	r := c.Eval(ctx, expr)
+	if ctx.Err() != nil {
+		return udpclient.ExitSignal
+	}
 	if r.Status == udpclient.ExitOK {
 		fmt.Println(udpclient.FormatResult(r, verbose))
 	} else {

@@ -316,3 +316,61 @@ func TestNetcat(t *testing.T) {
 		t.Fatalf("nc printed %q, want 42", out)
 	}
 }
+
+// TestDiscal runs the one-process system the README starts with: it
+// serves, logs each operation under its server's name, and stops cleanly
+// on Ctrl-C (SIGINT).
+func TestDiscal(t *testing.T) {
+	cmd := exec.Command(bin(t, "discal"), "-servers", "2", "-addr", "127.0.0.1:0", "-server-port", "0", "-status-port", "0")
+	out := new(lockedBuffer)
+	cmd.Stdout = out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`discal is running: proxy on (\S+),`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				ready <- m[1]
+			}
+		}
+		waited <- cmd.Wait()
+	}()
+	var proxy string
+	select {
+	case proxy = <-ready:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("discal did not say where it runs")
+	}
+	for i := range 20 {
+		if got, want := exchangeText(t, proxy, fmt.Sprintf("%d * 2\n", i)), fmt.Sprintf("%d\n", 2*i); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("discal exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("discal did not stop on Ctrl-C")
+	}
+	// The operation log is flushed on the way out: every operation is in
+	// it, under s1 or s2.
+	log := out.String()
+	if n := len(regexp.MustCompile(`(?m) s[12] id=[0-9a-f]{16} \d+ \* 2 = \d+$`).FindAllString(log, -1)); n != 20 {
+		t.Fatalf("the log has %d operation lines, want 20:\n%s", n, log)
+	}
+}
