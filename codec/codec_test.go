@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -468,5 +469,42 @@ func TestFixedSizes(t *testing.T) {
 	}
 	if reqSize != RequestSize {
 		t.Fatalf("requests are %d bytes, RequestSize says %d", reqSize, RequestSize)
+	}
+}
+
+// TestHugeDeclaredLengthsCostNothing: values that claim to be gigabytes
+// long, in fields the decoder skips, must not make it allocate. The msgpack
+// library's own Skip grew its pooled buffer by a megabyte for each such
+// datagram, which a flood would have turned into gigabytes.
+func TestHugeDeclaredLengthsCostNothing(t *testing.T) {
+	bodies := [][]byte{
+		{0x84, 0xa1, 'x', 0xdb, 0xff, 0xff, 0xff, 0xf0, 'a', 'b'},             // str32 of 4 GB, 2 bytes there
+		{0x84, 0xa1, 'x', 0xc6, 0x7f, 0xff, 0xff, 0xff, 'a'},                  // bin32
+		{0x84, 0xa1, 'x', 0xc9, 0xff, 0xff, 0xff, 0xff, 0x01, 'a'},            // ext32
+		{0x84, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01},                 // array32 of 4 billion
+		{0x84, 0xa1, 'x', 0xdf, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01},           // map32
+		{0x84, 0xdb, 0xff, 0xff, 0xff, 0xf0, 'k'},                             // a huge key
+		{0x81, 0xa6, 's', 'e', 'r', 'v', 'e', 'r', 0xdb, 0xff, 0xff, 0xff, 0}, // a huge name
+	}
+	deep := []byte{0x81, 0xa1, 'x'}
+	for range 1000 {
+		deep = append(deep, 0x91) // arrays in arrays
+	}
+	bodies = append(bodies, append(deep, 0x01))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 2000 {
+		for _, b := range bodies {
+			if _, err := DecodeRequest(b); err == nil {
+				t.Fatalf("DecodeRequest(%x) accepted", b)
+			}
+			_, _ = DecodeReply(b)
+			_, _ = DecodeStatus(b)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("decoding allocated %d MB", grew>>20)
 	}
 }

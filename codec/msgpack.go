@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"sync"
 
@@ -134,10 +135,7 @@ func (x *decoder) str() (s []byte, isString bool, err error) {
 		return nil, false, malformed(err)
 	}
 	if !msgpcode.IsString(c) {
-		if err := x.d.Skip(); err != nil {
-			return nil, false, malformed(err)
-		}
-		return nil, false, nil
+		return nil, false, x.skip()
 	}
 	n, err := x.d.DecodeBytesLen()
 	if err != nil {
@@ -147,7 +145,7 @@ func (x *decoder) str() (s []byte, isString bool, err error) {
 		return nil, false, Errorf(CodeMalformed, "malformed body: truncated string")
 	}
 	if n > len(x.buf) {
-		_, _ = x.r.Seek(int64(n), 1)
+		_, _ = x.r.Seek(int64(n), io.SeekCurrent)
 		return nil, true, nil
 	}
 	if err := x.d.ReadFull(x.buf[:n]); err != nil {
@@ -163,10 +161,7 @@ func (x *decoder) longStr() (string, bool, error) {
 		return "", false, malformed(err)
 	}
 	if !msgpcode.IsString(c) {
-		if err := x.d.Skip(); err != nil {
-			return "", false, malformed(err)
-		}
-		return "", false, nil
+		return "", false, x.skip()
 	}
 	n, err := x.d.DecodeBytesLen()
 	if err != nil {
@@ -252,10 +247,7 @@ func (x *decoder) number() (n Number, ok bool, err error) {
 		}
 		return FloatNumber(f), true, nil
 	}
-	if err := x.d.Skip(); err != nil {
-		return Number{}, false, malformed(err)
-	}
-	return Number{}, false, nil
+	return Number{}, false, x.skip()
 }
 
 // uint reads a non-negative integer field.
@@ -276,9 +268,96 @@ func (x *decoder) float() (float64, bool, error) {
 	return n.Float64(), true, nil
 }
 
-func (x *decoder) skip() error {
-	if err := x.d.Skip(); err != nil {
-		return malformed(err)
+// maxDepth bounds how deeply nested a skipped value may be.
+const maxDepth = 32
+
+// skip consumes one msgpack value of any type. It does not use the
+// library's Skip: that trusts a string's declared length and grows the
+// pooled decoder's buffer by a megabyte for every string that claims to be
+// huge, so a flood of such datagrams would eat the server's memory. Here
+// every declared length is checked against the bytes left, and nesting is
+// bounded, so no datagram can make skipping allocate or loop.
+func (x *decoder) skip() error { return x.skipValue(0) }
+
+func (x *decoder) skipValue(depth int) error {
+	if depth > maxDepth {
+		return Errorf(CodeMalformed, "malformed body: nested too deeply")
+	}
+	c, err := x.r.ReadByte()
+	if err != nil {
+		return Errorf(CodeMalformed, "malformed body: truncated")
+	}
+	var size, items int // bytes to pass over; values inside
+	switch {
+	case c <= 0x7f || c >= 0xe0, c == msgpcode.Nil, c == msgpcode.False, c == msgpcode.True:
+		return nil
+	case msgpcode.IsFixedMap(c):
+		items = 2 * int(c&0x0f)
+	case msgpcode.IsFixedArray(c):
+		items = int(c & 0x0f)
+	case msgpcode.IsFixedString(c):
+		size = int(c & 0x1f)
+	default:
+		switch c {
+		case msgpcode.Uint8, msgpcode.Int8:
+			size = 1
+		case msgpcode.Uint16, msgpcode.Int16:
+			size = 2
+		case msgpcode.Uint32, msgpcode.Int32, msgpcode.Float:
+			size = 4
+		case msgpcode.Uint64, msgpcode.Int64, msgpcode.Double:
+			size = 8
+		case msgpcode.FixExt1, msgpcode.FixExt2, msgpcode.FixExt4, msgpcode.FixExt8, msgpcode.FixExt16:
+			size = 1 + 1<<(c-msgpcode.FixExt1) // a type byte and 1 to 16 bytes
+		case msgpcode.Str8, msgpcode.Bin8:
+			size, err = x.length(1)
+		case msgpcode.Str16, msgpcode.Bin16:
+			size, err = x.length(2)
+		case msgpcode.Str32, msgpcode.Bin32:
+			size, err = x.length(4)
+		case msgpcode.Ext8, msgpcode.Ext16, msgpcode.Ext32:
+			size, err = x.length(1 << (c - msgpcode.Ext8))
+			size++ // the type byte
+		case msgpcode.Array16:
+			items, err = x.length(2)
+		case msgpcode.Array32:
+			items, err = x.length(4)
+		case msgpcode.Map16:
+			items, err = x.length(2)
+			items *= 2
+		case msgpcode.Map32:
+			items, err = x.length(4)
+			items *= 2
+		default:
+			return Errorf(CodeMalformed, "malformed body: invalid code 0x%02x", c)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// Every value takes at least a byte: a count or size beyond what is
+	// left is a lie.
+	if size > x.r.Len() || items > x.r.Len() {
+		return Errorf(CodeMalformed, "malformed body: truncated")
+	}
+	_, _ = x.r.Seek(int64(size), io.SeekCurrent)
+	for range items {
+		if err := x.skipValue(depth + 1); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// length reads a big-endian length of n bytes.
+func (x *decoder) length(n int) (int, error) {
+	if x.r.Len() < n {
+		return 0, Errorf(CodeMalformed, "malformed body: truncated")
+	}
+	v := 0
+	for range n {
+		b, _ := x.r.ReadByte()
+		v = v<<8 | int(b)
+	}
+	return v, nil
 }
