@@ -16,6 +16,7 @@ func (p *Proxy) clientLoop(rd *reader) {
 			}
 			continue
 		}
+		rd.now = nanotime()
 		for i, m := range rd.in[:n] {
 			p.handleClient(rd, i, m.Buf, m.Addr)
 		}
@@ -98,33 +99,40 @@ func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, cl
 		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrNoServer)
 		return
 	}
-	id := rd.rng.Uint64()
-	e := p.pending.get(id)
-	if e == nil {
+	e := &rd.tmpl
+	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
+	e.setRequest(pkt)
+	if !p.send(rd, pkt, e, b, false) {
 		p.busy.Add(1)
 		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrBusy)
-		return
 	}
-	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
-	e.n = copy(e.req[:], pkt)
-	p.send(rd, pkt, id, e, b)
 }
 
-// send puts e in the table under id (or another fresh ID if id is taken)
-// for backend b and queues pkt, a copy of e's request, with that ID. pkt
-// must not be e.req: once e is in the table, the reply path may take and
-// reuse it at any moment.
-func (p *Proxy) send(rd *reader, pkt []byte, id uint64, e *entry, b *backend) {
+// send enters a try of a request in the table, for backend b, and queues
+// pkt, a copy of the request, with the try's ID. A first try is a copy of
+// e, inserted if the table has room; a retry is e itself, which expiry
+// took out of the table, reinserted. pkt must not be e's own request: once
+// in the table, the entry may be taken and reused by the reply path at any
+// moment.
+func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *backend, retry bool) bool {
 	e.backend = b
-	e.sentAt = nanotime()
+	e.sentAt = rd.now
 	e.deadline = e.sentAt + int64(p.cfg.TryTimeout)
-	b.inFlight.Add(1) // before put, so that a fast reply never takes it below zero
-	b.sent.Add(1)
-	for !p.pending.put(id, e) {
-		id = rd.rng.Uint64()
+	b.inFlight.Add(1) // before the entry is visible, so a fast reply never takes it below zero
+	var id uint64
+	if retry {
+		id = p.pending.reinsert(rd.rng, e)
+	} else {
+		var ok bool
+		if id, ok = p.pending.insert(rd.rng, e); !ok {
+			b.inFlight.Add(-1)
+			return false
+		}
 	}
+	b.sent.Add(1)
 	codec.SetID(pkt, id)
 	rd.toServer(pkt, b)
+	return true
 }
 
 // replyError queues an error of the proxy's own for a client, in the form

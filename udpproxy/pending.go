@@ -1,12 +1,16 @@
 package udpproxy
 
 import (
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-
-	"github.com/discal/discal/codec"
 )
+
+// inlineReq is how much of a request an entry holds without allocating:
+// discal's own clients send 40-byte requests. Longer ones (other clients
+// may pad their msgpack) get a buffer of their own.
+const inlineReq = 64
 
 // entry is one request waiting for its server's answer. It keeps the
 // request datagram so that the sweeper can send it to another server.
@@ -18,19 +22,47 @@ type entry struct {
 	deadline int64 // monotonic nanoseconds, when this try times out
 	tries    uint8 // servers tried so far, this one included
 	text     bool  // the client spoke the text form and wants a line back
-	n        int
-	req      [codec.MaxDatagram]byte
+	n        uint16
+	req      [inlineReq]byte
+	big      []byte // the request, when longer than inlineReq
 }
 
-func (e *entry) request() []byte { return e.req[:e.n] }
+func (e *entry) setRequest(pkt []byte) {
+	e.n = uint16(len(pkt))
+	if len(pkt) <= inlineReq {
+		copy(e.req[:], pkt)
+		e.big = nil
+		return
+	}
+	e.big = append(e.big[:0], pkt...)
+}
+
+func (e *entry) request() []byte {
+	if e.big != nil {
+		return e.big
+	}
+	return e.req[:e.n]
+}
+
+// route is what the reply path needs of an entry, copied out so that the
+// entry can be reused the moment it leaves the table.
+type route struct {
+	client   netip.AddrPort
+	clientID uint64
+	backend  *backend
+	sentAt   int64
+	text     bool
+}
 
 // pendingTable maps the proxy's internal request IDs to their entries. It
 // is split into shards by ID, each with its own lock, so that readers on
-// different cores rarely meet; IDs are random, so shards fill evenly.
+// different cores rarely meet; IDs are random, so shards fill evenly. Each
+// request costs two short critical sections: insert and take.
 //
 // Each shard also queues (deadline, ID) pairs in the order they were put.
-// Every try gets the same timeout, so the queue is in deadline order and
-// the sweeper finds what expired by looking at its head alone.
+// Every try gets the same timeout, so the queue is in deadline order (to
+// within the moments between computing a deadline and inserting it) and the
+// sweeper finds what expired by looking at its head alone.
 type pendingTable struct {
 	shards [pendingShards]shard
 	size   atomic.Int64
@@ -66,73 +98,104 @@ func (t *pendingTable) shard(id uint64) *shard { return &t.shards[id%pendingShar
 // Len returns how many requests are waiting.
 func (t *pendingTable) Len() int { return int(t.size.Load()) }
 
-// get returns a blank entry for id's shard to fill, or nil when the table
-// is full.
-func (t *pendingTable) get(id uint64) *entry {
+// insert stores a new request, a copy of *tmpl, under a fresh random ID
+// from r, and returns the ID. It reports false when the table is full.
+func (t *pendingTable) insert(r *mrand.Rand, tmpl *entry) (uint64, bool) {
 	if t.size.Add(1) > t.limit {
 		t.size.Add(-1)
-		return nil
+		return 0, false
 	}
+	for {
+		id := r.Uint64()
+		s := t.shard(id)
+		s.mu.Lock()
+		if _, taken := s.m[id]; taken {
+			s.mu.Unlock()
+			continue // one in 2^64 per entry: draw again
+		}
+		var e *entry
+		if n := len(s.free); n > 0 {
+			e, s.free = s.free[n-1], s.free[:n-1]
+		} else {
+			e = new(entry)
+		}
+		big := e.big
+		*e = *tmpl
+		if tmpl.big != nil {
+			e.big = append(big[:0], tmpl.big...)
+		}
+		s.m[id] = e
+		s.queue = append(s.queue, expiry{e.deadline, id})
+		s.mu.Unlock()
+		return id, true
+	}
+}
+
+// reinsert puts an entry that left the table (by expiring) back under a
+// fresh ID, for its next try.
+func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
+	for {
+		id := r.Uint64()
+		s := t.shard(id)
+		s.mu.Lock()
+		if _, taken := s.m[id]; !taken {
+			s.m[id] = e
+			s.queue = append(s.queue, expiry{e.deadline, id})
+			s.mu.Unlock()
+			return id
+		}
+		s.mu.Unlock()
+	}
+}
+
+// take removes the entry for id if the reply came from the backend the
+// request was sent to, and returns its route. A reply from any other address
+// leaves the entry where it is: forged is true, and the real answer can
+// still arrive.
+func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forged bool) {
 	s := t.shard(id)
 	s.mu.Lock()
-	var e *entry
-	if n := len(s.free); n > 0 {
-		e, s.free = s.free[n-1], s.free[:n-1]
+	e, found := s.m[id]
+	if !found {
+		s.mu.Unlock()
+		return route{}, false, false
 	}
+	if e.backend.calc != from {
+		s.mu.Unlock()
+		return route{}, false, true
+	}
+	delete(s.m, id)
+	rt = route{client: e.client, clientID: e.clientID, backend: e.backend, sentAt: e.sentAt, text: e.text}
+	s.recycle(e)
 	s.mu.Unlock()
-	if e == nil {
-		e = new(entry)
-	}
-	return e
+	t.size.Add(-1)
+	return rt, true, false
 }
 
-// put stores a filled entry under id. It reports false, leaving the entry
-// with the caller, if id is already taken: the caller draws another ID.
-func (t *pendingTable) put(id uint64, e *entry) bool {
-	s := t.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, taken := s.m[id]; taken {
-		return false
+// recycle keeps an entry for reuse. Called with s.mu held.
+func (s *shard) recycle(e *entry) {
+	e.backend = nil // let a removed backend be collected
+	if cap(e.big) > 4096 {
+		e.big = nil
 	}
-	s.m[id] = e
-	s.queue = append(s.queue, expiry{e.deadline, id})
-	return true
-}
-
-// release returns an entry that left the table (or never entered it) for
-// reuse and gives back its slot.
-func (t *pendingTable) release(id uint64, e *entry) {
-	*e = entry{}
-	s := t.shard(id)
-	s.mu.Lock()
 	if len(s.free) < 1024 {
 		s.free = append(s.free, e)
 	}
+}
+
+// release returns an entry that left the table by expiring and will not
+// be retried.
+func (t *pendingTable) release(id uint64, e *entry) {
+	s := t.shard(id)
+	s.mu.Lock()
+	s.recycle(e)
 	s.mu.Unlock()
 	t.size.Add(-1)
 }
 
-// take removes and returns the entry for id if it came from the backend
-// the request was sent to. A reply from any other address leaves the entry
-// where it is: forged is true, and the real answer can still arrive.
-func (t *pendingTable) take(id uint64, from netip.AddrPort) (e *entry, forged bool) {
-	s := t.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[id]
-	if !ok {
-		return nil, false
-	}
-	if e.backend.calc != from {
-		return nil, true
-	}
-	delete(s.m, id)
-	return e, false
-}
-
 // expired removes every entry whose deadline is before now and passes it
-// to fn with its ID, outside the shard's lock.
+// to fn with its ID, outside the shard's lock. fn must reinsert or release
+// it.
 func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 	type item struct {
 		id uint64
@@ -153,12 +216,12 @@ func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 			}
 		}
 		// Reclaim the consumed front once it is most of the slice.
-		if s.head > 1024 && s.head*2 > len(s.queue) {
+		if s.head == len(s.queue) {
+			s.queue = s.queue[:0]
+			s.head = 0
+		} else if s.head > 1024 && s.head*2 > len(s.queue) {
 			n := copy(s.queue, s.queue[s.head:])
 			s.queue = s.queue[:n]
-			s.head = 0
-		} else if s.head == len(s.queue) {
-			s.queue = s.queue[:0]
 			s.head = 0
 		}
 		s.mu.Unlock()

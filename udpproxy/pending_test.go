@@ -20,53 +20,81 @@ func testBackend(t testing.TB, calc string) *backend {
 func TestPendingTakeChecksSource(t *testing.T) {
 	tab := newPendingTable(10)
 	b := testBackend(t, "127.0.0.1:7001")
-	e := tab.get(42)
-	e.backend, e.clientID = b, 7
-	if !tab.put(42, e) {
-		t.Fatal("put failed")
+	r := rand.New(rand.NewPCG(1, 2))
+	tmpl := entry{backend: b, clientID: 7}
+	tmpl.setRequest([]byte("request"))
+	id, ok := tab.insert(r, &tmpl)
+	if !ok || tab.Len() != 1 {
+		t.Fatal("insert failed")
 	}
-	if tab.put(42, tab.get(42)) {
-		t.Fatal("a second put under one ID succeeded")
+	if _, ok, forged := tab.take(id, netip.MustParseAddrPort("127.0.0.1:7002")); ok || !forged {
+		t.Fatalf("take from the wrong port: ok %v, forged %v", ok, forged)
 	}
-	tab.size.Add(-1) // the entry of the failed put was never released
-
-	if got, forged := tab.take(42, netip.MustParseAddrPort("127.0.0.1:7002")); got != nil || !forged {
-		t.Fatalf("take from the wrong port = %v, forged %v", got, forged)
+	if _, ok, forged := tab.take(id+1, b.calc); ok || forged {
+		t.Fatalf("take of an unknown ID: ok %v, forged %v", ok, forged)
 	}
-	if got, forged := tab.take(43, b.calc); got != nil || forged {
-		t.Fatalf("take of an unknown ID = %v, forged %v", got, forged)
+	rt, ok, forged := tab.take(id, b.calc)
+	if !ok || forged || rt.clientID != 7 || rt.backend != b {
+		t.Fatalf("take from the backend = %+v, %v, %v", rt, ok, forged)
 	}
-	got, forged := tab.take(42, b.calc)
-	if got != e || forged || got.clientID != 7 {
-		t.Fatalf("take from the backend = %v, forged %v", got, forged)
-	}
-	if again, _ := tab.take(42, b.calc); again != nil {
+	if _, ok, _ := tab.take(id, b.calc); ok {
 		t.Fatal("an entry was taken twice")
 	}
-	tab.release(42, got)
 	if tab.Len() != 0 {
-		t.Fatalf("Len = %d after release", tab.Len())
+		t.Fatalf("Len = %d after take", tab.Len())
 	}
 }
 
 func TestPendingLimit(t *testing.T) {
 	tab := newPendingTable(3)
+	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 3 {
-		if tab.get(uint64(i)) == nil {
-			t.Fatalf("get %d refused below the limit", i)
+		if _, ok := tab.insert(r, &entry{}); !ok {
+			t.Fatalf("insert %d refused below the limit", i)
 		}
 	}
-	if tab.get(99) != nil {
-		t.Fatal("get beyond the limit succeeded")
+	if _, ok := tab.insert(r, &entry{}); ok {
+		t.Fatal("insert beyond the limit succeeded")
 	}
 	if tab.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", tab.Len())
 	}
 }
 
-// TestPendingExpiresExactlyOnce puts entries with spread deadlines, takes
-// some as answered, and checks that expiry yields exactly the others, each
-// once, and only when due.
+// TestPendingLongRequest: a request longer than the inline buffer survives
+// the table and a retry intact, and entries reused later do not see it.
+func TestPendingLongRequest(t *testing.T) {
+	tab := newPendingTable(10)
+	r := rand.New(rand.NewPCG(3, 4))
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = byte(i)
+	}
+	tmpl := entry{deadline: 1}
+	tmpl.setRequest(long)
+	id, _ := tab.insert(r, &tmpl)
+	tmpl.setRequest([]byte("short")) // the template is the reader's: it moves on
+	var got []byte
+	tab.expired(2, func(id uint64, e *entry) {
+		got = append([]byte(nil), e.request()...)
+		tab.release(id, e)
+	})
+	if string(got) != string(long) {
+		t.Fatalf("the long request came back as %d bytes", len(got))
+	}
+	_ = id
+	id2, _ := tab.insert(r, &tmpl)
+	tab.expired(3, func(id uint64, e *entry) {
+		if id == id2 && string(e.request()) != "short" {
+			t.Fatalf("a reused entry holds %q", e.request())
+		}
+		tab.release(id, e)
+	})
+}
+
+// TestPendingExpiresExactlyOnce inserts entries with spread deadlines,
+// takes some as answered, and checks that expiry yields exactly the others,
+// each once, and only when due.
 func TestPendingExpiresExactlyOnce(t *testing.T) {
 	tab := newPendingTable(100000)
 	b := testBackend(t, "127.0.0.1:7001")
@@ -74,19 +102,18 @@ func TestPendingExpiresExactlyOnce(t *testing.T) {
 	const n = 5000
 	ids := make([]uint64, n)
 	for i := range n {
-		id := r.Uint64()
-		ids[i] = id
-		e := tab.get(id)
-		e.backend = b
-		e.deadline = int64(i) // put in deadline order, as the proxy does
-		if !tab.put(id, e) {
-			t.Fatal("put failed")
+		// Inserted in deadline order, as the proxy does.
+		id, ok := tab.insert(r, &entry{backend: b, deadline: int64(i)})
+		if !ok {
+			t.Fatal("insert failed")
 		}
+		ids[i] = id
 	}
 	answered := map[uint64]bool{}
 	for i := 0; i < n; i += 3 {
-		e, _ := tab.take(ids[i], b.calc)
-		tab.release(ids[i], e)
+		if _, ok, _ := tab.take(ids[i], b.calc); !ok {
+			t.Fatal("take failed")
+		}
 		answered[ids[i]] = true
 	}
 	seen := map[uint64]int{}
@@ -119,13 +146,11 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := p.backends()[0]
-	e := p.pending.get(5)
-	e.backend = b
-	p.pending.put(5, e)
-	reply := codec.AppendReply(nil, 5, codec.Reply{Result: codec.IntNumber(666)})
 	rd := p.newReader(nil)
-	p.handleUpstream(rd, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999")) // wrong source
-	p.handleUpstream(rd, 1, codec.AppendReply(nil, 6, codec.Reply{}), b.calc) // unknown ID
+	id, _ := p.pending.insert(rd.rng, &entry{backend: b})
+	reply := codec.AppendReply(nil, id, codec.Reply{Result: codec.IntNumber(666)})
+	p.handleUpstream(rd, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999"))    // wrong source
+	p.handleUpstream(rd, 1, codec.AppendReply(nil, id^1, codec.Reply{}), b.calc) // unknown ID
 	if p.drops[dropForged].Load() != 1 || p.drops[dropUnknown].Load() != 1 {
 		t.Fatalf("forged %d, unknown %d; want 1 and 1", p.drops[dropForged].Load(), p.drops[dropUnknown].Load())
 	}
@@ -134,17 +159,17 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 	}
 }
 
-func BenchmarkPendingPutTake(b *testing.B) {
+func BenchmarkPendingInsertTake(b *testing.B) {
 	tab := newPendingTable(1 << 20)
 	be := testBackend(b, "127.0.0.1:7001")
 	r := rand.New(rand.NewPCG(1, 2))
+	tmpl := entry{backend: be}
+	tmpl.setRequest(make([]byte, 40))
 	b.ReportAllocs()
 	for b.Loop() {
-		id := r.Uint64()
-		e := tab.get(id)
-		e.backend = be
-		tab.put(id, e)
-		e, _ = tab.take(id, be.calc)
-		tab.release(id, e)
+		id, _ := tab.insert(r, &tmpl)
+		if _, ok, _ := tab.take(id, be.calc); !ok {
+			b.Fatal("take failed")
+		}
 	}
 }

@@ -204,6 +204,8 @@ type reader struct {
 	toClients []udpbatch.Message
 	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the reader writes itself
 	rng       *mrand.Rand
+	now       int64 // nanotime when the batch was read: one clock reading serves it all
+	tmpl      entry // a new request's entry, filled here and copied into the table
 }
 
 func (p *Proxy) newReader(from *net.UDPConn) *reader {

@@ -26,6 +26,7 @@ func (p *Proxy) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// Whatever is still pending gets its answer now.
+			rd.now = nanotime()
 			p.pending.expired(1<<63-1, func(id uint64, e *entry) {
 				e.tries = 255
 				expire(id, e)
@@ -33,7 +34,8 @@ func (p *Proxy) sweep(ctx context.Context) {
 			rd.flush()
 			return
 		case <-t.C:
-			p.pending.expired(nanotime(), expire)
+			rd.now = nanotime()
+			p.pending.expired(rd.now, expire)
 			rd.flush()
 			n = 0
 		}
@@ -54,7 +56,7 @@ func (p *Proxy) expire(rd *reader, i int, id uint64, e *entry) {
 			p.retries.Add(1)
 			// The old ID leaves with this try: a late answer to it is
 			// dropped as unknown.
-			p.send(rd, append(rd.slot(i), e.request()...), rd.rng.Uint64(), e, b)
+			p.send(rd, append(rd.slot(i), e.request()...), e, b, true)
 			return
 		}
 	}

@@ -34,8 +34,10 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 		p.drops.add(dropUpstream)
 		return
 	}
-	e, forged := p.pending.take(h.ID, from)
-	if e == nil {
+	// The entry leaves the table before the client hears, so that a client
+	// that has its answer never sees the request still pending.
+	rt, ok, forged := p.pending.take(h.ID, from)
+	if !ok {
 		if forged {
 			p.drops.add(dropForged)
 		} else {
@@ -43,15 +45,11 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 		}
 		return
 	}
-	b := e.backend
-	b.inFlight.Add(-1)
-	b.answered.Add(1)
+	rt.backend.inFlight.Add(-1)
+	rt.backend.answered.Add(1)
 	p.replies.Add(1)
-	// The entry goes back before the client hears, so that a client that
-	// has its answer never sees the request still pending.
-	client, clientID, text := e.client, e.clientID, e.text
-	p.pending.release(h.ID, e)
-	if text {
+	client, clientID := rt.client, rt.clientID
+	if rt.text {
 		out := rd.slot(i)
 		if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err != nil {
 			out = codec.AppendTextError(out, codec.Errorf(codec.CodeMalformed, "malformed reply from server"))
