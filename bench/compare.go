@@ -50,8 +50,8 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(cc.out, "building udpserver and udpproxy into %s\n", dir)
-	if err := goBuild(dir, "./cmd/udpserver", "./cmd/udpproxy"); err != nil {
+	fmt.Fprintf(cc.out, "building udpserver, udpproxy and hop into %s\n", dir)
+	if err := goBuild(dir, "./cmd/udpserver", "./cmd/udpproxy", "./bench/hop"); err != nil {
 		return err
 	}
 	var procs []*exec.Cmd
@@ -81,9 +81,17 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 	}
 	procs = append(procs, proxy)
 
+	hopAddr := fmt.Sprintf("127.0.0.1:%d", cc.basePort+40)
+	hop, err := startLogged(filepath.Join(dir, "hop"), `hop serving`, "-addr", hopAddr, "-servers", strings.Join(serverTargets, ","))
+	if err != nil {
+		return err
+	}
+	procs = append(procs, hop)
+
 	contenders := []*contender{
 		{name: "direct", target: serverTargets},
 		{name: "udpproxy", target: []string{proxyAddr}, pid: proxy.Process.Pid},
+		{name: "hop (forwarding only)", target: []string{hopAddr}, pid: hop.Process.Pid},
 	}
 	nginx, why := findNginx(cc.out)
 	if nginx == "" {
@@ -166,11 +174,15 @@ func field(c *contender, f func(compareRun) float64) float64 {
 }
 
 func printComparison(w io.Writer, cs []*contender) error {
-	direct := field(cs[0], func(r compareRun) float64 { return r.rps })
-	var bestNginx *contender
-	for _, c := range cs[2:] {
-		if bestNginx == nil || field(c, func(r compareRun) float64 { return r.rps }) > field(bestNginx, func(r compareRun) float64 { return r.rps }) {
+	rps := func(c *contender) float64 { return field(c, func(r compareRun) float64 { return r.rps }) }
+	direct := rps(cs[0])
+	var bestNginx, hop *contender
+	for _, c := range cs {
+		if strings.HasPrefix(c.name, "nginx") && (bestNginx == nil || rps(c) > rps(bestNginx)) {
 			bestNginx = c
+		}
+		if strings.HasPrefix(c.name, "hop") {
+			hop = c
 		}
 	}
 	fmt.Fprintf(w, "\nmedians of %d rounds\n", len(cs[0].runs))
@@ -189,9 +201,10 @@ func printComparison(w io.Writer, cs []*contender) error {
 		return err
 	}
 	if bestNginx != nil {
-		p := field(cs[1], func(r compareRun) float64 { return r.rps })
-		n := field(bestNginx, func(r compareRun) float64 { return r.rps })
-		fmt.Fprintf(w, "udpproxy / best nginx (%s): %.2fx\n", bestNginx.name, p/n)
+		fmt.Fprintf(w, "udpproxy / best nginx (%s): %.2fx\n", bestNginx.name, rps(cs[1])/rps(bestNginx))
+	}
+	if hop != nil {
+		fmt.Fprintf(w, "udpproxy / hop: %.2fx (the hop is the bound for any proxy here)\n", rps(cs[1])/rps(hop))
 	}
 	for _, c := range cs {
 		for _, r := range c.runs {

@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
 	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
-	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS)")
+	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
