@@ -60,6 +60,8 @@ type conn struct {
 	perServer   map[string]uint64
 
 	lastAnswer int64
+	next       int64 // open loop: the next request's intended moment
+	interval   int64 // open loop: between this connection's requests
 
 	reader *udpbatch.Reader
 	rOut   outbox // the reader's: next requests of the closed loop, retries of transient errors
@@ -179,8 +181,13 @@ func (c *conn) end(i int, now int64, o *outbox) {
 }
 
 // checkDone closes done once nothing is in flight and nothing more may
-// start. Called under mu.
+// start. In the open loop what may start depends on the next intended
+// moment, not the clock: a pacer that wakes late still sends what was due
+// before the end. Called under mu.
 func (c *conn) checkDone(now int64) {
+	if c.rs.cfg.Rate > 0 {
+		now = c.next
+	}
 	if !c.finished && c.active == 0 && !c.canStart(now) {
 		c.finished = true
 		close(c.done)
@@ -316,48 +323,60 @@ func (c *conn) tick(ctx context.Context) {
 	}
 }
 
-// pace runs the open loop: request k of this connection is meant to go at
-// k·interval, and goes then or, if the pacer overslept, at once in a burst,
-// its latency still counted from when it was meant to go.
-func (c *conn) pace(ctx context.Context) {
-	interval := time.Duration(float64(time.Second) * float64(c.rs.cfg.Conns) / c.rs.cfg.Rate)
-	next := int64(0)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for {
-		c.mu.Lock()
-		now := c.rs.now()
-		for next <= now && c.canStart(next) {
-			if len(c.pOut.msgs) == batch {
-				c.pOut.flush()
-			}
-			if n := len(c.free); n > 0 {
-				i := c.free[n-1]
-				c.free = c.free[:n-1]
-				c.begin(i, next, &c.pOut)
-			} else {
-				c.overruns++ // counts against the quota, or the run never ends
-			}
-			next += int64(interval)
+// paceDue sends every open-loop request of this connection whose intended
+// moment has come: request k is meant to go at k·interval, and goes then
+// or, if the pacer woke late, at once with the others due, its latency
+// still counted from when it was meant to go. It returns the next intended
+// moment, and false once this connection may start no more.
+func (c *conn) paceDue() (next int64, more bool) {
+	c.mu.Lock()
+	now := c.rs.now()
+	for c.next <= now && c.canStart(c.next) {
+		if len(c.pOut.msgs) == batch {
+			c.pOut.flush()
 		}
-		stop := !c.canStart(next)
-		if stop {
-			c.checkDone(now)
+		if n := len(c.free); n > 0 {
+			i := c.free[n-1]
+			c.free = c.free[:n-1]
+			c.begin(i, c.next, &c.pOut)
+		} else {
+			c.overruns++ // counts against the quota, or the run never ends
 		}
-		c.mu.Unlock()
-		c.pOut.flush()
-		if stop {
+		c.next += c.interval
+	}
+	more = c.canStart(c.next)
+	if !more {
+		c.checkDone(now)
+	}
+	next = c.next
+	c.mu.Unlock()
+	c.pOut.flush()
+	return next, more
+}
+
+// pace runs the open loop for every connection from one goroutine, so that
+// the pacer wakes once per round for all of them.
+func pace(ctx context.Context, rs *run, conns []*conn) {
+	sl := newSleeper()
+	defer sl.close()
+	interval := int64(float64(time.Second) * float64(len(conns)) / rs.cfg.Rate)
+	for i, c := range conns {
+		c.interval = interval
+		c.next = int64(i) * interval / int64(len(conns)) // stagger the connections
+	}
+	for ctx.Err() == nil {
+		wake, any := int64(1<<62), false
+		for _, c := range conns {
+			if next, more := c.paceDue(); more {
+				wake, any = min(wake, next), true
+			}
+		}
+		if !any {
 			return
 		}
-		// Sleeping less than ~100 us costs more than it is worth: the
-		// requests due meanwhile go together, each timed from its own
-		// intended moment.
-		timer.Reset(max(time.Duration(next-c.rs.now()), 100*time.Microsecond))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+		// Waking more often than every 100 us costs the load generator
+		// more CPU than the accuracy is worth: requests due meanwhile go
+		// together, each timed from its own intended moment.
+		sl.sleep(min(max(time.Duration(wake-rs.now()), 100*time.Microsecond), 10*time.Millisecond))
 	}
 }

@@ -64,11 +64,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, c := range conns {
 		wg.Go(func() { c.read() })
 		wg.Go(func() { c.tick(ctx) })
-		if cfg.Rate > 0 {
-			wg.Go(func() { c.pace(ctx) })
-		} else {
+		if cfg.Rate == 0 {
 			c.fill()
 		}
+	}
+	if cfg.Rate > 0 {
+		wg.Go(func() { pace(ctx, rs, conns) })
 	}
 	if cfg.Progress != nil {
 		go func() {

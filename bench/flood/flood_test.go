@@ -203,6 +203,25 @@ func TestShareAcrossTargets(t *testing.T) {
 
 // TestOpenLoopSendsTheQuota: the open loop sends exactly the requests
 // asked for, each answered.
+// TestEveryRequestAccounted: a run by duration, open and closed loop, ends
+// with every request it started counted once as ok, wrong, error or
+// timeout.
+func TestEveryRequestAccounted(t *testing.T) {
+	p := newPeer(t, "s")
+	p.drop = func(id uint64) bool { return hash(id)%50 == 0 }
+	p.start()
+	for _, rate := range []float64{0, 20000} {
+		res, err := Run(context.Background(), Config{Targets: []string{p.addr()}, Duration: 300 * time.Millisecond,
+			Rate: rate, Timeout: 10 * time.Millisecond, Retries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done := res.OK + res.Wrong + res.Errors + res.Timeouts; done != res.Sent || res.Sent == 0 {
+			t.Fatalf("rate %v: sent %d, accounted for %d", rate, res.Sent, done)
+		}
+	}
+}
+
 func TestOpenLoopSendsTheQuota(t *testing.T) {
 	p := newPeer(t, "s").start()
 	res, err := Run(context.Background(), Config{Targets: []string{p.addr()}, Requests: 300, Rate: 3000, Conns: 2})
