@@ -19,6 +19,13 @@ type Status struct {
 	Served   uint64        // "served": requests answered since start
 	Errors   uint64        // "errors": of those, answered with an error
 	Uptime   time.Duration // "uptime_ms": time since start, in milliseconds
+	// "host_id": names the machine the server runs on, the same for every
+	// server there, so that the proxy knows which servers share a host CPU
+	// figure. Empty when unknown.
+	HostID string
+	// "pid": the server's process on that host. Servers in one process
+	// (cmd/discal) share a process CPU figure too.
+	PID int
 }
 
 // AppendStatusQuery appends a status query datagram: a header with no body.
@@ -30,7 +37,11 @@ func AppendStatusQuery(dst []byte, id uint64) []byte {
 func AppendStatus(dst []byte, id uint64, s Status) []byte {
 	dst = AppendHeader(dst, KindStatusReply, id)
 	return encode(dst, func(e *msgpack.Encoder) {
-		_ = e.EncodeMapLen(8)
+		n := 8
+		if s.HostID != "" {
+			n += 2
+		}
+		_ = e.EncodeMapLen(n)
 		_ = e.EncodeString("server")
 		_ = e.EncodeString(s.Server)
 		_ = e.EncodeString("host_cpu")
@@ -47,6 +58,12 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		_ = e.EncodeUint(s.Errors)
 		_ = e.EncodeString("uptime_ms")
 		_ = e.EncodeInt(s.Uptime.Milliseconds())
+		if s.HostID != "" {
+			_ = e.EncodeString("host_id")
+			_ = e.EncodeString(s.HostID)
+			_ = e.EncodeString("pid")
+			_ = e.EncodeInt(int64(s.PID))
+		}
 	})
 }
 
@@ -68,6 +85,12 @@ func DecodeStatus(body []byte) (Status, error) {
 		switch string(key) {
 		case "server":
 			s.Server, ok, err = x.name()
+		case "host_id":
+			s.HostID, ok, err = x.longStr()
+		case "pid":
+			var v uint64
+			v, ok, err = x.uint()
+			s.PID = int(min(v, 1<<31))
 		case "host_cpu":
 			s.HostCPU, ok, err = x.float()
 		case "proc_cpu":

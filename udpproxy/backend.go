@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -16,26 +17,63 @@ type backend struct {
 	addr   ServerAddr
 	calc   netip.AddrPort
 	status netip.AddrPort
+	poll   time.Duration // the proxy's poll interval, for judging a report's age
 
-	inFlight atomic.Int64           // sent and not yet answered or expired
-	report   atomic.Pointer[report] // last status reply, nil before the first
-	down     atomic.Bool            // out of rotation
-	misses   atomic.Int32           // polls in a row left unanswered
-	pollID   atomic.Uint64          // the poll awaiting an answer, 0 when none
+	inFlight  atomic.Int64           // sent and not yet answered or expired
+	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
+	latencyAt atomic.Int64           // nanotime of the last reply that fed it
+	report    atomic.Pointer[report] // last status reply, nil before the first
+	host      atomic.Pointer[shared] // its host's load, known from its first report
+	proc      atomic.Pointer[shared] // its process's load, likewise
+	down      atomic.Bool            // out of rotation
+	misses    atomic.Int32           // polls in a row left unanswered
+	pollID    atomic.Uint64          // the poll awaiting an answer, 0 when none
 
 	sent     atomic.Uint64 // requests forwarded, retries included
 	answered atomic.Uint64 // replies routed back
 	timeouts atomic.Uint64 // tries that got no answer in time
 }
 
-// report is one status reply and when it arrived. It is never modified once
-// stored, so readers need no lock.
+// report is one status reply and when it arrived (nanotime). It is never
+// modified once stored, so readers need no lock.
 type report struct {
 	codec.Status
-	at time.Time
+	at int64
 }
 
-func newBackend(a ServerAddr) (*backend, error) {
+// shared is a load figure that several servers report alike, smoothed over
+// all their reports: a host's busy share, reported by every server on the
+// host, and a process's share of its cores, reported by every server in it
+// (cmd/discal runs several in one). Each server samples at its own moments,
+// so a burst that starts between two samples makes one of them look idle
+// and another busy; by keeping one figure per host and per process, fed by
+// all of them, servers that share a host or a process always agree, and
+// the figures tell apart only servers that do not share them.
+type shared struct {
+	busy atomic.Uint64 // float64 bits, 0 to 1
+}
+
+func (s *shared) get() float64 { return math.Float64frombits(s.busy.Load()) }
+
+// add folds in one reading with the given weight. Only the poller's
+// reader calls it.
+func (s *shared) add(busy, weight float64, first bool) {
+	if !first {
+		busy = s.get() + weight*(busy-s.get())
+	}
+	s.busy.Store(math.Float64bits(busy))
+}
+
+// The weights of a new reading. A host's figure moves slowly: a quarter, so
+// about half a second of readings. A process's figure follows faster, half
+// per reading, since it is what a server that turns busy shows first; that
+// is still enough to damp the noise of CPU time counted in 10 ms ticks.
+const (
+	hostWeight = 0.25
+	procWeight = 0.5
+)
+
+func newBackend(a ServerAddr, poll time.Duration) (*backend, error) {
 	calc, err := resolveUDP(a.Calc)
 	if err != nil {
 		return nil, err
@@ -44,7 +82,7 @@ func newBackend(a ServerAddr) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &backend{addr: a, calc: calc, status: status}, nil
+	return &backend{addr: a, calc: calc, status: status, poll: poll}, nil
 }
 
 // name is the server's own name once it has reported, its address before.
@@ -53,6 +91,36 @@ func (b *backend) name() string {
 		return r.Server
 	}
 	return b.addr.Calc
+}
+
+// latencyWeight is the weight of each new reply in the latency average:
+// about the last 50 replies count.
+const latencyWeight = 0.02
+
+// observe folds one reply's round trip into the latency average. Readers
+// may race here; a lost update of an average is harmless.
+func (b *backend) observe(rtt time.Duration, now int64) {
+	us := float64(rtt) / float64(time.Microsecond)
+	if old := math.Float64frombits(b.latency.Load()); old > 0 {
+		us = old + latencyWeight*(us-old)
+	}
+	b.latency.Store(math.Float64bits(max(us, 1)))
+	b.latencyAt.Store(now)
+}
+
+func (b *backend) latencyUS() float64 { return math.Float64frombits(b.latency.Load()) }
+
+// latencyMaxAge is how long a latency average speaks for a server. A server
+// that gets no work keeps its last average; without a limit, one slow
+// moment would keep it out of favour with nothing to correct it.
+const latencyMaxAge = int64(time.Second)
+
+// recentLatencyUS is the latency average if a reply fed it lately, else 0.
+func (b *backend) recentLatencyUS(now int64) float64 {
+	if now-b.latencyAt.Load() > latencyMaxAge {
+		return 0
+	}
+	return b.latencyUS()
 }
 
 // up reports whether the backend is in rotation. A backend that has not
@@ -70,23 +138,25 @@ type BackendStats struct {
 	Report    codec.Status  // the last status reply
 	ReportAge time.Duration // since the last status reply
 	InFlight  int64
+	LatencyUS float64 // moving average of reply time, 0 before the first reply
 	Sent      uint64
 	Answered  uint64
 	Timeouts  uint64
 }
 
-func (b *backend) stats(now time.Time) BackendStats {
+func (b *backend) stats(now int64) BackendStats {
 	s := BackendStats{
-		Name:     b.name(),
-		Addr:     b.addr,
-		Up:       b.up(),
-		InFlight: b.inFlight.Load(),
-		Sent:     b.sent.Load(),
-		Answered: b.answered.Load(),
-		Timeouts: b.timeouts.Load(),
+		Name:      b.name(),
+		Addr:      b.addr,
+		Up:        b.up(),
+		InFlight:  b.inFlight.Load(),
+		LatencyUS: b.latencyUS(),
+		Sent:      b.sent.Load(),
+		Answered:  b.answered.Load(),
+		Timeouts:  b.timeouts.Load(),
 	}
 	if r := b.report.Load(); r != nil {
-		s.HasReport, s.Report, s.ReportAge = true, r.Status, now.Sub(r.at)
+		s.HasReport, s.Report, s.ReportAge = true, r.Status, time.Duration(now-r.at)
 	}
 	return s
 }

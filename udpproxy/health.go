@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -14,8 +15,9 @@ import (
 // backend has its own ticker goroutine, jittered so that polls do not go out
 // in lockstep; one reader takes the answers from the shared poll socket.
 type poller struct {
-	p    *Proxy
-	conn *net.UDPConn
+	p      *Proxy
+	conn   *net.UDPConn
+	shared map[string]*shared // host and process figures; only the reader goroutine touches it
 }
 
 // run polls b until ctx ends. Before each poll it counts the previous one
@@ -51,6 +53,17 @@ func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 		d += time.Duration(r.Int64N(int64(pl.p.cfg.Poll)/2 + 1))
 		t.Reset(d)
 	}
+}
+
+// feed folds a reading into the shared figure named key.
+func (pl *poller) feed(key string, busy, weight float64) *shared {
+	s, known := pl.shared[key]
+	if !known {
+		s = new(shared)
+		pl.shared[key] = s
+	}
+	s.add(busy, weight, !known)
+	return s
 }
 
 // read takes status replies until the socket closes.
@@ -94,7 +107,14 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		pl.p.drops.add(dropStatus)
 		return
 	}
-	b.report.Store(&report{Status: st, at: time.Now()})
+	// Servers that name no host count as a host and a process of their own.
+	host, proc := "host "+st.HostID, fmt.Sprintf("proc %s %d", st.HostID, st.PID)
+	if st.HostID == "" {
+		host, proc = "host of "+b.addr.Calc, "proc of "+b.addr.Calc
+	}
+	b.host.Store(pl.feed(host, st.HostCPU/100, hostWeight))
+	b.proc.Store(pl.feed(proc, st.ProcCPU/(100*float64(max(1, st.Cores))), procWeight))
+	b.report.Store(&report{Status: st, at: nanotime()})
 	b.misses.Store(0)
 	if b.down.Swap(false) {
 		pl.p.cfg.Logger.Info("udpproxy: server back in rotation", "server", b.name(), "addr", b.addr.Calc)

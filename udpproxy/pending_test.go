@@ -4,13 +4,14 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/discal/discal/codec"
 )
 
 func testBackend(t testing.TB, calc string) *backend {
 	t.Helper()
-	b, err := newBackend(ServerAddr{Calc: calc, Status: calc})
+	b, err := newBackend(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/discal/discal/codec"
 )
@@ -19,7 +18,12 @@ func backends(t *testing.T, n int) []*backend {
 }
 
 func setReport(b *backend, host, proc float64, cores int) {
-	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: time.Now()})
+	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: nanotime()})
+	h, p := new(shared), new(shared)
+	h.add(host/100, hostWeight, true)
+	p.add(proc/(100*float64(cores)), procWeight, true)
+	b.host.Store(h)
+	b.proc.Store(p)
 }
 
 func TestLeastLoadPicksLowestScore(t *testing.T) {

@@ -45,7 +45,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	bs := make([]*backend, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
-		b, err := newBackend(a)
+		b, err := newBackend(a, cfg.Poll)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		background.Go(func() { p.upstreamLoop(p.newReader(upstream)) })
 	}
 	background.Go(func() { p.sweep(ctx) })
-	pl := &poller{p: p, conn: poll}
+	pl := &poller{p: p, conn: poll, shared: map[string]*shared{}}
 	background.Go(pl.read)
 	for _, b := range p.backends() {
 		seed := seed()

@@ -65,7 +65,7 @@ func (p *Proxy) Stats() Stats {
 	for i := range p.drops {
 		s.Drops[dropNames[i]] = p.drops[i].Load()
 	}
-	now := time.Now()
+	now := nanotime()
 	for _, b := range p.backends() {
 		s.Backends = append(s.Backends, b.stats(now))
 	}
@@ -94,6 +94,8 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "busy", s.Busy)
 	b = appendKV(b, "dropped", dropped)
 	b = append(b, '\n')
+	all := p.backends()
+	f := newFleet(all)
 	for i, bs := range s.Backends {
 		b = append(b, bs.Name...)
 		b = append(b, ' ')
@@ -115,6 +117,8 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 		}
 		b = append(b, " in_flight="...)
 		b = strconv.AppendInt(b, bs.InFlight, 10)
+		b = append(b, " latency="...)
+		b = append(b, (time.Duration(bs.LatencyUS) * time.Microsecond).String()...)
 		if bs.HasReport {
 			b = append(b, " age="...)
 			b = append(b, bs.ReportAge.Round(time.Millisecond).String()...)
@@ -123,7 +127,9 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 		b = appendKV(b, "answered", bs.Answered)
 		b = appendKV(b, "timeouts", bs.Timeouts)
 		b = append(b, " score="...)
-		b = strconv.AppendFloat(b, score(p.backends()[i]), 'f', 3, 64)
+		if i < len(all) {
+			b = strconv.AppendFloat(b, f.score(all[i]), 'f', 3, 64)
+		}
 		b = append(b, '\n')
 	}
 	return b

@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/discal/discal/codec"
 )
@@ -17,6 +18,7 @@ func (p *Proxy) upstreamLoop(rd *reader) {
 			}
 			continue
 		}
+		rd.now = nanotime()
 		for i, m := range rd.in[:n] {
 			p.handleUpstream(rd, i, m.Buf, m.Addr)
 		}
@@ -47,6 +49,7 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 	}
 	rt.backend.inFlight.Add(-1)
 	rt.backend.answered.Add(1)
+	rt.backend.observe(time.Duration(rd.now-rt.sentAt), rd.now)
 	p.replies.Add(1)
 	client, clientID := rt.client, rt.clientID
 	if rt.text {

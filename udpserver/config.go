@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -27,9 +28,15 @@ type Config struct {
 	// least 4, so that one slow answer never holds up the rest.
 	Workers int
 	// SampleInterval is how often the CPU sampler measures. It must lie in
-	// 100-250 ms: shorter intervals measure noise, longer ones let the proxy
-	// act on stale figures. Default 200 ms.
+	// 100-250 ms: shorter intervals measure noise (the kernel counts CPU
+	// time in 10 ms ticks), longer ones let the proxy act on stale figures.
+	// Default 100 ms, so that a server that turns busy shows it within one
+	// poll; the proxy smooths the figures.
 	SampleInterval time.Duration
+	// Burn keeps this fraction (0 to 1) of one core busy inside the
+	// server's process, to show load-aware balancing. Changeable while
+	// running with the status port's text command "burn F". Default 0.
+	Burn float64
 	// Quiet turns off the per-operation console log.
 	Quiet bool
 	// OpLog receives the per-operation log. Default os.Stdout.
@@ -56,6 +63,9 @@ func (c *Config) fill() error {
 	if len(c.Name) > maxName || strings.ContainsFunc(c.Name, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		return fmt.Errorf("udpserver: name %q: at most %d printable characters without spaces", c.Name, maxName)
 	}
+	if c.Burn < 0 || c.Burn > 1 || math.IsNaN(c.Burn) {
+		return fmt.Errorf("udpserver: burn %v: must lie in 0-1", c.Burn)
+	}
 	if c.Workers == 0 {
 		c.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
@@ -63,7 +73,7 @@ func (c *Config) fill() error {
 		return fmt.Errorf("udpserver: workers %d: must be positive", c.Workers)
 	}
 	if c.SampleInterval == 0 {
-		c.SampleInterval = 200 * time.Millisecond
+		c.SampleInterval = 100 * time.Millisecond
 	}
 	if c.SampleInterval < 100*time.Millisecond || c.SampleInterval > 250*time.Millisecond {
 		return fmt.Errorf("udpserver: sample interval %v: must lie in 100ms-250ms", c.SampleInterval)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v3/cpu"
+	"github.com/shirou/gopsutil/v3/host"
 	"github.com/shirou/gopsutil/v3/process"
 )
 
@@ -21,6 +22,7 @@ type sampler struct {
 	interval time.Duration
 	proc     *process.Process
 	cores    int
+	hostID   string // the same for every server on this machine
 
 	hostCPU atomic.Uint64 // float64 bits: percent of all cores, 0-100
 	procCPU atomic.Uint64 // float64 bits: percent of one core, 0-100*cores
@@ -43,6 +45,11 @@ func newSampler(interval time.Duration) *sampler {
 		s.cores = min(s.cores, n)
 	}
 	s.proc, _ = process.NewProcess(int32(os.Getpid()))
+	if id, err := host.HostID(); err == nil && id != "" {
+		s.hostID = id
+	} else if name, err := os.Hostname(); err == nil {
+		s.hostID = name
+	}
 	s.measure = s.sample
 	s.sample() // a baseline, so that the first tick gives a figure
 	return s

@@ -16,6 +16,7 @@ type Server struct {
 	cfg     Config
 	name    string
 	sampler *sampler
+	burner  *burner
 	oplog   *opLog
 	started atomic.Int64 // Unix nanoseconds when Serve started
 
@@ -43,6 +44,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		name:    cfg.Name,
 		sampler: newSampler(cfg.SampleInterval),
+		burner:  newBurner(cfg.Burn),
 		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
 		done:    make(chan struct{}),
 	}, nil
@@ -99,6 +101,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	ctx, stop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Go(func() { s.sampler.run(ctx) })
+	bg.Go(func() { s.burner.run(ctx) })
 	go s.oplog.run() // not waited for here: a stalled console must not hold up Serve
 
 	s.cfg.Logger.Info("udpserver serving", "name", s.name,
@@ -183,6 +186,12 @@ func (s *Server) readError(err error) (stop bool) {
 	}
 	return false
 }
+
+// Burn returns the fraction of a core the server keeps busy on purpose.
+func (s *Server) Burn() float64 { return s.burner.get() }
+
+// SetBurn changes the fraction of a core the server keeps busy on purpose.
+func (s *Server) SetBurn(frac float64) { s.burner.set(frac) }
 
 // Stats is a snapshot of a server's counters.
 type Stats struct {

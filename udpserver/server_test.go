@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -438,9 +439,45 @@ func TestStalledConsole(t *testing.T) {
 	<-ts.oplog.done
 }
 
+// TestBurn sets a burn through the status port and waits for the sampler,
+// a real measurement, to see this process use the CPU it burns.
+func TestBurn(t *testing.T) {
+	ts := start(t, Config{Quiet: true, SampleInterval: 100 * time.Millisecond})
+	c := dial(t, ts.status)
+	if got := string(exchange(t, c, []byte("burn 0.6\n"))); got != "burn 0.6\n" {
+		t.Fatalf("burn answered %q", got)
+	}
+	if ts.Burn() != 0.6 {
+		t.Fatalf("Burn() = %v", ts.Burn())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.sampler.ProcCPU() < 40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("process CPU %v%% while burning 60%% of a core", ts.sampler.ProcCPU())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if line := string(exchange(t, c, []byte("status"))); !strings.HasSuffix(line, " burn=0.6\n") {
+		t.Fatalf("status line %q", line)
+	}
+	for _, bad := range []string{"burn", "burn 2", "burn -1", "burn x", "burn nan"} {
+		if got := string(exchange(t, c, []byte(bad))); !strings.HasPrefix(got, "error: syntax error") {
+			t.Errorf("%q answered %q", bad, got)
+		}
+	}
+	if got := string(exchange(t, c, []byte("burn 0"))); got != "burn 0\n" || ts.Burn() != 0 {
+		t.Fatalf("burn 0 answered %q, Burn() = %v", got, ts.Burn())
+	}
+	// From anywhere but loopback the command is refused.
+	out := ts.handleStatus(nil, []byte("burn 1"), netip.MustParseAddrPort("192.0.2.7:4000"))
+	if !strings.HasPrefix(string(out), "error: burn is accepted from loopback only") || ts.Burn() != 0 {
+		t.Fatalf("burn from 192.0.2.7 answered %q, Burn() = %v", out, ts.Burn())
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	for _, cfg := range []Config{{Workers: -1}, {SampleInterval: time.Second}, {SampleInterval: 10 * time.Millisecond},
-		{Name: "has space"}, {Name: strings.Repeat("x", 65)}, {Name: "tab\t"}} {
+		{Name: "has space"}, {Name: strings.Repeat("x", 65)}, {Name: "tab\t"}, {Burn: 1.5}, {Burn: -0.1}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}

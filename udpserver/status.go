@@ -1,7 +1,12 @@
 package udpserver
 
 import (
+	"math"
 	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/discal/discal/codec"
@@ -18,6 +23,8 @@ func (s *Server) Status() codec.Status {
 		Served:   s.served.Load(),
 		Errors:   s.failed.Load(),
 		Uptime:   s.uptime(),
+		HostID:   s.sampler.hostID,
+		PID:      os.Getpid(),
 	}
 }
 
@@ -41,25 +48,19 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 			}
 			continue
 		}
-		if reply := s.handleStatus(out[:0], in[:n]); reply != nil {
+		if reply := s.handleStatus(out[:0], in[:n], from); reply != nil {
 			_, _ = conn.WriteToUDPAddrPort(reply, from)
 		}
 	}
 }
 
-func (s *Server) handleStatus(out, pkt []byte) []byte {
+func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
 		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram || codec.IsTextReply(pkt) {
 			s.dropped.Add(1)
 			return nil
 		}
-		switch cmd := codec.TextCommand(pkt); cmd {
-		case "status":
-			return codec.AppendStatusText(out, s.Status())
-		default:
-			return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected,
-				"unknown command %q (commands: status)", truncate(cmd, 32)))
-		}
+		return s.handleCommand(out, codec.TextCommand(pkt), from)
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
@@ -74,6 +75,39 @@ func (s *Server) handleStatus(out, pkt []byte) []byte {
 	}
 	s.dropped.Add(1)
 	return nil
+}
+
+// handleCommand answers a text command on the status port:
+//
+//	status     the load line
+//	burn F     keep fraction F of a core busy (0 to 1); loopback only
+func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []byte {
+	word, arg, _ := strings.Cut(cmd, " ")
+	switch word {
+	case "status":
+		out = codec.AppendStatusText(out, s.Status())
+		if f := s.burner.get(); f > 0 {
+			// The setting, beside the CPU figures, which stay what the
+			// sampler measured.
+			out = strconv.AppendFloat(append(out[:len(out)-1], " burn="...), f, 'g', -1, 64)
+			out = append(out, '\n')
+		}
+		return out
+	case "burn":
+		// A command that changes the server: only from this machine.
+		if !from.Addr().Unmap().IsLoopback() {
+			return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected, "burn is accepted from loopback only"))
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
+		if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+			return codec.AppendTextError(out, codec.Errorf(codec.CodeSyntax, "syntax error: burn takes a fraction from 0 to 1"))
+		}
+		s.burner.set(f)
+		s.cfg.Logger.Info("udpserver burn", "name", s.name, "fraction", f)
+		return append(strconv.AppendFloat(append(out, "burn "...), f, 'g', -1, 64), '\n')
+	}
+	return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected,
+		"unknown command %q (commands: status, burn F)", truncate(cmd, 32)))
 }
 
 func truncate(s string, n int) string {

@@ -37,13 +37,16 @@ type Config struct {
 	// Progress, if set, is called about four times a second while the run
 	// lasts, from its own goroutine.
 	Progress func(Snapshot)
+	// Timeline, when positive, counts answers per server in buckets of this
+	// width, by when they arrived, for plots and herd checks.
+	Timeline time.Duration
 }
 
 func (c *Config) fill() error {
 	if len(c.Targets) == 0 {
 		return errors.New("flood: no target")
 	}
-	if c.Requests < 0 || c.Duration < 0 || c.InFlight < 0 || c.Conns < 0 || c.Rate < 0 || c.Timeout < 0 || c.Retries < 0 {
+	if c.Requests < 0 || c.Duration < 0 || c.InFlight < 0 || c.Conns < 0 || c.Rate < 0 || c.Timeout < 0 || c.Retries < 0 || c.Timeline < 0 {
 		return errors.New("flood: negative setting")
 	}
 	if c.Requests == 0 && c.Duration == 0 {

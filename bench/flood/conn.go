@@ -58,6 +58,7 @@ type conn struct {
 	overruns    uint64
 	hist        *hdrhistogram.Histogram
 	perServer   map[string]uint64
+	timeline    []map[string]uint64 // answers per server per Config.Timeline bucket
 
 	lastAnswer int64
 	next       int64 // open loop: the next request's intended moment
@@ -273,6 +274,16 @@ func (c *conn) answer(pkt []byte, now int64) {
 	}
 	if r.Server != "" {
 		c.perServer[r.Server]++
+		if w := int64(c.rs.cfg.Timeline); w > 0 {
+			b := int(now / w)
+			for len(c.timeline) <= b {
+				c.timeline = append(c.timeline, nil)
+			}
+			if c.timeline[b] == nil {
+				c.timeline[b] = map[string]uint64{}
+			}
+			c.timeline[b][r.Server]++
+		}
 	}
 	_ = c.hist.RecordValue(max(1, (now-s.start)/int64(time.Microsecond)))
 	c.lastAnswer = max(c.lastAnswer, now)

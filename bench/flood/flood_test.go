@@ -192,12 +192,26 @@ func TestCountsTransientErrors(t *testing.T) {
 // the server that gave it.
 func TestShareAcrossTargets(t *testing.T) {
 	a, b := newPeer(t, "a").start(), newPeer(t, "b").start()
-	res, err := Run(context.Background(), Config{Targets: []string{a.addr(), b.addr()}, Requests: 1000, Conns: 4})
+	res, err := Run(context.Background(), Config{Targets: []string{a.addr(), b.addr()}, Requests: 1000, Conns: 4,
+		Timeline: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.PerServer["a"]+res.PerServer["b"] != 1000 || res.PerServer["a"] != uint64(a.tries.Load()) {
 		t.Fatalf("per server %v; a saw %d, b saw %d", res.PerServer, a.tries.Load(), b.tries.Load())
+	}
+	// The timeline's buckets add up to the same shares.
+	sum := map[string]uint64{}
+	for i, bk := range res.Timeline {
+		if bk.Start != time.Duration(i)*10*time.Millisecond {
+			t.Fatalf("bucket %d starts at %v", i, bk.Start)
+		}
+		for k, v := range bk.PerServer {
+			sum[k] += v
+		}
+	}
+	if sum["a"] != res.PerServer["a"] || sum["b"] != res.PerServer["b"] {
+		t.Fatalf("timeline sums %v, per server %v", sum, res.PerServer)
 	}
 }
 

@@ -37,8 +37,20 @@ type Result struct {
 
 	P50, P90, P99, P999, Max time.Duration // latency of answered requests
 	PerServer                map[string]uint64
+	Timeline                 []Bucket // with Config.Timeline: answers per server over time
 
 	CPU time.Duration // this process's CPU time (user+system) during the run
+}
+
+// Bucket counts the answers per server that arrived in one slice of time.
+type Bucket struct {
+	Start     time.Duration // from the start of the run
+	PerServer map[string]uint64
+}
+
+type jsonBucket struct {
+	StartS    float64           `json:"t_s"`
+	PerServer map[string]uint64 `json:"per_server"`
 }
 
 // jsonResult fixes the JSON keys: scripts rely on them.
@@ -65,6 +77,7 @@ type jsonResult struct {
 	PerServer   map[string]uint64 `json:"per_server"`
 	CPUS        float64           `json:"cpu_s"`
 	CPUPerReqUS float64           `json:"cpu_us_per_request"`
+	Timeline    []jsonBucket      `json:"timeline,omitempty"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -87,6 +100,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	}
 	if n := r.OK + r.Wrong + r.Errors; n > 0 {
 		j.CPUPerReqUS = us(r.CPU) / float64(n)
+	}
+	for _, b := range r.Timeline {
+		j.Timeline = append(j.Timeline, jsonBucket{StartS: b.Start.Seconds(), PerServer: b.PerServer})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

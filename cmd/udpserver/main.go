@@ -30,6 +30,8 @@ Examples:
   udpserver -addr 127.0.0.1:7002 -status-addr 127.0.0.1:7102 -name s2
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7001
   printf 'status\n' | nc -u -w1 127.0.0.1 7101
+  udpserver -burn 0.8                           # a server that looks busy
+  printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning (loopback only)
 
 Flags:
 `
@@ -41,6 +43,7 @@ func main() {
 	flag.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
 	flag.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
 	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
+	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
