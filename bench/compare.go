@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,6 +43,8 @@ type contender struct {
 type compareRun struct {
 	rps, p50, p99 float64
 	cpuPerReq     float64 // microseconds of proxy CPU per answered request
+	serverCPU     float64 // microseconds of the servers' CPU per answered request
+	benchCPU      float64 // microseconds of the load generator's CPU per answered request
 	wrong         uint64
 }
 
@@ -54,7 +58,7 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 	if err := goBuild(dir, "./cmd/udpserver", "./cmd/udpproxy", "./bench/hop"); err != nil {
 		return err
 	}
-	var procs []*exec.Cmd
+	var procs []*managed
 	defer func() {
 		for _, p := range procs {
 			stopProcess(p)
@@ -62,6 +66,7 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 	}()
 
 	var serverTargets, proxyArgs []string
+	var serverPIDs []int
 	for i := range cc.servers {
 		calc := fmt.Sprintf("127.0.0.1:%d", cc.basePort+1+i)
 		status := fmt.Sprintf("127.0.0.1:%d", cc.basePort+101+i)
@@ -71,6 +76,7 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 			return err
 		}
 		procs = append(procs, p)
+		serverPIDs = append(serverPIDs, p.pid())
 		serverTargets = append(serverTargets, calc)
 		proxyArgs = append(proxyArgs, "-server", calc+","+status)
 	}
@@ -90,8 +96,8 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 
 	contenders := []*contender{
 		{name: "direct", target: serverTargets},
-		{name: "udpproxy", target: []string{proxyAddr}, pid: proxy.Process.Pid},
-		{name: "hop (forwarding only)", target: []string{hopAddr}, pid: hop.Process.Pid},
+		{name: "udpproxy", target: []string{proxyAddr}, pid: proxy.pid()},
+		{name: "hop (forwarding only)", target: []string{hopAddr}, pid: hop.pid()},
 	}
 	nginx, why := findNginx(cc.out)
 	if nginx == "" {
@@ -106,10 +112,11 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 			}
 			procs = append(procs, p)
 			contenders = append(contenders, &contender{name: "nginx " + v.name,
-				target: []string{fmt.Sprintf("127.0.0.1:%d", port)}, pid: p.Process.Pid})
+				target: []string{fmt.Sprintf("127.0.0.1:%d", port)}, pid: p.pid()})
 		}
 	}
 
+	fmt.Fprintln(cc.out, "CPU per answered request from /proc: the proxy's (nginx: master and workers), the three servers', and the bench's own")
 	// A short warm-up for each, so that first-run effects do not land on
 	// whoever goes first.
 	for _, c := range contenders {
@@ -119,28 +126,38 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 			return err
 		}
 	}
+	// Each round takes the contenders in a new random order, so that none
+	// always runs right after the same other one.
+	order := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for round := 1; round <= cc.rounds; round++ {
-		for _, c := range contenders {
+		turn := slices.Clone(contenders)
+		order.Shuffle(len(turn), func(i, j int) { turn[i], turn[j] = turn[j], turn[i] })
+		for _, c := range turn {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			load := cc.load
 			load.Targets = c.target
-			cpu0 := processCPU(c.pid)
+			cpu0, srv0 := processCPU(c.pid), serversCPU(serverPIDs)
 			res, err := flood.Run(ctx, load)
 			if err != nil {
 				return err
 			}
-			cpu := processCPU(c.pid) - cpu0
+			cpu, srv := processCPU(c.pid)-cpu0, serversCPU(serverPIDs)-srv0
 			answered := float64(res.OK + res.Wrong + res.Errors)
 			run := compareRun{rps: res.RPS, p50: us(res.P50), p99: us(res.P99), wrong: res.Wrong}
-			if c.pid != 0 && answered > 0 {
-				run.cpuPerReq = cpu.Seconds() * 1e6 / answered
+			if answered > 0 {
+				run.serverCPU = us(srv) / answered
+				run.benchCPU = us(res.CPU) / answered
+				if c.pid != 0 {
+					run.cpuPerReq = us(cpu) / answered
+				}
 			}
 			c.runs = append(c.runs, run)
-			fmt.Fprintf(cc.out, "round %d  %-22s %9.0f req/s  p50 %6.0fus  p99 %6.0fus", round, c.name, run.rps, run.p50, run.p99)
+			fmt.Fprintf(cc.out, "round %d  %-36s %9.0f req/s  p50 %6.0fus  p99 %6.0fus  CPU us/req: servers %.2f bench %.2f",
+				round, c.name, run.rps, run.p50, run.p99, run.serverCPU, run.benchCPU)
 			if c.pid != 0 {
-				fmt.Fprintf(cc.out, "  proxy CPU %.2f us/req", run.cpuPerReq)
+				fmt.Fprintf(cc.out, " proxy %.2f", run.cpuPerReq)
 			}
 			if res.Timeouts+res.Errors+res.Wrong > 0 {
 				fmt.Fprintf(cc.out, "  (timeouts %d errors %d wrong %d)", res.Timeouts, res.Errors, res.Wrong)
@@ -187,15 +204,19 @@ func printComparison(w io.Writer, cs []*contender) error {
 	}
 	fmt.Fprintf(w, "\nmedians of %d rounds\n", len(cs[0].runs))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\treq/s\tvs direct\tp50 us\tp99 us\tproxy CPU us/req\t")
+	fmt.Fprintln(tw, "\treq/s\tvs direct\tp50 us\tp99 us\tCPU us/req: proxy\tservers\tbench\tall\t")
 	for _, c := range cs {
-		rps := field(c, func(r compareRun) float64 { return r.rps })
+		rps := rps(c)
+		proxyCPU := field(c, func(r compareRun) float64 { return r.cpuPerReq })
+		srv := field(c, func(r compareRun) float64 { return r.serverCPU })
+		bench := field(c, func(r compareRun) float64 { return r.benchCPU })
 		cpu := "-"
 		if c.pid != 0 {
-			cpu = fmt.Sprintf("%.2f", field(c, func(r compareRun) float64 { return r.cpuPerReq }))
+			cpu = fmt.Sprintf("%.2f", proxyCPU)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2fx\t%.0f\t%.0f\t%s\t\n", c.name, rps, rps/direct,
-			field(c, func(r compareRun) float64 { return r.p50 }), field(c, func(r compareRun) float64 { return r.p99 }), cpu)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2fx\t%.0f\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t\n", c.name, rps, rps/direct,
+			field(c, func(r compareRun) float64 { return r.p50 }), field(c, func(r compareRun) float64 { return r.p99 }),
+			cpu, srv, bench, proxyCPU+srv+bench)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -204,7 +225,7 @@ func printComparison(w io.Writer, cs []*contender) error {
 		fmt.Fprintf(w, "udpproxy / best nginx (%s): %.2fx\n", bestNginx.name, rps(cs[1])/rps(bestNginx))
 	}
 	if hop != nil {
-		fmt.Fprintf(w, "udpproxy / hop: %.2fx (the hop is the bound for any proxy here)\n", rps(cs[1])/rps(hop))
+		fmt.Fprintf(w, "udpproxy / hop: %.2fx (hop forwards and does nothing else: a reference for what a hop costs here)\n", rps(cs[1])/rps(hop))
 	}
 	for _, c := range cs {
 		for _, r := range c.runs {
@@ -232,7 +253,7 @@ func goBuild(dir string, pkgs ...string) error {
 
 // startLogged starts a binary and waits until its standard error shows
 // ready, a regular expression.
-func startLogged(path, ready string, args ...string) (*exec.Cmd, error) {
+func startLogged(path, ready string, args ...string) (*managed, error) {
 	cmd := exec.Command(path, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -241,6 +262,7 @@ func startLogged(path, ready string, args ...string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	m := &managed{cmd: cmd, done: make(chan struct{})}
 	re := regexp.MustCompile(ready)
 	found := make(chan bool, 1)
 	go func() {
@@ -255,57 +277,97 @@ func startLogged(path, ready string, args ...string) (*exec.Cmd, error) {
 		if !seen {
 			found <- false
 		}
+		_ = cmd.Wait()
+		close(m.done)
 	}()
 	select {
 	case ok := <-found:
 		if ok {
-			return cmd, nil
+			return m, nil
 		}
 	case <-time.After(10 * time.Second):
 	}
-	stopProcess(cmd)
+	stopProcess(m)
 	return nil, fmt.Errorf("%s %s did not start", filepath.Base(path), strings.Join(args, " "))
 }
 
+// managed is a process this run started, with its Wait already running,
+// so that its exit can be noticed at any time.
+type managed struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+func (m *managed) pid() int { return m.cmd.Process.Pid }
+
 // stopProcess ends a process this run started, by its PID: SIGTERM, then
 // SIGKILL if it lingers.
-func stopProcess(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
+func stopProcess(m *managed) {
+	if m == nil {
 		return
 	}
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	done := m.done
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
+		_ = m.cmd.Process.Kill()
 		<-done
 	}
 }
 
 // processCPU is the user+system CPU time of a process and its children
-// (nginx's workers are children of its master).
+// (nginx's workers are children of its master), read from /proc.
 func processCPU(pid int) time.Duration {
 	if pid == 0 {
 		return 0
 	}
+	total := procTimes(pid)
+	for _, kid := range childrenOf(pid) {
+		total += procTimes(kid)
+	}
+	return total
+}
+
+// serversCPU sums processCPU over the servers.
+func serversCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		total += processCPU(pid)
+	}
+	return total
+}
+
+// procTimes is utime+stime from /proc/PID/stat.
+func procTimes(pid int) time.Duration {
 	p, err := process.NewProcess(int32(pid))
 	if err != nil {
 		return 0
 	}
-	var total float64
-	if t, err := p.Times(); err == nil {
-		total += t.User + t.System
+	t, err := p.Times()
+	if err != nil {
+		return 0
 	}
-	if kids, err := p.Children(); err == nil {
-		for _, k := range kids {
-			if t, err := k.Times(); err == nil {
-				total += t.User + t.System
+	return time.Duration((t.User + t.System) * float64(time.Second))
+}
+
+// childrenOf lists a process's children from /proc/PID/task/*/children,
+// without depending on pgrep.
+func childrenOf(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []int
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(field); err == nil {
+				kids = append(kids, k)
 			}
 		}
 	}
-	return time.Duration(total * float64(time.Second))
+	return kids
 }
 
 // nginxVariant is one nginx configuration to try; the comparison is against
@@ -341,7 +403,7 @@ func findNginx(log io.Writer) (path, why string) {
 		}
 		fmt.Fprintln(log, "installing nginx and libnginx-mod-stream with apt-get")
 		install := func() error {
-			cmd := exec.Command("apt-get", "install", "-y", "-q", "nginx-light", "libnginx-mod-stream")
+			cmd := exec.Command("apt-get", "install", "-y", "-q", "nginx", "libnginx-mod-stream")
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 			return cmd.Run()
 		}
@@ -361,7 +423,7 @@ func findNginx(log io.Writer) (path, why string) {
 
 // startNginx writes a config for one variant into dir and runs nginx in the
 // foreground (daemon off), so that it is stopped by the PID it started with.
-func startNginx(nginx, dir string, v nginxVariant, port int, servers []string) (*exec.Cmd, error) {
+func startNginx(nginx, dir string, v nginxVariant, port int, servers []string) (*managed, error) {
 	name := fmt.Sprintf("nginx-%d", port)
 	var b strings.Builder
 	fmt.Fprintf(&b, "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n")
@@ -383,15 +445,23 @@ func startNginx(nginx, dir string, v nginxVariant, port int, servers []string) (
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	m := &managed{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(m.done) }()
 	// nginx says nothing when it is ready: wait until its port answers a
-	// text request, which it forwards to a server.
+	// text request, which it forwards to a server, or until it exits.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if textAnswers(fmt.Sprintf("127.0.0.1:%d", port)) {
-			return cmd, nil
+			return m, nil
+		}
+		select {
+		case <-m.done:
+			logText, _ := os.ReadFile(filepath.Join(dir, name+".log"))
+			return nil, errors.New("nginx exited: " + strings.TrimSpace(string(logText)))
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	stopProcess(cmd)
+	stopProcess(m)
 	logText, _ := os.ReadFile(filepath.Join(dir, name+".log"))
 	return nil, errors.New("nginx did not answer: " + strings.TrimSpace(string(logText)))
 }

@@ -57,6 +57,7 @@ func run() int {
 		compare  bool
 		rounds   int
 		basePort int
+		cpuLabel string
 	)
 	flag.IntVar(&local, "local", 0, "start an embedded proxy and `N` quiet servers and flood it")
 	flag.StringVar(&target, "target", "", "endpoint(s) to flood, `HOST:PORT[,HOST:PORT...]`")
@@ -70,6 +71,7 @@ func run() int {
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed for the operations")
 	flag.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	flag.BoolVar(&noProg, "no-progress", false, "no live progress line")
+	flag.BoolVar(&cfg.NoGSO, "no-gso", false, "send each request as its own datagram, like ordinary clients, instead of in UDP GSO batches")
 	flag.StringVar(&policy, "policy", "least-load", "-local: the proxy's policy (least-load, round-robin, random)")
 	flag.BoolVar(&compare, "compare", false, "compare direct, udpproxy and nginx on the same servers and load (see README)")
 	flag.IntVar(&rounds, "rounds", 3, "-compare: rounds, alternating the contenders")
@@ -128,6 +130,7 @@ func run() int {
 		}
 		defer c.Close()
 		cfg.Targets = []string{c.ProxyAddr.String()}
+		cpuLabel = "process CPU" // the proxy and the servers run in this process too
 	} else {
 		cfg.Targets = strings.Split(target, ",")
 	}
@@ -135,6 +138,9 @@ func run() int {
 		cfg.Progress = func(s flood.Snapshot) { fmt.Fprintf(os.Stderr, "\r\033[K%s", s.Line()) }
 	}
 	res, err := flood.Run(ctx, cfg)
+	if res != nil {
+		res.CPULabel = cpuLabel
+	}
 	if cfg.Progress != nil {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
@@ -154,6 +160,10 @@ func run() int {
 	if res.Wrong > 0 {
 		fmt.Fprintf(os.Stderr, "bench: %d wrong answers\n", res.Wrong)
 		return 1
+	}
+	if res.OK+res.Errors == 0 {
+		fmt.Fprintln(os.Stderr, "bench: no request was answered")
+		return 2
 	}
 	return 0
 }

@@ -40,6 +40,10 @@ type Config struct {
 	// Timeline, when positive, counts answers per server in buckets of this
 	// width, by when they arrived, for plots and herd checks.
 	Timeline time.Duration
+	// NoGSO sends each request as its own datagram down the stack, as
+	// ordinary clients do, instead of batching equal-sized requests into
+	// UDP GSO sends.
+	NoGSO bool
 }
 
 func (c *Config) fill() error {

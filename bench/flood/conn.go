@@ -63,11 +63,46 @@ type conn struct {
 	lastAnswer int64
 	next       int64 // open loop: the next request's intended moment
 	interval   int64 // open loop: between this connection's requests
+	// waits holds, for each length of wait (the first try's, twice it,
+	// four times it), the tries waiting that long in the order they were
+	// sent, which is the order they time out in: the ticker looks only at
+	// their heads, not at every slot.
+	waits [3]deadlines
 
 	reader *udpbatch.Reader
 	rOut   outbox // the reader's: next requests of the closed loop, retries of transient errors
 	tOut   outbox // the ticker's: retransmissions and replacements for timed-out requests
 	pOut   outbox // the pacer's: open-loop sends
+}
+
+// deadlines is a queue of tries in deadline order.
+type deadlines struct {
+	items []deadline
+	head  int
+}
+
+type deadline struct {
+	at   int64
+	slot int
+	id   uint64
+}
+
+func (q *deadlines) push(d deadline) { q.items = append(q.items, d) }
+
+// popDue returns the oldest item if it is due at now.
+func (q *deadlines) popDue(now int64) (deadline, bool) {
+	if q.head == len(q.items) || q.items[q.head].at > now {
+		return deadline{}, false
+	}
+	d := q.items[q.head]
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && 2*q.head > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return d, true
 }
 
 // outbox collects datagrams to send with one call. Each datagram is copied
@@ -79,9 +114,9 @@ type outbox struct {
 	msgs []udpbatch.Message
 }
 
-func newOutbox(sock *net.UDPConn) outbox {
+func newOutbox(sock *net.UDPConn, noGSO bool) outbox {
 	return outbox{
-		w:    udpbatch.NewWriter(sock, udpbatch.Options{Batch: batch}),
+		w:    udpbatch.NewWriter(sock, udpbatch.Options{Batch: batch, NoGSO: noGSO}),
 		slab: make([]byte, batch*codec.RequestSize),
 		msgs: make([]udpbatch.Message, 0, batch),
 	}
@@ -125,9 +160,9 @@ func newConn(rs *run, i int, target string) (*conn, error) {
 		hist:      newHistogram(),
 		perServer: map[string]uint64{},
 		reader:    udpbatch.NewReader(sock, udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}),
-		rOut:      newOutbox(sock),
-		tOut:      newOutbox(sock),
-		pOut:      newOutbox(sock),
+		rOut:      newOutbox(sock, rs.cfg.NoGSO),
+		tOut:      newOutbox(sock, rs.cfg.NoGSO),
+		pOut:      newOutbox(sock, rs.cfg.NoGSO),
 	}
 	return c, nil
 }
@@ -163,6 +198,7 @@ func (c *conn) begin(i int, start int64, o *outbox) {
 	s.start = start
 	s.wait = int64(c.rs.cfg.Timeout)
 	s.deadline = max(start, c.rs.now()) + s.wait
+	c.waits[0].push(deadline{s.deadline, i, s.id})
 	c.active++
 	c.sent++
 	o.add(s.pkt[:])
@@ -257,7 +293,7 @@ func (c *conn) answer(pkt []byte, now int64) {
 		c.wrong++
 	case r.Err != nil && r.Err.Code.Transient():
 		if s.tries <= c.rs.cfg.Retries {
-			c.retry(s, now, &c.rOut)
+			c.retry(i, now, &c.rOut)
 			return
 		}
 		c.errors++
@@ -290,17 +326,19 @@ func (c *conn) answer(pkt []byte, now int64) {
 	c.end(i, now, &c.rOut)
 }
 
-// retry sends a slot's request again, with the same ID, waiting longer.
-func (c *conn) retry(s *slot, now int64, o *outbox) {
+// retry sends slot i's request again, with the same ID, waiting longer.
+func (c *conn) retry(i int, now int64, o *outbox) {
+	s := &c.slots[i]
 	s.tries++
 	s.wait = min(2*s.wait, 4*int64(c.rs.cfg.Timeout))
 	s.deadline = now + s.wait
+	c.waits[min(s.tries-1, len(c.waits)-1)].push(deadline{s.deadline, i, s.id})
 	c.retransmits++
 	o.add(s.pkt[:])
 }
 
 // tick retransmits and times out requests until the run ends. A tenth of
-// the timeout (at most 10 ms) between scans keeps timeouts close to time.
+// the timeout (at most 10 ms) between looks keeps timeouts close to time.
 func (c *conn) tick(ctx context.Context) {
 	every := min(c.rs.cfg.Timeout/10, 10*time.Millisecond)
 	t := time.NewTicker(max(every, time.Millisecond))
@@ -313,20 +351,26 @@ func (c *conn) tick(ctx context.Context) {
 		}
 		c.mu.Lock()
 		now := c.rs.now()
-		for i := range c.slots {
-			s := &c.slots[i]
-			if !s.busy || now < s.deadline {
-				continue
+		for w := range c.waits {
+			for {
+				d, due := c.waits[w].popDue(now)
+				if !due {
+					break
+				}
+				s := &c.slots[d.slot]
+				if !s.busy || s.id != d.id || s.deadline != d.at {
+					continue // answered, or sent again since
+				}
+				if len(c.tOut.msgs) == batch {
+					c.tOut.flush()
+				}
+				if s.tries <= c.rs.cfg.Retries {
+					c.retry(d.slot, now, &c.tOut)
+					continue
+				}
+				c.timeouts++
+				c.end(d.slot, now, &c.tOut)
 			}
-			if len(c.tOut.msgs) == batch {
-				c.tOut.flush()
-			}
-			if s.tries <= c.rs.cfg.Retries {
-				c.retry(s, now, &c.tOut)
-				continue
-			}
-			c.timeouts++
-			c.end(i, now, &c.tOut)
 		}
 		c.checkDone(now)
 		c.mu.Unlock()
@@ -370,11 +414,6 @@ func (c *conn) paceDue() (next int64, more bool) {
 func pace(ctx context.Context, rs *run, conns []*conn) {
 	sl := newSleeper()
 	defer sl.close()
-	interval := int64(float64(time.Second) * float64(len(conns)) / rs.cfg.Rate)
-	for i, c := range conns {
-		c.interval = interval
-		c.next = int64(i) * interval / int64(len(conns)) // stagger the connections
-	}
 	for ctx.Err() == nil {
 		wake, any := int64(1<<62), false
 		for _, c := range conns {

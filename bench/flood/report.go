@@ -34,12 +34,16 @@ type Result struct {
 	Retransmits uint64 // sends beyond each request's first
 	Late        uint64 // replies that matched no request in flight
 	Overruns    uint64 // open loop: intended sends skipped because every slot was busy
+	Unfinished  uint64 // still waiting when the run was cut short (Ctrl-C)
 
 	P50, P90, P99, P999, Max time.Duration // latency of answered requests
 	PerServer                map[string]uint64
 	Timeline                 []Bucket // with Config.Timeline: answers per server over time
 
 	CPU time.Duration // this process's CPU time (user+system) during the run
+	// CPULabel names what CPU covers; "bench CPU" unless the caller says
+	// more ran in the process (bench -local: the proxy and servers too).
+	CPULabel string
 }
 
 // Bucket counts the answers per server that arrived in one slice of time.
@@ -74,6 +78,7 @@ type jsonResult struct {
 	Retransmits uint64            `json:"retransmits"`
 	Late        uint64            `json:"late"`
 	Overruns    uint64            `json:"overruns"`
+	Unfinished  uint64            `json:"unfinished"`
 	PerServer   map[string]uint64 `json:"per_server"`
 	CPUS        float64           `json:"cpu_s"`
 	CPUPerReqUS float64           `json:"cpu_us_per_request"`
@@ -95,7 +100,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		DurationS: r.Duration.Seconds(), RPS: r.RPS,
 		P50: us(r.P50), P90: us(r.P90), P99: us(r.P99), P999: us(r.P999), Max: us(r.Max),
 		Sent: r.Sent, OK: r.OK, Wrong: r.Wrong, Errors: r.Errors, Timeouts: r.Timeouts,
-		Retransmits: r.Retransmits, Late: r.Late, Overruns: r.Overruns,
+		Retransmits: r.Retransmits, Late: r.Late, Overruns: r.Overruns, Unfinished: r.Unfinished,
 		PerServer: per, CPUS: r.CPU.Seconds(),
 	}
 	if n := r.OK + r.Wrong + r.Errors; n > 0 {
@@ -127,6 +132,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Rate > 0 {
 		fmt.Fprintf(&b, "  overruns %d", r.Overruns)
 	}
+	if r.Unfinished > 0 {
+		fmt.Fprintf(&b, "  unfinished %d", r.Unfinished)
+	}
 	b.WriteString("\n")
 	if len(r.PerServer) > 0 {
 		names := make([]string, 0, len(r.PerServer))
@@ -143,8 +151,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	if n := r.OK + r.Wrong + r.Errors; n > 0 {
-		fmt.Fprintf(&b, "bench CPU   %.2fs (%.2f us per request)\n", r.CPU.Seconds(), us(r.CPU)/float64(n))
+	if n := r.OK + r.Wrong + r.Errors; n > 0 && r.CPU > 0 {
+		label := r.CPULabel
+		if label == "" {
+			label = "bench CPU"
+		}
+		fmt.Fprintf(&b, "%-11s %.2fs (%.2f us per request)\n", label, r.CPU.Seconds(), us(r.CPU)/float64(n))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -70,17 +70,21 @@ func main() {
 			if err != nil {
 				continue
 			}
-			for i := range in[:n] {
-				if len(in[i].Buf) < codec.HeaderSize {
+			out := in[:0]
+			for _, m := range in[:n] {
+				if len(m.Buf) < codec.HeaderSize {
 					continue
 				}
-				id := binary.BigEndian.Uint64(in[i].Buf[codec.IDOffset:])
-				if p := routes[id&(slots-1)].Load(); p != nil {
-					in[i].Addr = *p
+				id := binary.BigEndian.Uint64(m.Buf[codec.IDOffset:])
+				p := routes[id&(slots-1)].Load()
+				if p == nil {
+					continue
 				}
-				binary.BigEndian.PutUint64(in[i].Buf[codec.IDOffset:], id>>20)
+				m.Addr = *p
+				binary.BigEndian.PutUint64(m.Buf[codec.IDOffset:], id>>20)
+				out = append(out, m)
 			}
-			_, _ = w.WriteBatch(in[:n])
+			_, _ = w.WriteBatch(out)
 		}
 	}()
 	r, w := udpbatch.NewReader(client, opt), udpbatch.NewWriter(up, opt)
@@ -91,18 +95,23 @@ func main() {
 		if err != nil {
 			continue
 		}
-		for i := range in[:n] {
-			if len(in[i].Buf) < codec.HeaderSize {
+		out := in[:0]
+		for _, m := range in[:n] {
+			if len(m.Buf) < codec.HeaderSize {
+				continue
+			}
+			id := binary.BigEndian.Uint64(m.Buf[codec.IDOffset:])
+			if id >= 1<<44 {
 				continue
 			}
 			slot := next & (slots - 1)
-			addrs[slot] = in[i].Addr
+			addrs[slot] = m.Addr
 			routes[slot].Store(&addrs[slot])
-			id := binary.BigEndian.Uint64(in[i].Buf[codec.IDOffset:])
-			binary.BigEndian.PutUint64(in[i].Buf[codec.IDOffset:], id<<20|slot)
-			in[i].Addr = backs[next%uint64(len(backs))]
+			binary.BigEndian.PutUint64(m.Buf[codec.IDOffset:], id<<20|slot)
+			m.Addr = backs[next%uint64(len(backs))]
 			next++
+			out = append(out, m)
 		}
-		_, _ = w.WriteBatch(in[:n])
+		_, _ = w.WriteBatch(out)
 	}
 }

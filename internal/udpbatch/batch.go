@@ -24,9 +24,13 @@ type Options struct {
 	// Batch is the most datagrams one call returns or sends. Default 64.
 	Batch int
 	// MaxSize is the largest datagram a Reader returns whole; a longer one
-	// comes back cut to MaxSize+1 bytes so that the caller can tell. It is
-	// also the largest datagram a Writer sends. Default 65507.
+	// comes back cut to MaxSize+1 bytes so that the caller can tell.
+	// Default 65507. Writers send what they are given.
 	MaxSize int
+	// NoGSO makes a Writer send one datagram per header, as a sender
+	// without UDP GSO would: the bench uses it to offer the traffic shape
+	// of ordinary clients.
+	NoGSO bool
 }
 
 func (o *Options) fill() {

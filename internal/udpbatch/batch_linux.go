@@ -2,6 +2,13 @@
 
 package udpbatch
 
+// Why not golang.org/x/net/ipv4's ReadBatch and WriteBatch, the usual
+// choice (STYLE §7)? They allocate a net.Addr for every datagram read, and
+// they have no way to ask for UDP GSO and GRO, which is where most of the
+// speed is on this path. The system calls are made here directly instead,
+// through the socket's RawConn, so the runtime's poller still parks and
+// wakes the goroutine.
+
 import (
 	"encoding/binary"
 	"net"
@@ -50,12 +57,17 @@ func (m *mmsg) init(c *net.UDPConn, size int, trap uintptr) {
 	m.names = make([]unix.RawSockaddrInet6, size)
 	m.oobs = make([][cmsgSize]byte, size)
 	m.fn = func(fd uintptr) bool {
-		n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.count), 0, 0, 0)
-		if errno == unix.EAGAIN || errno == unix.EINTR {
-			return false // not ready: the runtime parks us until it is
+		for {
+			n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.count), 0, 0, 0)
+			switch errno {
+			case unix.EINTR:
+				continue // interrupted before it moved anything: again at once
+			case unix.EAGAIN:
+				return false // not ready: the runtime parks us until it is
+			}
+			m.n, m.errno = int(n), errno
+			return true
 		}
-		m.n, m.errno = int(n), errno
-		return true
 	}
 }
 
@@ -177,7 +189,7 @@ func (w *Writer) init() {
 			w.family = d
 		}
 	})
-	w.gso.Store(true)
+	w.gso.Store(!w.opt.NoGSO)
 	w.group = make([]int, w.opt.Batch)
 	w.groups = make([]group, 0, w.opt.Batch)
 	w.iovAt = make([]int, w.opt.Batch)
@@ -273,6 +285,7 @@ func (w *Writer) writeChunk(ms []Message) (int, error) {
 func (w *Writer) send(ms []Message, handled int) (int, error) {
 	m := &w.m
 	hdrs, total := m.hdrs, m.count
+	retried := -1 // the header already sent again after ECONNREFUSED
 	for start := 0; start < total; {
 		m.hdrs = hdrs[start:]
 		m.count = total - start
@@ -292,6 +305,10 @@ func (w *Writer) send(ms []Message, handled int) (int, error) {
 		switch {
 		case m.errno == unix.EBADF || m.errno == unix.ENOTSOCK:
 			return handled, &net.OpError{Op: "sendmmsg", Net: "udp", Err: m.errno}
+		case m.errno == unix.ECONNREFUSED && retried != start:
+			// On a connected socket this is an ICMP error left over from an
+			// earlier datagram, reported on this one: send it again, once.
+			retried = start
 		case hdrs[start].Hdr.Control != nil && (m.errno == unix.EIO || m.errno == unix.EINVAL || m.errno == unix.ENOPROTOOPT):
 			// No GSO here (an old kernel, or a device without it): from now
 			// on every datagram gets its own header. Send again what this

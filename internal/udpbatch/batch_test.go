@@ -173,28 +173,3 @@ func BenchmarkWriteReadBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(out)), "ns/datagram")
 }
-
-// TestManyBatchesWithoutGSO repeats batches through one Writer, with GSO
-// and with it turned off as on a kernel that refuses it, and checks that
-// everything arrives every time.
-func TestManyBatchesWithoutGSO(t *testing.T) {
-	for _, gso := range []bool{true, false} {
-		sender := listen(t, "udp4", "127.0.0.1:0")
-		receiver := listen(t, "udp4", "127.0.0.1:0")
-		w := NewWriter(sender, Options{Batch: 8})
-		w.gso.Store(gso)
-		r := NewReader(receiver, Options{})
-		for round := range 20 {
-			out := make([]Message, 1+round%13)
-			for i := range out {
-				out[i] = Message{Buf: bytes.Repeat([]byte{byte('a' + i%3)}, 10+i%3), Addr: loopback(receiver)}
-			}
-			if n, err := w.WriteBatch(out); n != len(out) || err != nil {
-				t.Fatalf("gso %v round %d: WriteBatch = %d, %v", gso, round, n, err)
-			}
-			if got := readAll(t, receiver, r, len(out)); len(got) != len(out) {
-				t.Fatalf("gso %v round %d: got %d", gso, round, len(got))
-			}
-		}
-	}
-}
