@@ -254,7 +254,15 @@ func goBuild(dir string, pkgs ...string) error {
 // startLogged starts a binary and waits until its standard error shows
 // ready, a regular expression.
 func startLogged(path, ready string, args ...string) (*managed, error) {
+	return startLoggedEnv(nil, path, ready, args...)
+}
+
+// startLoggedEnv is startLogged with extra environment variables.
+func startLoggedEnv(env []string, path, ready string, args ...string) (*managed, error) {
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -39,6 +39,8 @@ Examples:
   bench -target 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 -d 5s   # straight to three servers
   bench -target 127.0.0.1:7000 -rate 20000 -d 10s
   bench -compare -d 5s              # direct vs udpproxy vs nginx, 3 servers, 3 rounds
+  bench -policies -d 5s             # least-load vs round-robin vs random, one server burdened
+  bench -local 3 -d 10s -plot load.png
 
 Flags:
 `
@@ -58,6 +60,9 @@ func run() int {
 		rounds   int
 		basePort int
 		cpuLabel string
+		plotFile string
+		policies bool
+		burn     float64
 	)
 	flag.IntVar(&local, "local", 0, "start an embedded proxy and `N` quiet servers and flood it")
 	flag.StringVar(&target, "target", "", "endpoint(s) to flood, `HOST:PORT[,HOST:PORT...]`")
@@ -73,6 +78,10 @@ func run() int {
 	flag.BoolVar(&noProg, "no-progress", false, "no live progress line")
 	flag.BoolVar(&cfg.NoGSO, "no-gso", false, "send each request as its own datagram, like ordinary clients, instead of in UDP GSO batches")
 	flag.StringVar(&policy, "policy", "least-load", "-local: the proxy's policy (least-load, round-robin, random)")
+	flag.StringVar(&plotFile, "plot", "", "write a PNG of each server's share and reported CPU over time to `FILE` (needs a udpproxy: -local or -target)")
+	flag.DurationVar(&cfg.Timeline, "plot-every", 0, "-plot: the width of a time slice (default 100ms)")
+	flag.BoolVar(&policies, "policies", false, "compare least-load, round-robin and random on servers run as processes, one of them burdened (see README)")
+	flag.Float64Var(&burn, "burn", 0.8, "-policies: the fraction of a core the first server burns")
 	flag.BoolVar(&compare, "compare", false, "compare direct, udpproxy and nginx on the same servers and load (see README)")
 	flag.IntVar(&rounds, "rounds", 3, "-compare: rounds, alternating the contenders")
 	flag.IntVar(&basePort, "base-port", 27000, "-compare: the proxies listen from this port, servers from +1, status ports from +101")
@@ -107,6 +116,21 @@ func run() int {
 		}
 		return 0
 	}
+	if policies {
+		if cfg.Duration == 0 && cfg.Requests == 0 {
+			cfg.Duration = 5 * time.Second
+		}
+		if cfg.Conns == 0 {
+			cfg.Conns = 6
+		}
+		err := runPolicies(ctx, policiesConfig{rounds: rounds, servers: max(local, 3), burn: burn,
+			basePort: basePort, load: cfg, plotPrefix: plotFile, out: os.Stdout})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
 	if flag.NArg() > 0 || (local > 0) == (target != "") || retries < 0 {
 		fmt.Fprintln(os.Stderr, "bench: give exactly one of -local N and -target HOST:PORT (bench -h for help)")
 		return 64
@@ -134,6 +158,14 @@ func run() int {
 	} else {
 		cfg.Targets = strings.Split(target, ",")
 	}
+	var loads *loadRecorder
+	if plotFile != "" {
+		if cfg.Timeline == 0 {
+			cfg.Timeline = 100 * time.Millisecond
+		}
+		proxy := cfg.Targets[0]
+		loads = recordLoad(cfg.Timeline, func() (string, error) { return askText(proxy, "stats\n") })
+	}
 	if !noProg && isTerminal(os.Stderr) {
 		cfg.Progress = func(s flood.Snapshot) { fmt.Fprintf(os.Stderr, "\r\033[K%s", s.Line()) }
 	}
@@ -147,6 +179,12 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 64
+	}
+	if loads != nil {
+		if err := writePlot(plotFile, "discal: "+strings.Join(cfg.Targets, ", "), res.Timeline, loads.finish()); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: plot:", err)
+			return 1
+		}
 	}
 	if asJSON {
 		err = res.WriteJSON(os.Stdout)
