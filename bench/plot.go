@@ -111,6 +111,16 @@ func writePlot(path, title string, tl []flood.Bucket, loads []loadSample) error 
 	load.Y.Label.Text = "reported process CPU (% of a core)"
 	load.X.Label.Text = "seconds"
 	load.Y.Min = 0
+	// A slice with few answers (the tail of a run) says little about
+	// shares: leave it out rather than draw a spike.
+	var all uint64
+	for _, b := range tl {
+		for _, n := range b.PerServer {
+			all += n
+		}
+	}
+	enough := all / uint64(max(len(tl), 1)) / 10
+	var end float64
 	for i, name := range servers {
 		var pts, lpts plotter.XYs
 		for _, b := range tl {
@@ -118,7 +128,8 @@ func writePlot(path, title string, tl []flood.Bucket, loads []loadSample) error 
 			for _, n := range b.PerServer {
 				total += n
 			}
-			if total > 0 {
+			end = max(end, (b.Start + 100*time.Millisecond).Seconds())
+			if total > 0 && total >= enough {
 				pts = append(pts, plotter.XY{X: b.Start.Seconds(), Y: 100 * float64(b.PerServer[name]) / float64(total)})
 			}
 		}
@@ -147,6 +158,11 @@ func writePlot(path, title string, tl []flood.Bucket, loads []loadSample) error 
 	}
 	share.Legend.Top = true
 	load.Legend.Top = true
+	for _, s := range loads {
+		end = max(end, s.at.Seconds())
+	}
+	share.X.Min, share.X.Max = 0, end
+	load.X.Min, load.X.Max = 0, end
 	share.Add(plotter.NewGrid())
 	load.Add(plotter.NewGrid())
 

@@ -218,3 +218,41 @@ func BenchmarkForwardReturn(b *testing.B) {
 		rd.toClients = rd.toClients[:0]
 	}
 }
+
+// TestSharedFiguresAgree: two servers in one process on one host report
+// different readings, sampled at different moments; the proxy keeps one
+// figure for the host and one for the process, so both score alike.
+func TestSharedFiguresAgree(t *testing.T) {
+	p, err := New(Config{Servers: []ServerAddr{
+		{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"},
+		{Calc: "127.0.0.1:7002", Status: "127.0.0.1:7102"},
+		{Calc: "127.0.0.1:7003", Status: "127.0.0.1:7103"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &poller{p: p, shared: map[string]*shared{}}
+	bs := p.backends()
+	reply := func(b *backend, st codec.Status) {
+		id := uint64(len(pl.shared) + 1)
+		b.pollID.Store(id)
+		pl.handle(codec.AppendStatus(nil, id, st), b.status)
+		if b.report.Load() == nil {
+			t.Fatal("the report was not taken")
+		}
+	}
+	reply(bs[0], codec.Status{Server: "s1", HostCPU: 20, ProcCPU: 10, Cores: 2, HostID: "h", PID: 7})
+	reply(bs[1], codec.Status{Server: "s2", HostCPU: 90, ProcCPU: 60, Cores: 2, HostID: "h", PID: 7})
+	reply(bs[2], codec.Status{Server: "s3", HostCPU: 90, ProcCPU: 60, Cores: 2, HostID: "other", PID: 7})
+	if a, b := reportedCPU(bs[0]), reportedCPU(bs[1]); a != b {
+		t.Fatalf("servers sharing a host and a process: %v and %v", a, b)
+	}
+	// Host: 0.2 then a quarter of the way to 0.9. Process: 0.05 then half
+	// of the way to 0.3.
+	if got, want := reportedCPU(bs[0]), (0.2+0.25*0.7)+(0.05+0.5*0.25); got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("shared figure %v, want %v", got, want)
+	}
+	if got, want := reportedCPU(bs[2]), 0.9+0.3; got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("a server on another host: %v, want its own %v", got, want)
+	}
+}

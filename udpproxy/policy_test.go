@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/discal/discal/codec"
 )
@@ -105,6 +106,59 @@ func TestLeastLoadNoisyReports(t *testing.T) {
 		if n := counts[b]; n < 800 {
 			t.Fatalf("counts %v: a server got %d of 3000", counts, n)
 		}
+	}
+}
+
+// TestStaleReportFadesToMean: a report older than five poll intervals says
+// nothing; the server counts as loaded as the fresh ones' mean.
+func TestStaleReportFadesToMean(t *testing.T) {
+	bs := backends(t, 3)
+	setReport(bs[0], 50, 190, 2) // busy, but...
+	old := *bs[0].report.Load()
+	old.at = nanotime() - int64(10*bs[0].poll) // ...long ago
+	bs[0].report.Store(&old)
+	setReport(bs[1], 50, 20, 2)
+	setReport(bs[2], 50, 40, 2)
+	f := newFleet(bs)
+	want := 2 * ((0.1 + 0.5) + (0.2 + 0.5)) / 2 // cpuWeight × the mean of the fresh two
+	if got := f.score(bs[0]); got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("stale score %v, want the fresh mean %v", got, want)
+	}
+	// Halfway between two and five intervals it is half and half.
+	old.at = nanotime() - int64(35*bs[0].poll/10)
+	bs[0].report.Store(&old)
+	f = newFleet(bs)
+	if got, mid := f.score(bs[0]), (want+2*(0.95+0.5))/2; got < mid-0.02 || got > mid+0.02 {
+		t.Fatalf("aging score %v, want about %v", got, mid)
+	}
+}
+
+// TestSlownessWeighsTheQueue: with equal CPU and equal queues, the server
+// that answers slowly scores worse; a fast one earns nothing extra.
+func TestSlownessWeighsTheQueue(t *testing.T) {
+	bs := backends(t, 3)
+	now := nanotime()
+	for i, lat := range []time.Duration{100, 100, 400} {
+		setReport(bs[i], 50, 20, 2)
+		bs[i].inFlight.Store(2)
+		bs[i].observe(lat*time.Microsecond, now)
+	}
+	f := newFleet(bs)
+	fast, slow := f.score(bs[0]), f.score(bs[2])
+	if fast != f.score(bs[1]) {
+		t.Fatal("two equal servers score differently")
+	}
+	base := 2*(0.1+0.5) + 2.0/16
+	if fast != base {
+		t.Fatalf("a server faster than the mean scored %v, want %v (no reward)", fast, base)
+	}
+	if want := 2*(0.1+0.5) + 2.0*2/16; slow < want-1e-9 || slow > want+1e-9 { // 400 over a mean of 200
+		t.Fatalf("the slow server scored %v, want %v", slow, want)
+	}
+	// A latency no reply has fed for over a second no longer counts.
+	bs[2].latencyAt.Store(now - 2*latencyMaxAge)
+	if f := newFleet(bs); f.score(bs[2]) != f.score(bs[0]) {
+		t.Fatal("an old latency still counts")
 	}
 }
 

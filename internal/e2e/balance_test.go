@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -206,5 +205,3 @@ func TestBurnMidRun(t *testing.T) {
 		t.Errorf("1.5 to 2 s after burn 0, s1 got %.1f%%, want it back in rotation (at least 20%%)", 100*sh)
 	}
 }
-
-var _ = net.Dial
