@@ -210,6 +210,7 @@ func (c *Client) forget(id uint64, cl *call) {
 	c.mu.Unlock()
 	select {
 	case <-cl.ch:
+		c.ignored.Add(1) // a duplicate delivered after the answer was taken
 	default:
 	}
 	calls.Put(cl)

@@ -41,6 +41,11 @@ type Config struct {
 	// jittered by ±25% so that servers are not polled in lockstep.
 	// Default 100 ms.
 	Poll time.Duration
+	// PollTimeout is how long a poll waits for its answer before it counts
+	// as missed and the next poll goes at once. Default Poll/3: a status
+	// port answers from memory, so on a LAN its answer takes well under a
+	// millisecond; raise it for servers far away.
+	PollTimeout time.Duration
 	// MaxMisses is how many polls in a row a server may leave unanswered
 	// before it leaves the rotation. Default 3.
 	MaxMisses int
@@ -82,6 +87,9 @@ func (c *Config) fill() error {
 	if c.Poll == 0 {
 		c.Poll = 100 * time.Millisecond
 	}
+	if c.PollTimeout == 0 {
+		c.PollTimeout = c.Poll / 3
+	}
 	if c.MaxMisses == 0 {
 		c.MaxMisses = 3
 	}
@@ -106,6 +114,8 @@ func (c *Config) fill() error {
 	switch {
 	case c.Poll < time.Millisecond:
 		return fmt.Errorf("udpproxy: poll interval %v: must be at least 1ms", c.Poll)
+	case c.PollTimeout <= 0 || c.PollTimeout > c.Poll:
+		return fmt.Errorf("udpproxy: poll timeout %v: must lie in (0, poll interval]", c.PollTimeout)
 	case c.TryTimeout < time.Millisecond:
 		return fmt.Errorf("udpproxy: try timeout %v: must be at least 1ms", c.TryTimeout)
 	case c.MaxMisses < 1, c.Tries < 1, c.MaxPending < 1, c.Readers < 1:

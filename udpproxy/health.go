@@ -20,38 +20,51 @@ type poller struct {
 	shared map[string]*shared // host and process figures; only the reader goroutine touches it
 }
 
-// run polls b until ctx ends. Before each poll it counts the previous one
-// as missed if it is still unanswered; MaxMisses in a row take b out of
-// rotation. Down backends are polled too, so they come back on their first
-// answer.
+// run polls b until ctx ends. A poll that has no answer within the poll
+// timeout is a miss, and the next poll goes at once rather than a whole
+// interval later: MaxMisses in a row take b out of rotation, so a dead
+// server is out within about PollTimeout×MaxMisses of its first missed
+// poll, less than three intervals after it died. Down backends are polled
+// every interval too, and come back on their first answer.
 func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 	r := rand.New(rand.NewChaCha8(seed))
 	buf := make([]byte, 0, codec.HeaderSize)
+	cfg := &pl.p.cfg
 	// A random first delay spreads the backends' phases across an interval.
-	t := time.NewTimer(time.Duration(r.Int64N(int64(pl.p.cfg.Poll))))
+	t := time.NewTimer(time.Duration(r.Int64N(int64(cfg.Poll))))
 	defer t.Stop()
-	for {
+	wait := func() bool {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
+			return true
 		}
-		if b.pollID.Load() != 0 {
-			if n := b.misses.Add(1); int(n) >= pl.p.cfg.MaxMisses && !b.down.Swap(true) {
-				pl.p.cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
-					"addr", b.addr.Calc, "missed_polls", n)
-			}
-		}
+	}
+	for wait() {
 		// A fresh unguessable ID per poll: a forged status reply would
 		// have to guess it to put a lie about load in the report.
 		id := r.Uint64() | 1 // never 0, which means "not awaiting"
 		b.pollID.Store(id)
 		buf = codec.AppendStatusQuery(buf[:0], id)
 		_, _ = pl.conn.WriteToUDPAddrPort(buf, b.status)
-		// ±25% jitter around the interval.
-		d := pl.p.cfg.Poll * 3 / 4
-		d += time.Duration(r.Int64N(int64(pl.p.cfg.Poll)/2 + 1))
-		t.Reset(d)
+		t.Reset(cfg.PollTimeout)
+		if !wait() {
+			return
+		}
+		// ±25% jitter around the interval, counted from when the poll went.
+		next := cfg.Poll*3/4 + time.Duration(r.Int64N(int64(cfg.Poll)/2+1)) - cfg.PollTimeout
+		if b.pollID.CompareAndSwap(id, 0) { // still unanswered: a miss
+			n := b.misses.Add(1)
+			if int(n) >= cfg.MaxMisses && !b.down.Swap(true) {
+				cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
+					"addr", b.addr.Calc, "missed_polls", n)
+			}
+			if !b.down.Load() {
+				next = 0 // ask again at once: is it gone, or was a datagram lost?
+			}
+		}
+		t.Reset(max(next, 0))
 	}
 }
 

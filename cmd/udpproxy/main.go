@@ -61,6 +61,7 @@ func main() {
 	flag.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
 	flag.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
 	flag.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "status poll `interval`, jittered ±25%")
+	flag.DurationVar(&cfg.PollTimeout, "poll-timeout", 0, "a poll unanswered this long is missed and the next goes at once (default poll/3)")
 	flag.DurationVar(&cfg.TryTimeout, "try-timeout", 250*time.Millisecond, "how long to wait for a server before trying another")
 	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
 	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
