@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Draws docs/burn-midrun.png: three udpservers and a udpproxy as processes,
-# a 9-second flood from the bench, s1 told to burn 80% of a core at 3 s and
-# to stop at 6 s. Run from the repository: bash bench/demo-burn.sh
+# a 9-second flood from the bench, s1 told to burn 80% of a core at about
+# 3 s and to stop at about 7 s (each nc waits a second for a last answer).
+# Run from the repository: bash bench/demo-burn.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)

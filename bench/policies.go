@@ -156,11 +156,14 @@ func runPolicies(ctx context.Context, pc policiesConfig) error {
 	}
 	ll, rr := med("least-load", func(r policyRun) float64 { return r.p99 }), med("round-robin", func(r policyRun) float64 { return r.p99 })
 	fmt.Fprintf(pc.out, "least-load p99 / round-robin p99: %.2f (below 1: least-load is better)\n", ll/rr)
+	if ll >= rr {
+		return fmt.Errorf("least-load did not beat round-robin on p99 (%.0f us against %.0f us)", ll, rr)
+	}
 	return nil
 }
 
 // waitForReports waits until the proxy at addr has a report from every one
-// of n servers, and their first server's burden shows in it.
+// of n servers.
 func waitForReports(addr string, n int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

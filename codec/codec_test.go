@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -221,7 +222,7 @@ func TestDecodeReplyErrors(t *testing.T) {
 
 func TestStatusRoundTrip(t *testing.T) {
 	want := Status{Server: "s3", HostCPU: 12.5, ProcCPU: 150.25, Cores: 2, InFlight: 3,
-		Served: 1 << 40, Errors: 17, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", PID: 4242}
+		Served: 1 << 40, Errors: 17, Dropped: 3, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", ProcID: "9f3c2a", HostCores: 8}
 	b := AppendStatus(nil, 9, want)
 	h, err := ParseHeader(b)
 	if err != nil || h != (Header{KindStatusReply, 9}) {
@@ -386,6 +387,26 @@ func TestTextReply(t *testing.T) {
 		if got := string(AppendTextReply(nil, tt.r)); got != tt.want {
 			t.Errorf("AppendTextReply(%+v) = %q, want %q", tt.r, got, tt.want)
 		}
+	}
+}
+
+// TestShortFormsFit: the short form of every error, in either form, fits
+// within MaxAmplification of the smallest request that gets an answer.
+func TestShortFormsFit(t *testing.T) {
+	for code, e := range sentinels {
+		long := Errorf(code, "%s: %s", e.Message, strings.Repeat("x", 200))
+		if got := long.Short(); got.Code != code || got.Message != e.Message {
+			t.Errorf("Short of code %d = %+v", code, got)
+		}
+		if n := len(AppendTextError(nil, long.Short())); n > MaxAmplification*MinTextRequest {
+			t.Errorf("text short form of code %d is %d bytes", code, n)
+		}
+		if n := len(AppendReply(nil, 1, Reply{Err: long.Short()})); n > MaxAmplification*HeaderSize {
+			t.Errorf("binary short form of code %d is %d bytes", code, n)
+		}
+	}
+	if (&Error{Code: 999, Message: "long story"}).Short().Message != "error" {
+		t.Error("an unknown code's short form")
 	}
 }
 

@@ -73,6 +73,40 @@ var (
 	ErrBusy         = &Error{CodeBusy, "busy"}
 )
 
+// sentinels maps each code to its error with the standard message.
+var sentinels = map[Code]*Error{}
+
+func init() {
+	for _, e := range []*Error{ErrMalformed, ErrUnknownOp, ErrMissingField, ErrWrongType, ErrDivByZero,
+		ErrOverflow, ErrNaN, ErrInfinite, ErrNotFinite, ErrSyntax, ErrTooLarge, ErrUnexpected,
+		ErrNoServer, ErrTimeout, ErrBusy} {
+		sentinels[e.Code] = e
+	}
+}
+
+// Short returns the error with its code's standard message and no detail:
+// the form a reply takes when the detailed one would be too large for the
+// request it answers (see MaxAmplification).
+func (e *Error) Short() *Error {
+	if s, ok := sentinels[e.Code]; ok {
+		return s
+	}
+	return &Error{Code: e.Code, Message: "error"}
+}
+
+// MaxAmplification bounds every reply discal sends: at most this many times
+// the size of the request it answers. A reply that would be larger is sent
+// in its short form (Error.Short, no server name), which always fits: the
+// shortest request that gets an answer is MinTextRequest bytes of text or a
+// HeaderSize-byte binary header. Spoofing a victim's address therefore gains
+// an attacker at most a tenfold flood. The commands whose answers are larger
+// (status, stats) are answered to trusted sources only.
+const MaxAmplification = 10
+
+// MinTextRequest is the shortest text datagram that gets an answer: "1+1".
+// Anything shorter cannot be a question, and answering it would amplify.
+const MinTextRequest = 3
+
 // Errors about a datagram as a whole, before any body is read. Such a
 // datagram has no request ID to answer to, so it is dropped and counted.
 var (

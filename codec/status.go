@@ -18,14 +18,19 @@ type Status struct {
 	InFlight int           // "in_flight": requests being computed right now
 	Served   uint64        // "served": requests answered since start
 	Errors   uint64        // "errors": of those, answered with an error
+	Dropped  uint64        // "dropped": datagrams not answered: malformed, or from a source not allowed
 	Uptime   time.Duration // "uptime_ms": time since start, in milliseconds
 	// "host_id": names the machine the server runs on, the same for every
 	// server there, so that the proxy knows which servers share a host CPU
 	// figure. Empty when unknown.
 	HostID string
-	// "pid": the server's process on that host. Servers in one process
-	// (cmd/discal) share a process CPU figure too.
-	PID int
+	// "proc_id": names the server's process, unique across hosts and
+	// restarts (a random number made when the process starts; a PID would
+	// not do, every container's server being PID 1). Servers in one process
+	// (cmd/discal) report one, and share a process CPU figure too.
+	ProcID string
+	// "host_cores": logical cores of the host, to weigh its CPU figure.
+	HostCores int
 }
 
 // AppendStatusQuery appends a status query datagram: a header with no body.
@@ -37,9 +42,9 @@ func AppendStatusQuery(dst []byte, id uint64) []byte {
 func AppendStatus(dst []byte, id uint64, s Status) []byte {
 	dst = AppendHeader(dst, KindStatusReply, id)
 	return encode(dst, func(e *msgpack.Encoder) {
-		n := 8
+		n := 9
 		if s.HostID != "" {
-			n += 2
+			n += 3
 		}
 		_ = e.EncodeMapLen(n)
 		_ = e.EncodeString("server")
@@ -56,13 +61,17 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		_ = e.EncodeUint(s.Served)
 		_ = e.EncodeString("errors")
 		_ = e.EncodeUint(s.Errors)
+		_ = e.EncodeString("dropped")
+		_ = e.EncodeUint(s.Dropped)
 		_ = e.EncodeString("uptime_ms")
 		_ = e.EncodeInt(s.Uptime.Milliseconds())
 		if s.HostID != "" {
 			_ = e.EncodeString("host_id")
 			_ = e.EncodeString(s.HostID)
-			_ = e.EncodeString("pid")
-			_ = e.EncodeInt(int64(s.PID))
+			_ = e.EncodeString("proc_id")
+			_ = e.EncodeString(s.ProcID)
+			_ = e.EncodeString("host_cores")
+			_ = e.EncodeInt(int64(s.HostCores))
 		}
 	})
 }
@@ -87,10 +96,12 @@ func DecodeStatus(body []byte) (Status, error) {
 			s.Server, ok, err = x.name()
 		case "host_id":
 			s.HostID, ok, err = x.longStr()
-		case "pid":
+		case "proc_id":
+			s.ProcID, ok, err = x.longStr()
+		case "host_cores":
 			var v uint64
 			v, ok, err = x.uint()
-			s.PID = int(min(v, 1<<31))
+			s.HostCores = int(min(v, 1<<20))
 		case "host_cpu":
 			s.HostCPU, ok, err = x.float()
 		case "proc_cpu":
@@ -107,6 +118,8 @@ func DecodeStatus(body []byte) (Status, error) {
 			s.Served, ok, err = x.uint()
 		case "errors":
 			s.Errors, ok, err = x.uint()
+		case "dropped":
+			s.Dropped, ok, err = x.uint()
 		case "uptime_ms":
 			var v uint64
 			v, ok, err = x.uint()
@@ -141,6 +154,8 @@ func AppendStatusText(dst []byte, s Status) []byte {
 	dst = strconv.AppendUint(dst, s.Served, 10)
 	dst = append(dst, " errors="...)
 	dst = strconv.AppendUint(dst, s.Errors, 10)
+	dst = append(dst, " dropped="...)
+	dst = strconv.AppendUint(dst, s.Dropped, 10)
 	dst = append(dst, " uptime="...)
 	dst = append(dst, s.Uptime.Round(time.Millisecond).String()...)
 	return append(dst, '\n')

@@ -23,8 +23,10 @@ type backend struct {
 	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
 	latencyAt atomic.Int64           // nanotime of the last reply that fed it
 	report    atomic.Pointer[report] // last status reply, nil before the first
-	host      atomic.Pointer[shared] // its host's load, known from its first report
-	proc      atomic.Pointer[shared] // its process's load, likewise
+	host      atomic.Pointer[group]  // its host's load, known from its first report
+	proc      atomic.Pointer[group]  // its process's load, likewise
+	rate      atomic.Uint64          // float64 bits: requests a second it has served lately, from its reports
+	slowRate  atomic.Uint64          // float64 bits: the same, smoothed over about a second
 	down      atomic.Bool            // out of rotation
 	misses    atomic.Int32           // polls in a row left unanswered
 	pollID    atomic.Uint64          // the poll awaiting an answer, 0 when none
@@ -40,38 +42,6 @@ type report struct {
 	codec.Status
 	at int64
 }
-
-// shared is a load figure that several servers report alike, smoothed over
-// all their reports: a host's busy share, reported by every server on the
-// host, and a process's share of its cores, reported by every server in it
-// (cmd/discal runs several in one). Each server samples at its own moments,
-// so a burst that starts between two samples makes one of them look idle
-// and another busy; by keeping one figure per host and per process, fed by
-// all of them, servers that share a host or a process always agree, and
-// the figures tell apart only servers that do not share them.
-type shared struct {
-	busy atomic.Uint64 // float64 bits, 0 to 1
-}
-
-func (s *shared) get() float64 { return math.Float64frombits(s.busy.Load()) }
-
-// add folds in one reading with the given weight. Only the poller's
-// reader calls it.
-func (s *shared) add(busy, weight float64, first bool) {
-	if !first {
-		busy = s.get() + weight*(busy-s.get())
-	}
-	s.busy.Store(math.Float64bits(busy))
-}
-
-// The weights of a new reading. A host's figure moves slowly: a quarter, so
-// about half a second of readings. A process's figure follows faster, half
-// per reading, since it is what a server that turns busy shows first; that
-// is still enough to damp the noise of CPU time counted in 10 ms ticks.
-const (
-	hostWeight = 0.25
-	procWeight = 0.5
-)
 
 func newBackend(a ServerAddr, poll time.Duration) (*backend, error) {
 	calc, err := resolveUDP(a.Calc)

@@ -2,7 +2,6 @@ package udpproxy
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -15,9 +14,9 @@ import (
 // backend has its own ticker goroutine, jittered so that polls do not go out
 // in lockstep; one reader takes the answers from the shared poll socket.
 type poller struct {
-	p      *Proxy
-	conn   *net.UDPConn
-	shared map[string]*shared // host and process figures; only the reader goroutine touches it
+	p    *Proxy
+	conn *net.UDPConn
+	load *loadModel // only the reader goroutine touches it
 }
 
 // run polls b until ctx ends. A poll that has no answer within the poll
@@ -68,17 +67,6 @@ func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 	}
 }
 
-// feed folds a reading into the shared figure named key.
-func (pl *poller) feed(key string, busy, weight float64) *shared {
-	s, known := pl.shared[key]
-	if !known {
-		s = new(shared)
-		pl.shared[key] = s
-	}
-	s.add(busy, weight, !known)
-	return s
-}
-
 // read takes status replies until the socket closes.
 func (pl *poller) read() {
 	in := make([]byte, codec.MaxDatagram+1)
@@ -120,14 +108,9 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		pl.p.drops.add(dropStatus)
 		return
 	}
-	// Servers that name no host count as a host and a process of their own.
-	host, proc := "host "+st.HostID, fmt.Sprintf("proc %s %d", st.HostID, st.PID)
-	if st.HostID == "" {
-		host, proc = "host of "+b.addr.Calc, "proc of "+b.addr.Calc
-	}
-	b.host.Store(pl.feed(host, st.HostCPU/100, hostWeight))
-	b.proc.Store(pl.feed(proc, st.ProcCPU/(100*float64(max(1, st.Cores))), procWeight))
-	b.report.Store(&report{Status: st, at: nanotime()})
+	r := &report{Status: st, at: nanotime()}
+	pl.load.update(b, b.report.Load(), figures(b, r), r.at)
+	b.report.Store(r)
 	b.misses.Store(0)
 	if b.down.Swap(false) {
 		pl.p.cfg.Logger.Info("udpproxy: server back in rotation", "server", b.name(), "addr", b.addr.Calc)

@@ -1,6 +1,8 @@
 package udpproxy
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -219,10 +221,12 @@ func BenchmarkForwardReturn(b *testing.B) {
 	}
 }
 
-// TestSharedFiguresAgree: two servers in one process on one host report
-// different readings, sampled at different moments; the proxy keeps one
-// figure for the host and one for the process, so both score alike.
-func TestSharedFiguresAgree(t *testing.T) {
+// TestLoadModel feeds the poller status replies as real servers would send
+// them, poll after poll: two servers in one process and one in another, on
+// one host. Servers sharing a process get the same figure whatever moment
+// each sampled at; CPU that the servers' request rates explain is not
+// background; a process that burns CPU on something else is.
+func TestLoadModel(t *testing.T) {
 	p, err := New(Config{Servers: []ServerAddr{
 		{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"},
 		{Calc: "127.0.0.1:7002", Status: "127.0.0.1:7102"},
@@ -231,28 +235,61 @@ func TestSharedFiguresAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &poller{p: p, shared: map[string]*shared{}}
+	pl := &poller{p: p, load: newLoadModel()}
 	bs := p.backends()
-	reply := func(b *backend, st codec.Status) {
-		id := uint64(len(pl.shared) + 1)
-		b.pollID.Store(id)
-		pl.handle(codec.AppendStatus(nil, id, st), b.status)
-		if b.report.Load() == nil {
-			t.Fatal("the report was not taken")
+	served := make([]uint64, 3)
+	id := uint64(0)
+	poll := func(i int, proc, host float64, procID string, rate float64) {
+		id++
+		served[i] += uint64(rate / 10) // a poll every 100 ms
+		st := codec.Status{Server: fmt.Sprint("s", i+1), HostCPU: host, ProcCPU: proc, Cores: 2, HostCores: 2,
+			HostID: "h", ProcID: procID, Served: served[i]}
+		bs[i].pollID.Store(id)
+		if prev := bs[i].report.Load(); prev != nil {
+			// Pretend the poll interval passed.
+			old := *prev
+			old.at -= int64(100 * time.Millisecond)
+			bs[i].report.Store(&old)
+		}
+		pl.handle(codec.AppendStatus(nil, id, st), bs[i].status)
+	}
+	// Each request costs 0.001 CPU seconds. s1 and s2 share process "a"
+	// and serve 100/s each: 20% of a core. s3, process "b", serves 100/s
+	// and burns 60% of a core besides: 70%.
+	for range 30 {
+		poll(0, 20, 60, "a", 100)
+		poll(1, 25, 55, "a", 100) // the same process, sampled at another moment
+		poll(2, 70, 60, "b", 100)
+	}
+	if a, b := reportedCPU(bs[0]), reportedCPU(bs[1]); a != b {
+		t.Fatalf("servers sharing a process: %v and %v", a, b)
+	}
+	procA, procB := bs[0].proc.Load().background(), bs[2].proc.Load().background()
+	if procA > 0.05 {
+		t.Errorf("process a's background %.3f of its capacity: its CPU is all requests", procA)
+	}
+	if procB < 0.15 || procB > 0.25 {
+		t.Errorf("process b's background %.3f of its capacity, want about 0.2 (60%% of one of 2 cores, less the noise floor)", procB)
+	}
+	if c := pl.load.cost; c < 0.0008 || c > 0.0012 {
+		t.Errorf("estimated cost per request %v s, want about 0.001", c)
+	}
+	// A server restarted as a new process leaves its old group behind.
+	for range 3 {
+		poll(2, 10, 60, "c", 100)
+	}
+	if _, ok := pl.load.groups["proc h b"]; ok {
+		t.Error("the dead process's group is still kept")
+	}
+	// Nonsense figures neither poison the model nor stop the choice.
+	poll(0, math.NaN(), math.Inf(1), "a", 100)
+	poll(1, -50, -1, "a", 100)
+	for _, b := range bs {
+		if v := reportedCPU(b); math.IsNaN(v) || v < 0 || v > 2 {
+			t.Fatalf("after nonsense reports, a figure of %v", v)
 		}
 	}
-	reply(bs[0], codec.Status{Server: "s1", HostCPU: 20, ProcCPU: 10, Cores: 2, HostID: "h", PID: 7})
-	reply(bs[1], codec.Status{Server: "s2", HostCPU: 90, ProcCPU: 60, Cores: 2, HostID: "h", PID: 7})
-	reply(bs[2], codec.Status{Server: "s3", HostCPU: 90, ProcCPU: 60, Cores: 2, HostID: "other", PID: 7})
-	if a, b := reportedCPU(bs[0]), reportedCPU(bs[1]); a != b {
-		t.Fatalf("servers sharing a host and a process: %v and %v", a, b)
-	}
-	// Host: 0.2 then a quarter of the way to 0.9. Process: 0.05 then half
-	// of the way to 0.3.
-	if got, want := reportedCPU(bs[0]), (0.2+0.25*0.7)+(0.05+0.5*0.25); got < want-1e-9 || got > want+1e-9 {
-		t.Fatalf("shared figure %v, want %v", got, want)
-	}
-	if got, want := reportedCPU(bs[2]), 0.9+0.3; got < want-1e-9 || got > want+1e-9 {
-		t.Fatalf("a server on another host: %v, want its own %v", got, want)
+	if LeastLoad().Pick(bs, nil, rand.New(rand.NewPCG(1, 1))) == nil {
+		t.Fatal("no server picked after nonsense reports")
 	}
 }

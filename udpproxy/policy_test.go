@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -18,11 +19,13 @@ func backends(t *testing.T, n int) []*backend {
 	return bs
 }
 
+// setReport gives b a fresh report whose background loads (what the load
+// model would leave after its own requests) are host and proc percent.
 func setReport(b *backend, host, proc float64, cores int) {
 	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: nanotime()})
-	h, p := new(shared), new(shared)
-	h.add(host/100, hostWeight, true)
-	p.add(proc/(100*float64(cores)), procWeight, true)
+	h, p := &group{}, &group{}
+	h.bg.Store(math.Float64bits(host / 100))
+	p.bg.Store(math.Float64bits(proc / (100 * float64(cores))))
 	b.host.Store(h)
 	b.proc.Store(p)
 }

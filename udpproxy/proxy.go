@@ -117,7 +117,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		background.Go(func() { p.upstreamLoop(p.newReader(upstream)) })
 	}
 	background.Go(func() { p.sweep(ctx) })
-	pl := &poller{p: p, conn: poll, shared: map[string]*shared{}}
+	pl := &poller{p: p, conn: poll, load: newLoadModel()}
 	background.Go(pl.read)
 	for _, b := range p.backends() {
 		seed := seed()

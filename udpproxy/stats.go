@@ -76,7 +76,7 @@ func (p *Proxy) Stats() Stats {
 // the proxy, then one per server.
 //
 //	proxy policy=least-load pending=0 requests=10 replies=10 retries=0 timeouts=0 no_server=0 busy=0 dropped=0
-//	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 age=42ms sent=4 answered=4 timeouts=0 score=0.135
+//	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 latency=153µs age=42ms sent=4 answered=4 timeouts=0 score=0.000
 func (p *Proxy) appendStatsText(b []byte) []byte {
 	s := p.Stats()
 	var dropped uint64

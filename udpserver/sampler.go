@@ -2,6 +2,8 @@ package udpserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"math"
 	"os"
 	"runtime"
@@ -13,16 +15,26 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 )
 
+// procID names this process for the proxy: random, so that it differs
+// across hosts, restarts and containers (where every server is PID 1), and
+// shared by every server in the process, which share its CPU figure.
+var procID = func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
 // sampler measures CPU use in the background and keeps the last figures in
 // atomics, so that answering a status query costs two loads, never a
 // measurement. It keeps its own previous readings rather than using
 // cpu.Percent(0), whose "since the last call" state is global to the process
 // and would be split between several servers in one process.
 type sampler struct {
-	interval time.Duration
-	proc     *process.Process
-	cores    int
-	hostID   string // the same for every server on this machine
+	interval  time.Duration
+	proc      *process.Process
+	cores     int
+	hostID    string // the same for every server on this machine
+	hostCores int
 
 	hostCPU atomic.Uint64 // float64 bits: percent of all cores, 0-100
 	procCPU atomic.Uint64 // float64 bits: percent of one core, 0-100*cores
@@ -39,10 +51,12 @@ type sampler struct {
 
 func newSampler(interval time.Duration) *sampler {
 	s := &sampler{interval: interval, cores: runtime.GOMAXPROCS(0)}
+	s.hostCores = s.cores
 	if n, err := cpu.Counts(true); err == nil && n > 0 {
 		// GOMAXPROCS already follows a cgroup CPU limit; the host count
 		// caps it when the limit is looser than the machine.
 		s.cores = min(s.cores, n)
+		s.hostCores = n
 	}
 	s.proc, _ = process.NewProcess(int32(os.Getpid()))
 	if id, err := host.HostID(); err == nil && id != "" {

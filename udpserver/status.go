@@ -4,7 +4,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,16 +14,18 @@ import (
 // Status returns the figures the status port reports.
 func (s *Server) Status() codec.Status {
 	return codec.Status{
-		Server:   s.Name(),
-		HostCPU:  s.sampler.HostCPU(),
-		ProcCPU:  s.sampler.ProcCPU(),
-		Cores:    s.sampler.cores,
-		InFlight: int(s.inFlight.Load()),
-		Served:   s.served.Load(),
-		Errors:   s.failed.Load(),
-		Uptime:   s.uptime(),
-		HostID:   s.sampler.hostID,
-		PID:      os.Getpid(),
+		Server:    s.Name(),
+		HostCPU:   s.sampler.HostCPU(),
+		ProcCPU:   s.sampler.ProcCPU(),
+		Cores:     s.sampler.cores,
+		InFlight:  int(s.inFlight.Load()),
+		Served:    s.served.Load(),
+		Errors:    s.failed.Load(),
+		Uptime:    s.uptime(),
+		HostID:    s.sampler.hostID,
+		ProcID:    procID,
+		HostCores: s.sampler.hostCores,
+		Dropped:   s.dropped.Load(),
 	}
 }
 

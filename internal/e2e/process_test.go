@@ -81,7 +81,16 @@ func (l *lockedBuffer) String() string {
 // expects a clean exit.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, name, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin(t, name), args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 1000), waited: make(chan error, 1)}
 	cmd.Stdout = p.stdout
 	stderr, err := cmd.StderrPipe()
@@ -92,13 +101,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
+		scanLines(stderr, p.lines)
 		p.waited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -114,6 +117,18 @@ func start(t *testing.T, name string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// scanLines passes a process's output on, line by line, dropping lines
+// when nobody reads them.
+func scanLines(r io.Reader, lines chan<- string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		select {
+		case lines <- sc.Text():
+		default:
+		}
+	}
 }
 
 // await reads stderr until a line matches re and returns its submatches.
