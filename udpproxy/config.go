@@ -59,6 +59,13 @@ type Config struct {
 	// MaxPending bounds the requests waiting for an answer; beyond it new
 	// requests are answered "busy". Default 32768, about 20 MiB at most.
 	MaxPending int
+	// RateLimit, when positive, is how many requests a second each source
+	// address may send; beyond it requests are dropped and counted. Off by
+	// default.
+	RateLimit float64
+	// RateBurst is how many requests a source may send at once above its
+	// rate. Default: RateLimit/10, at least 10.
+	RateBurst int
 	// Readers is how many goroutines read each of the two hot sockets.
 	// Default GOMAXPROCS/2, at least 1: a reader handles a whole batch per
 	// system call, and more readers than that only split batches (measured:
@@ -102,6 +109,9 @@ func (c *Config) fill() error {
 	if c.MaxPending == 0 {
 		c.MaxPending = 32768
 	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(10, int(c.RateLimit/10))
+	}
 	if c.Readers == 0 {
 		c.Readers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -120,6 +130,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("udpproxy: try timeout %v: must be at least 1ms", c.TryTimeout)
 	case c.MaxMisses < 1, c.Tries < 1, c.MaxPending < 1, c.Readers < 1:
 		return fmt.Errorf("udpproxy: misses, tries, max pending and readers must be positive")
+	case c.RateLimit < 0 || c.RateBurst < 0:
+		return fmt.Errorf("udpproxy: rate limit and burst must not be negative")
 	case c.Tries > 255:
 		return fmt.Errorf("udpproxy: tries %d: at most 255", c.Tries)
 	}

@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/discal/discal/codec"
 )
@@ -17,7 +18,11 @@ func (p *Proxy) clientLoop(rd *reader) {
 			continue
 		}
 		rd.now = nanotime()
+		if p.limiter != nil {
+			rd.wall = time.Now()
+		}
 		for i, m := range rd.in[:n] {
+			rd.inLen = len(m.Buf)
 			p.handleClient(rd, i, m.Buf, m.Addr)
 		}
 		rd.flush()
@@ -28,6 +33,10 @@ func (p *Proxy) clientLoop(rd *reader) {
 // the header and nothing more of a binary request: the body goes to the
 // server untouched.
 func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort) {
+	if p.limiter != nil && !p.limiter.allow(from.Addr(), rd.wall) {
+		p.drops.add(dropRateLimited)
+		return
+	}
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
 		if !codec.IsText(pkt) {
 			p.drops.add(dropMagic)
@@ -35,6 +44,10 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 		}
 		if codec.IsTextReply(pkt) {
 			p.drops.add(dropTextReply) // answering an answer could loop forever
+			return
+		}
+		if len(pkt) < codec.MinTextRequest {
+			p.drops.add(dropShort) // not a question, and an answer would amplify
 			return
 		}
 		p.handleText(rd, i, pkt, from)
@@ -81,7 +94,11 @@ func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	p.text.Add(1)
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		p.replyError(rd, rd.slot(i), from, 0, true, codec.AsError(err))
+		e := codec.AsError(err)
+		if len(codec.AppendTextError(rd.slot(i), e)) > codec.MaxAmplification*len(pkt) {
+			e = e.Short()
+		}
+		p.replyError(rd, rd.slot(i), from, 0, true, e)
 		return
 	}
 	// The binary request goes in the datagram's own scratch slot, which
@@ -101,6 +118,7 @@ func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, cl
 	}
 	e := &rd.tmpl
 	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
+	e.clientLen = uint16(rd.inLen)
 	e.setRequest(pkt)
 	if !p.send(rd, pkt, e, b, false) {
 		p.busy.Add(1)

@@ -15,16 +15,17 @@ const inlineReq = 64
 // entry is one request waiting for its server's answer. It keeps the
 // request datagram so that the sweeper can send it to another server.
 type entry struct {
-	client   netip.AddrPort
-	clientID uint64
-	backend  *backend
-	sentAt   int64 // monotonic nanoseconds, when this try was sent
-	deadline int64 // monotonic nanoseconds, when this try times out
-	tries    uint8 // servers tried so far, this one included
-	text     bool  // the client spoke the text form and wants a line back
-	n        uint16
-	req      [inlineReq]byte
-	big      []byte // the request, when longer than inlineReq
+	client    netip.AddrPort
+	clientID  uint64
+	backend   *backend
+	sentAt    int64  // monotonic nanoseconds, when this try was sent
+	deadline  int64  // monotonic nanoseconds, when this try times out
+	tries     uint8  // servers tried so far, this one included
+	text      bool   // the client spoke the text form and wants a line back
+	clientLen uint16 // the size of the client's datagram, which bounds the answer's
+	n         uint16
+	req       [inlineReq]byte
+	big       []byte // the request, when longer than inlineReq
 }
 
 func (e *entry) setRequest(pkt []byte) {
@@ -47,11 +48,12 @@ func (e *entry) request() []byte {
 // route is what the reply path needs of an entry, copied out so that the
 // entry can be reused the moment it leaves the table.
 type route struct {
-	client   netip.AddrPort
-	clientID uint64
-	backend  *backend
-	sentAt   int64
-	text     bool
+	client    netip.AddrPort
+	clientID  uint64
+	backend   *backend
+	sentAt    int64
+	text      bool
+	clientLen uint16
 }
 
 // pendingTable maps the proxy's internal request IDs to their entries. It
@@ -165,7 +167,7 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		return route{}, false, true
 	}
 	delete(s.m, id)
-	rt = route{client: e.client, clientID: e.clientID, backend: e.backend, sentAt: e.sentAt, text: e.text}
+	rt = route{client: e.client, clientID: e.clientID, backend: e.backend, sentAt: e.sentAt, text: e.text, clientLen: e.clientLen}
 	s.recycle(e)
 	s.mu.Unlock()
 	t.size.Add(-1)

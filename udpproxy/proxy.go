@@ -22,6 +22,7 @@ type Proxy struct {
 	cfg     Config
 	list    atomic.Pointer[[]*backend]
 	pending *pendingTable
+	limiter *limiter // nil when there is no rate limit
 	counters
 
 	// Set once by Serve before any goroutine starts.
@@ -55,6 +56,9 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, ErrNoServers
 	}
 	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{})}
+	if cfg.RateLimit > 0 {
+		p.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
 	p.list.Store(&bs)
 	return p, nil
 }
@@ -177,6 +181,18 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
+// UpstreamAddr returns the address of the socket the proxy talks to the
+// servers from, once Serve has started: where their replies go, and where
+// a forged one would be aimed.
+func (p *Proxy) UpstreamAddr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.upstream == nil {
+		return nil
+	}
+	return p.upstream.LocalAddr()
+}
+
 // Addr returns the client-facing address once Serve has started.
 func (p *Proxy) Addr() net.Addr {
 	p.mu.Lock()
@@ -204,8 +220,10 @@ type reader struct {
 	toClients []udpbatch.Message
 	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the reader writes itself
 	rng       *mrand.Rand
-	now       int64 // nanotime when the batch was read: one clock reading serves it all
-	tmpl      entry // a new request's entry, filled here and copied into the table
+	now       int64     // nanotime when the batch was read: one clock reading serves it all
+	wall      time.Time // the same moment for the rate limiter, read only when there is one
+	inLen     int       // the size of the client datagram being handled
+	tmpl      entry     // a new request's entry, filled here and copied into the table
 }
 
 func (p *Proxy) newReader(from *net.UDPConn) *reader {

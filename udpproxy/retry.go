@@ -14,6 +14,7 @@ func (p *Proxy) sweep(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	rd := p.newReader(nil)
+	var lastForget time.Time
 	n := 0
 	expire := func(id uint64, e *entry) {
 		p.expire(rd, n, id, e)
@@ -36,6 +37,10 @@ func (p *Proxy) sweep(ctx context.Context) {
 		case <-t.C:
 			rd.now = nanotime()
 			p.pending.expired(rd.now, expire)
+			if p.limiter != nil && time.Since(lastForget) > time.Second {
+				p.limiter.forget(time.Now().Add(-idleSources))
+				lastForget = time.Now()
+			}
 			rd.flush()
 			n = 0
 		}

@@ -595,3 +595,160 @@ func TestStatsCommand(t *testing.T) {
 		}
 	}
 }
+
+// fakeServer is a real UDP socket standing in for a server's calculator
+// port, so that a test can see the IDs the proxy uses and answer as it
+// likes; status polls go to a real status port beside it.
+type fakeServer struct {
+	calc *net.UDPConn
+	reqs chan codec.Header
+}
+
+func newFakeServer(t *testing.T) (*fakeServer, udpproxy.ServerAddr) {
+	t.Helper()
+	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{calc: calc, reqs: make(chan codec.Header, 100)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := calc.Read(buf)
+			if err != nil {
+				return
+			}
+			if h, err := codec.ParseHeader(buf[:n]); err == nil {
+				f.reqs <- h
+			}
+		}
+	})
+	hole := blackHole(t) // a status port that answers polls
+	t.Cleanup(func() { calc.Close(); wg.Wait() })
+	return f, udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: hole.Status}
+}
+
+// TestForgedRepliesNeverReachClients: replies to the proxy's server-facing
+// socket from an address the request did not go to, or with IDs the proxy
+// never used, are dropped and counted; the client gets only the real
+// answer.
+func TestForgedRepliesNeverReachClients(t *testing.T) {
+	srv, addr := newFakeServer(t)
+	p, paddr := startProxy(t, udpproxy.Config{Servers: []udpproxy.ServerAddr{addr}, TryTimeout: 2 * time.Second})
+	client, err := net.DialUDP("udp", nil, paddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write(codec.AppendRequest(nil, 77, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})); err != nil {
+		t.Fatal(err)
+	}
+	var h codec.Header
+	select {
+	case h = <-srv.reqs:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the request never reached the server")
+	}
+	upstream := p.UpstreamAddr().(*net.UDPAddr)
+	up := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: upstream.Port}
+	lie := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(666), Server: "liar"})
+	// 1. The right ID from another address.
+	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	if _, err := attacker.WriteToUDP(lie, up); err != nil {
+		t.Fatal(err)
+	}
+	// 2. Guessed IDs from the server's own address.
+	for i := range 100 {
+		if _, err := srv.calc.WriteToUDP(codec.AppendReply(nil, h.ID^uint64(i+1)<<7, codec.Reply{Result: codec.IntNumber(666)}), up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the forgeries counted", func() bool {
+		d := p.Stats().Drops
+		return d["forged_reply"] == 1 && d["unknown_reply"] == 100
+	})
+	// 3. The real answer, from the server the request went to.
+	if _, err := srv.calc.WriteToUDP(codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "real"}), up); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 1024)
+	n, err := client.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh, _ := codec.ParseHeader(buf[:n])
+	r, err := codec.DecodeReply(buf[codec.HeaderSize:n])
+	if err != nil || rh.ID != 77 || r.Server != "real" || !r.Result.Equal(codec.IntNumber(42)) {
+		t.Fatalf("the client got %+v (ID %d), %v; want the real 42", r, rh.ID, err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := client.Read(buf); err == nil {
+		t.Fatalf("the client got a second datagram of %d bytes", n)
+	}
+}
+
+// TestRateLimitPerSource: one source over its rate is shed and counted; a
+// source of its own, on another address, is not held back by it.
+func TestRateLimitPerSource(t *testing.T) {
+	c := startCluster(t, cluster.Config{Servers: 1, Proxy: udpproxy.Config{RateLimit: 50, RateBurst: 20}})
+	send := func(src string, n int) (answered int) {
+		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, c.ProxyAddr)
+		if err != nil {
+			t.Skipf("cannot send from %s: %v", src, err)
+		}
+		defer conn.Close()
+		for i := range n {
+			if _, err := conn.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(1)})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 1024)
+		for {
+			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := conn.Read(buf); err != nil {
+				return answered
+			}
+			answered++
+		}
+	}
+	// 200 at once: the burst of 20 and what the rate refills meanwhile.
+	flooder := send("127.0.0.2", 200)
+	if flooder < 20 || flooder > 60 {
+		t.Fatalf("the flooding source got %d of 200 answered, want about its burst of 20", flooder)
+	}
+	if other := send("127.0.0.3", 10); other != 10 {
+		t.Fatalf("another source got %d of 10 answered", other)
+	}
+	if shed := c.Proxy.Stats().Drops["rate_limited"]; shed != uint64(200-flooder) {
+		t.Fatalf("shed %d, want %d", shed, 200-flooder)
+	}
+}
+
+// TestTextRepliesStaySmall: through the proxy too, a text reply is never
+// more than codec.MaxAmplification times its request, and text too short
+// to be a question gets no answer.
+func TestTextRepliesStaySmall(t *testing.T) {
+	c := startCluster(t, cluster.Config{Servers: 1})
+	for _, in := range []string{"xyz", "1/0", "nan+1", "1e999*1", "add"} {
+		got := exchange(t, c.ProxyAddr, []byte(in))
+		if len(got) > codec.MaxAmplification*len(in) {
+			t.Errorf("%q answered with %d bytes: %q", in, len(got), got)
+		}
+	}
+	conn, err := net.DialUDP("udp", nil, c.ProxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("1+"))
+	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 100)); err == nil {
+		t.Fatalf("a 2-byte datagram got %d bytes back", n)
+	}
+}

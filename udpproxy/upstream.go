@@ -58,6 +58,9 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 			out = codec.AppendTextError(out, codec.Errorf(codec.CodeMalformed, "malformed reply from server"))
 		} else {
 			out = codec.AppendTextReply(out, r)
+			if r.Err != nil && len(out) > codec.MaxAmplification*int(rt.clientLen) {
+				out = codec.AppendTextError(out[:0], r.Err.Short())
+			}
 		}
 		rd.toClient(out, client)
 		return

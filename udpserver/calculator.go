@@ -15,12 +15,13 @@ const batch = 32
 // worker holds one calculator worker's batch I/O and buffers, reused for
 // every datagram so that serving a request allocates nothing.
 type worker struct {
-	r    *udpbatch.Reader
-	w    *udpbatch.Writer
-	in   []udpbatch.Message
-	out  []udpbatch.Message
-	slab []byte // one MaxDatagram slot per reply of a batch
-	line []byte // the batch's operation log lines
+	r      *udpbatch.Reader
+	w      *udpbatch.Writer
+	in     []udpbatch.Message
+	out    []udpbatch.Message
+	slab   []byte // one MaxDatagram slot per reply of a batch
+	line   []byte // the batch's operation log lines
+	reqLen int    // the size of the request being answered
 }
 
 func newWorker(conn *net.UDPConn) *worker {
@@ -57,6 +58,10 @@ func (s *Server) calcLoop(conn *net.UDPConn) {
 		s.inFlight.Add(int64(n))
 		w.out = w.out[:0]
 		for i, m := range w.in[:n] {
+			if !s.allowed(m.Addr) {
+				s.denied.Add(1) // no answer: an answer is what a spoofer wants
+				continue
+			}
 			if out := s.handleCalc(w, m.Buf, w.reply(i)); out != nil {
 				w.out = append(w.out, udpbatch.Message{Buf: out, Addr: m.Addr})
 			}
@@ -75,8 +80,9 @@ func (s *Server) calcLoop(conn *net.UDPConn) {
 // answered: too short to carry an ID, neither binary nor text, or itself an
 // answer (answering replies could make two peers bounce errors forever).
 func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
+	w.reqLen = len(pkt)
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || codec.IsTextReply(pkt) {
+		if !codec.IsText(pkt) || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
 			s.dropped.Add(1)
 			return nil
 		}
@@ -135,10 +141,21 @@ func (s *Server) answer(w *worker, dst []byte, id uint64, text bool, req *codec.
 	if !s.cfg.Quiet {
 		w.line = s.appendLogLine(w.line, id, text, req, res, e)
 	}
+	limit := codec.MaxAmplification * w.reqLen
 	if text {
-		return codec.AppendTextReply(dst, codec.Reply{Result: res, Err: e})
+		out := codec.AppendTextReply(dst, codec.Reply{Result: res, Err: e})
+		if len(out) > limit && e != nil {
+			out = codec.AppendTextError(dst[:0], e.Short())
+		}
+		return out
 	}
-	return codec.AppendReply(dst, id, codec.Reply{Result: res, Err: e, Server: s.name})
+	out := codec.AppendReply(dst, id, codec.Reply{Result: res, Err: e, Server: s.name})
+	if len(out) > limit && e != nil {
+		// Too large for the request it answers: the short form, without
+		// the detail and the server's name (see codec.MaxAmplification).
+		out = codec.AppendReply(dst[:0], id, codec.Reply{Err: e.Short()})
+	}
+	return out
 }
 
 // appendLogLine formats one operation for the console:

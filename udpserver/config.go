@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -37,12 +38,45 @@ type Config struct {
 	// server's process, to show load-aware balancing. Changeable while
 	// running with the status port's text command "burn F". Default 0.
 	Burn float64
+	// Allow lists the networks the server answers, on both ports; anything
+	// else is dropped unanswered and counted. Default: loopback only
+	// (127.0.0.0/8 and ::1). Servers behind a proxy on another host list
+	// the proxy's address here.
+	Allow []netip.Prefix
 	// Quiet turns off the per-operation console log.
 	Quiet bool
 	// OpLog receives the per-operation log. Default os.Stdout.
 	OpLog io.Writer
 	// Logger receives the server's own events. Default slog.Default().
 	Logger *slog.Logger
+}
+
+// DefaultAllow is the networks a server answers unless told otherwise:
+// loopback.
+func DefaultAllow() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
+// ParseAllow reads a comma-separated list of networks (CIDR) or single
+// addresses, as the -allow flag takes them.
+func ParseAllow(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("udpserver: allow %q: want a network (10.0.0.0/8) or an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // maxName bounds a server's name, which goes into every reply.
@@ -71,6 +105,9 @@ func (c *Config) fill() error {
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("udpserver: workers %d: must be positive", c.Workers)
+	}
+	if c.Allow == nil {
+		c.Allow = DefaultAllow()
 	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = 100 * time.Millisecond

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type Server struct {
 	served   atomic.Uint64 // requests answered
 	failed   atomic.Uint64 // of those, answered with an error
 	dropped  atomic.Uint64 // datagrams that could not be answered
+	denied   atomic.Uint64 // datagrams from sources not allowed
 
 	mu       sync.Mutex
 	calc     *net.UDPConn
@@ -196,8 +198,20 @@ func (s *Server) SetBurn(frac float64) { s.burner.set(frac) }
 // Stats is a snapshot of a server's counters.
 type Stats struct {
 	Served, Errors, Dropped uint64
+	Denied                  uint64 // datagrams from sources not allowed, dropped
 	InFlight                int64
 	LogDropped              uint64 // operation log lines dropped because the console fell behind
+}
+
+// allowed reports whether a source may use the server.
+func (s *Server) allowed(from netip.AddrPort) bool {
+	a := from.Addr().Unmap()
+	for _, p := range s.cfg.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stats returns the server's counters.
@@ -206,6 +220,7 @@ func (s *Server) Stats() Stats {
 		Served:     s.served.Load(),
 		Errors:     s.failed.Load(),
 		Dropped:    s.dropped.Load(),
+		Denied:     s.denied.Load(),
 		InFlight:   s.inFlight.Load(),
 		LogDropped: s.oplog.dropped.Load(),
 	}

@@ -468,10 +468,76 @@ func TestBurn(t *testing.T) {
 	if got := string(exchange(t, c, []byte("burn 0"))); got != "burn 0\n" || ts.Burn() != 0 {
 		t.Fatalf("burn 0 answered %q, Burn() = %v", got, ts.Burn())
 	}
-	// From anywhere but loopback the command is refused.
-	out := ts.handleStatus(nil, []byte("burn 1"), netip.MustParseAddrPort("192.0.2.7:4000"))
-	if !strings.HasPrefix(string(out), "error: burn is accepted from loopback only") || ts.Burn() != 0 {
-		t.Fatalf("burn from 192.0.2.7 answered %q, Burn() = %v", out, ts.Burn())
+}
+
+// TestAllowList: a server allowed to answer only 10.0.0.0/8 gets requests
+// and commands from loopback and answers none of them, burn included.
+func TestAllowList(t *testing.T) {
+	ts := start(t, Config{Quiet: true, Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	for _, c := range []struct {
+		addr *net.UDPAddr
+		pkt  []byte
+	}{
+		{ts.calc, []byte("6 * 7")},
+		{ts.calc, codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(1)})},
+		{ts.status, []byte("burn 1")},
+		{ts.status, codec.AppendStatusQuery(nil, 2)},
+	} {
+		conn := dial(t, c.addr)
+		if _, err := conn.Write(c.pkt); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := conn.Read(make([]byte, 1024)); err == nil {
+			t.Fatalf("%q from loopback answered with %d bytes", c.pkt, n)
+		}
+	}
+	if ts.Burn() != 0 {
+		t.Fatal("a burn from a source not allowed took effect")
+	}
+	// The reads above waited out their deadlines; the server counted all four.
+	if got := ts.Stats().Denied; got != 4 {
+		t.Fatalf("denied %d, want 4", got)
+	}
+	if _, err := ParseAllow("10.0.0.0/8, 192.168.1.7,::1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseAllow("10.0.0.0/33"); err == nil {
+		t.Fatal("a bad network parsed")
+	}
+}
+
+// TestAmplificationBound: no reply is more than codec.MaxAmplification
+// times its request; what would be is sent in its short form, and text too
+// short to be a question gets no answer.
+func TestAmplificationBound(t *testing.T) {
+	ts := start(t, Config{Quiet: true, Name: strings.Repeat("n", 64)})
+	c := dial(t, ts.calc)
+	for _, pkt := range [][]byte{
+		codec.AppendHeader(nil, codec.KindRequest, 7),                              // 10 bytes, no body
+		append(codec.AppendHeader(nil, codec.KindRequest, 8), 0xc1),                // an invalid code
+		rawRequest(9, mp(t, map[string]any{"op": "exponentiate", "a": 1, "b": 2})), // a long unknown op
+		[]byte("xyz"), []byte("1/0"), []byte("1/3"), []byte("nan+1"), []byte("abc\n"), // short text
+	} {
+		got := exchange(t, c, pkt)
+		if len(got) > codec.MaxAmplification*len(pkt) {
+			t.Errorf("%q (%d bytes) answered with %d bytes: %q", pkt, len(pkt), len(got), got)
+		}
+	}
+	if got := string(exchange(t, c, []byte("1/0"))); got != "error: division by zero\n" {
+		t.Errorf("1/0 answered %q: the full message fits and should be sent", got)
+	}
+	if got := string(exchange(t, c, []byte("xyz"))); got != "error: syntax error\n" {
+		t.Errorf("xyz answered %q, want the short form", got)
+	}
+	for _, tiny := range []string{"1", "1+", "\n\n"} {
+		if _, err := c.Write([]byte(tiny)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 1024)); err == nil {
+			t.Errorf("%q answered with %d bytes", tiny, n)
+		}
 	}
 }
 

@@ -25,7 +25,7 @@ func (s *Server) Status() codec.Status {
 		HostID:    s.sampler.hostID,
 		ProcID:    procID,
 		HostCores: s.sampler.hostCores,
-		Dropped:   s.dropped.Load(),
+		Dropped:   s.dropped.Load() + s.denied.Load(),
 	}
 }
 
@@ -47,6 +47,10 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 			if s.readError(err) {
 				return
 			}
+			continue
+		}
+		if !s.allowed(from) {
+			s.denied.Add(1)
 			continue
 		}
 		if reply := s.handleStatus(out[:0], in[:n], from); reply != nil {
@@ -81,7 +85,9 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 // handleCommand answers a text command on the status port:
 //
 //	status     the load line
-//	burn F     keep fraction F of a core busy (0 to 1); loopback only
+//	burn F     keep fraction F of a core busy (0 to 1)
+//
+// Like everything on this port, they are answered to allowed sources only.
 func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []byte {
 	word, arg, _ := strings.Cut(cmd, " ")
 	switch word {
@@ -95,10 +101,8 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []by
 		}
 		return out
 	case "burn":
-		// A command that changes the server: only from this machine.
-		if !from.Addr().Unmap().IsLoopback() {
-			return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected, "burn is accepted from loopback only"))
-		}
+		// A command that changes the server; the status port answers only
+		// allowed sources (by default loopback), so it is theirs alone.
 		f, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
 		if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
 			return codec.AppendTextError(out, codec.Errorf(codec.CodeSyntax, "syntax error: burn takes a fraction from 0 to 1"))

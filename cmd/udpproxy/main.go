@@ -66,6 +66,8 @@ func main() {
 	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
 	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
+	flag.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	flag.Usage = func() {

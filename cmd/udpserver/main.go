@@ -31,7 +31,8 @@ Examples:
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7001
   printf 'status\n' | nc -u -w1 127.0.0.1 7101
   udpserver -burn 0.8                           # a server that looks busy
-  printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning (loopback only)
+  printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning
+  udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
 
 Flags:
 `
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
 	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
@@ -53,6 +55,11 @@ func main() {
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "udpserver: unexpected argument %q\n", flag.Arg(0))
 		flag.Usage()
+		os.Exit(64)
+	}
+	var err error
+	if cfg.Allow, err = udpserver.ParseAllow(*allow); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
 	}
 	srv, err := udpserver.New(cfg)
