@@ -154,6 +154,7 @@ var (
 
 type system struct {
 	proxy   string
+	proxyP  *proc
 	servers []*proc
 	calc    []string
 	status  []string
@@ -176,6 +177,7 @@ func startSystem(t *testing.T) *system {
 	}
 	px := start(t, "udpproxy", append(args, "-addr", "127.0.0.1:0")...)
 	s.proxy = px.await(t, proxyUp)[1]
+	s.proxyP = px
 	return s
 }
 

@@ -1,0 +1,52 @@
+package udpserver
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/discal/discal/codec"
+)
+
+// The server's handlers take anything a client sends: no input may panic
+// them, and no answer may be more than codec.MaxAmplification times the
+// datagram it answers. Run one with: go test -fuzz FuzzHandleCalc ./udpserver
+
+func FuzzHandleCalc(f *testing.F) {
+	f.Add(codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpDiv, A: codec.IntNumber(1), B: codec.IntNumber(0)}))
+	f.Add([]byte("6 * 7\n"))
+	f.Add([]byte("error: x"))
+	f.Add(codec.AppendHeader(nil, codec.KindRequest, 3))
+	s, err := New(Config{Quiet: true, Name: "a-rather-long-server-name-for-fuzzing"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	w := newWorker(nil)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if len(pkt) > codec.MaxDatagram+1 {
+			pkt = pkt[:codec.MaxDatagram+1] // what a reader hands over at most
+		}
+		out := s.handleCalc(w, pkt, w.reply(0))
+		if out != nil && len(out) > codec.MaxAmplification*len(pkt) {
+			t.Fatalf("%q answered with %d bytes: %q", pkt, len(out), out)
+		}
+		w.line = w.line[:0]
+	})
+}
+
+func FuzzHandleStatus(f *testing.F) {
+	f.Add(codec.AppendStatusQuery(nil, 1))
+	f.Add([]byte("status\n"))
+	f.Add([]byte("burn 0.5"))
+	s, err := New(Config{Quiet: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	from := netip.MustParseAddrPort("127.0.0.1:5555")
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if len(pkt) > codec.MaxDatagram+1 {
+			pkt = pkt[:codec.MaxDatagram+1]
+		}
+		_ = s.handleStatus(nil, pkt, from)
+		s.burner.set(0)
+	})
+}
