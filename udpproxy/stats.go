@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "no_server", s.NoServer)
 	b = appendKV(b, "busy", s.Busy)
 	b = appendKV(b, "dropped", dropped)
+	b = appendKV(b, "goroutines", uint64(runtime.NumGoroutine()))
 	b = append(b, '\n')
 	all := p.backends()
 	f := newFleet(all)

@@ -564,3 +564,41 @@ func BenchmarkHandleCalc(b *testing.B) {
 		}
 	}
 }
+
+// TestShutdownFinishesInFlight: a burst of requests, then Shutdown at once:
+// every request the server took in was answered before it stopped.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	ts := start(t, Config{Quiet: true})
+	c := dial(t, ts.calc)
+	_ = c.SetReadBuffer(4 << 20)
+	const n = 3000
+	for i := range n {
+		if _, err := c.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpAdd, A: codec.IntNumber(int64(i)), B: codec.IntNumber(1)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.stop(t) // Shutdown while the burst is being served
+	served := ts.Stats().Served
+	if served == 0 {
+		t.Fatal("nothing was served before the shutdown")
+	}
+	got := 0
+	buf := make([]byte, 1024)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		k, err := c.Read(buf)
+		if err != nil {
+			break
+		}
+		h, _ := codec.ParseHeader(buf[:k])
+		r, err := codec.DecodeReply(buf[codec.HeaderSize:k])
+		if err != nil || !r.Result.Equal(codec.IntNumber(int64(h.ID)+1)) {
+			t.Fatalf("reply to %d: %+v, %v", h.ID, r, err)
+		}
+		got++
+	}
+	if uint64(got) != served {
+		t.Fatalf("served %d before stopping, but %d answers arrived", served, got)
+	}
+	t.Logf("%d of %d requests taken in before the shutdown, all answered", served, n)
+}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/codec"
+)
+
+// TestSIGTERMDrainsProxy: SIGTERM to a udpproxy process with requests
+// pending at a slow server: it takes no new ones, answers those pending,
+// and exits cleanly.
+func TestSIGTERMDrainsProxy(t *testing.T) {
+	// A slow server in this process: it answers every request after 150 ms
+	// (the proxy waits 250 ms per try).
+	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() { calc.Close(); status.Close(); wg.Wait() }()
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := calc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if h, err := codec.ParseHeader(buf[:n]); err == nil {
+				out := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "slow"})
+				wg.Go(func() {
+					time.Sleep(150 * time.Millisecond) // the slowness under test
+					_, _ = calc.WriteToUDPAddrPort(out, from)
+				})
+			}
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := status.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if h, err := codec.ParseHeader(buf[:n]); err == nil {
+				_, _ = status.WriteToUDPAddrPort(codec.AppendStatus(nil, h.ID, codec.Status{Server: "slow", Cores: 1}), from)
+			}
+		}
+	})
+	cmd := launch(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", calc.LocalAddr().String()+","+status.LocalAddr().String())
+	proxy := cmd.await(t, proxyUp)[1]
+	client, err := net.Dial("udp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const n = 50
+	for i := range n {
+		if _, err := client.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the scenario: SIGTERM while the 50 are pending at the slow server
+	if err := cmd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	buf := make([]byte, 1024)
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for answered < n {
+		k, err := client.Read(buf)
+		if err != nil {
+			t.Fatalf("%d of %d answered after SIGTERM: %v", answered, n, err)
+		}
+		if r, err := codec.DecodeReply(buf[codec.HeaderSize:k]); err != nil || !r.Result.Equal(codec.IntNumber(42)) {
+			t.Fatalf("reply %+v, %v", r, err)
+		}
+		answered++
+	}
+	if err := <-cmd.waited; err != nil {
+		t.Fatalf("udpproxy exited with %v after SIGTERM", err)
+	}
+}
+
+// TestSIGTERMFinishesServer: SIGTERM to a udpserver in the middle of a
+// burst: every request it took in is answered (its operation log, written
+// out on the way, says which), and it exits cleanly.
+func TestSIGTERMFinishesServer(t *testing.T) {
+	p := launch(t, "udpserver", "-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-name", "s1")
+	addr := p.await(t, serverUp)[2]
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.UDPConn).SetReadBuffer(4 << 20)
+	const n = 3000
+	for i := range n {
+		// Once the server has gone, writes fail (ICMP refusals): fine.
+		_, _ = c.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpAdd, A: codec.IntNumber(int64(i)), B: codec.IntNumber(1)}))
+		if i == n/2 {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	got := 0
+	buf := make([]byte, 1024)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.Read(buf); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // a refusal reported on this socket, not an answer
+			}
+			break
+		}
+		got++
+	}
+	if err := <-p.waited; err != nil {
+		t.Fatalf("udpserver exited with %v", err)
+	}
+	logged := strings.Count(p.stdout.String(), " = ")
+	t.Logf("%d requests sent, %d taken in before the server stopped, %d answered", n, logged, got)
+	if logged == 0 || got != logged {
+		t.Fatalf("the server logged %d operations but %d answers arrived", logged, got)
+	}
+}
+
+// launch starts a binary for a test that stops it itself; cleanup only
+// makes sure it is gone.
+func launch(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{stdout: new(lockedBuffer), lines: make(chan string, 1000), waited: make(chan error, 1)}
+	p.cmd = exec.Command(bin(t, name), args...)
+	p.cmd.Stdout = p.stdout
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		scanLines(stderr, p.lines)
+		p.waited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Logf("kill: %v", err)
+		}
+	})
+	return p
+}

@@ -1,0 +1,162 @@
+package udpproxy_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/udpproxy"
+)
+
+// slowServer answers every request right, after delay.
+func slowServer(t *testing.T, delay time.Duration) udpproxy.ServerAddr {
+	t.Helper()
+	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := calc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			h, err := codec.ParseHeader(buf[:n])
+			if err != nil {
+				continue
+			}
+			out := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "slow"})
+			wg.Go(func() {
+				time.Sleep(delay) // the slowness under test
+				_, _ = calc.WriteToUDPAddrPort(out, from)
+			})
+		}
+	})
+	hole := blackHole(t)
+	t.Cleanup(func() { calc.Close(); wg.Wait() })
+	return udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: hole.Status}
+}
+
+// TestShutdownDrains: Shutdown stops taking requests but waits for those
+// pending: the ones a slow server answers reach their clients, the ones no
+// server answers get "timeout", and only then does Serve return.
+func TestShutdownDrains(t *testing.T) {
+	p, err := udpproxy.New(udpproxy.Config{
+		Servers:    []udpproxy.ServerAddr{slowServer(t, 200*time.Millisecond), blackHole(t)},
+		Policy:     udpproxy.RoundRobin(), // half to each
+		TryTimeout: 300 * time.Millisecond, Tries: 1,
+		Logger: cluster.Quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(conn) }()
+	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const n = 20
+	for i := range n {
+		if _, err := client.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPending(t, p, n)
+	shut := make(chan error, 1)
+	go func() { shut <- p.Shutdown(context.Background()) }()
+
+	answers, timeouts := 0, 0
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1024)
+	for answers+timeouts < n {
+		k, err := client.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d answers and %d timeouts: %v", answers, timeouts, err)
+		}
+		r, err := codec.DecodeReply(buf[codec.HeaderSize:k])
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case r.Err == nil && r.Result.Equal(codec.IntNumber(42)):
+			answers++
+		case errors.Is(r.Err, codec.ErrTimeout):
+			timeouts++
+		default:
+			t.Fatalf("unexpected reply %+v", r)
+		}
+	}
+	if answers != n/2 || timeouts != n/2 {
+		t.Fatalf("%d answers and %d timeouts, want %d of each", answers, timeouts, n/2)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, udpproxy.ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if st := p.Stats(); st.Pending != 0 {
+		t.Fatalf("%d still pending after Shutdown", st.Pending)
+	}
+}
+
+// TestShutdownStopsTakingRequests: once Shutdown has begun, a new request
+// gets no answer; a Shutdown whose context ends first returns its error.
+func TestShutdownStopsTakingRequests(t *testing.T) {
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, TryTimeout: time.Hour, Logger: cluster.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(conn) }()
+	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write(codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpAdd})); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, p, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- p.Shutdown(ctx) }()
+	// The pending request would wait an hour: Shutdown gives up when its
+	// context does, and the request is answered "timeout" on the way out.
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	<-served
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1024)
+	k, err := client.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := codec.DecodeReply(buf[codec.HeaderSize:k]); !errors.Is(r.Err, codec.ErrTimeout) {
+		t.Fatalf("the pending request was answered %+v", r)
+	}
+	// Nothing listens any more.
+	if _, err := client.Write(codec.AppendRequest(nil, 2, codec.Request{Op: codec.OpAdd})); err == nil {
+		_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := client.Read(buf); err == nil {
+			t.Fatal("a request after Shutdown was answered")
+		}
+	}
+}
+
+func waitPending(t *testing.T, p *udpproxy.Proxy, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "the requests to be pending", func() bool { return p.Stats().Pending == n })
+}
