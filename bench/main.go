@@ -17,6 +17,7 @@ import (
 
 	"github.com/discal/discal/bench/flood"
 	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )
@@ -60,6 +61,7 @@ func run() int {
 		rounds   int
 		basePort int
 		cpuLabel string
+		faults   faultnet.Faults
 		plotFile string
 		policies bool
 		burn     float64
@@ -78,6 +80,10 @@ func run() int {
 	flag.BoolVar(&noProg, "no-progress", false, "no live progress line")
 	flag.BoolVar(&cfg.NoGSO, "no-gso", false, "send each request as its own datagram, like ordinary clients, instead of in UDP GSO batches")
 	flag.StringVar(&policy, "policy", "least-load", "-local: the proxy's policy (least-load, round-robin, random)")
+	flag.Float64Var(&faults.Loss, "loss", 0, "put a relay in front of the target (and, with -local, in front of each server) that drops this `fraction` of datagrams each way")
+	flag.Float64Var(&faults.Dup, "dup", 0, "the relay duplicates this `fraction` of datagrams")
+	flag.Float64Var(&faults.Reorder, "reorder", 0, "the relay holds back this `fraction` of datagrams behind later ones")
+	flag.DurationVar(&faults.Jitter, "delay", 0, "the relay delays each datagram by a random time up to this")
 	flag.StringVar(&plotFile, "plot", "", "write a PNG of each server's share and reported CPU over time to `FILE` (needs a udpproxy: -local or -target)")
 	flag.DurationVar(&cfg.Timeline, "plot-every", 0, "-plot: the width of a time slice (default 100ms)")
 	flag.BoolVar(&policies, "policies", false, "compare least-load, round-robin and random on servers run as processes, one of them burdened (see README)")
@@ -141,13 +147,18 @@ func run() int {
 		return 64
 	}
 
+	faulty := faults != (faultnet.Faults{})
 	if local > 0 {
-		c, err := cluster.Start(cluster.Config{
+		ccfg := cluster.Config{
 			Servers: local,
 			Server:  udpserver.Config{Quiet: true},
 			Proxy:   udpproxy.Config{Policy: pol},
 			Logger:  cluster.Quiet(),
-		})
+		}
+		if faulty {
+			ccfg.Faults = &faults
+		}
+		c, err := cluster.Start(ccfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
@@ -158,13 +169,25 @@ func run() int {
 	} else {
 		cfg.Targets = strings.Split(target, ",")
 	}
+	statsAddr := cfg.Targets[0] // the proxy itself, for -plot: not through a relay
+	if faulty {
+		// A relay in front of each target: the bench's hop misbehaves too.
+		for i, tg := range cfg.Targets {
+			r, err := faultnet.Start(faultnet.Config{Target: tg, Forward: faults, Backward: faults, Seed: cfg.Seed + uint64(i)})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				return 64
+			}
+			defer r.Close()
+			cfg.Targets[i] = r.Addr().String()
+		}
+	}
 	var loads *loadRecorder
 	if plotFile != "" {
 		if cfg.Timeline == 0 {
 			cfg.Timeline = 100 * time.Millisecond
 		}
-		proxy := cfg.Targets[0]
-		loads = recordLoad(cfg.Timeline, func() (string, error) { return askText(proxy, "stats\n") })
+		loads = recordLoad(cfg.Timeline, func() (string, error) { return askText(statsAddr, "stats\n") })
 	}
 	if !noProg && isTerminal(os.Stderr) {
 		cfg.Progress = func(s flood.Snapshot) { fmt.Fprintf(os.Stderr, "\r\033[K%s", s.Line()) }

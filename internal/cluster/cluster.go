@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )
@@ -32,6 +33,9 @@ type Config struct {
 	// Logger receives the servers' and the proxy's events unless their
 	// templates name one. Default slog.Default().
 	Logger *slog.Logger
+	// Faults, when set, puts a fault-injecting relay between the proxy and
+	// each server's calculator port, with these faults both ways.
+	Faults *faultnet.Faults
 }
 
 // Cluster is a running system.
@@ -39,6 +43,7 @@ type Cluster struct {
 	Proxy     *udpproxy.Proxy
 	ProxyAddr *net.UDPAddr
 	Servers   []*Server
+	Relays    []*faultnet.Relay // with Config.Faults, one in front of each server
 
 	proxyDone chan error
 }
@@ -90,7 +95,16 @@ func Start(cfg Config) (*Cluster, error) {
 			return fail(err)
 		}
 		c.Servers = append(c.Servers, s)
-		addrs = append(addrs, udpproxy.ServerAddr{Calc: s.CalcAddr.String(), Status: s.StatAddr.String()})
+		calcAddr := s.CalcAddr.String()
+		if cfg.Faults != nil {
+			r, err := faultnet.Start(faultnet.Config{Target: calcAddr, Forward: *cfg.Faults, Backward: *cfg.Faults, Seed: uint64(i + 1)})
+			if err != nil {
+				return fail(err)
+			}
+			c.Relays = append(c.Relays, r)
+			calcAddr = r.Addr().String()
+		}
+		addrs = append(addrs, udpproxy.ServerAddr{Calc: calcAddr, Status: s.StatAddr.String()})
 	}
 	pcfg := cfg.Proxy
 	pcfg.Servers = addrs
@@ -180,6 +194,10 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	for _, s := range c.Servers {
 		errs = append(errs, s.Stop(ctx))
 	}
+	for _, r := range c.Relays {
+		errs = append(errs, r.Close())
+	}
+	c.Relays = nil
 	return errors.Join(errs...)
 }
 

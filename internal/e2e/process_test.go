@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// binDir holds the four binaries, built once for all tests.
+// binDir holds the four binaries and the bench, built once for all tests.
 var (
 	buildOnce sync.Once
 	binDir    string
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 func bin(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/...")
+		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/...", "../../bench")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
