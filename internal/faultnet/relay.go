@@ -113,6 +113,10 @@ func Start(cfg Config) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultnet: %w", err)
 	}
+	// Room for bursts: the relay should lose what it is told to, not
+	// what a busy machine's full socket buffer drops.
+	_ = listen.SetReadBuffer(socketBuffer)
+	_ = listen.SetWriteBuffer(socketBuffer)
 	r := &Relay{cfg: cfg, listen: listen, target: target,
 		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x6661756c74)),
 		sessions: map[netip.AddrPort]*session{}, wake: make(chan struct{}, 1)}
@@ -163,6 +167,10 @@ const (
 	backward = 1
 )
 
+// socketBuffer is the size asked for each socket's buffers (the kernel caps
+// it at net.core.rmem_max and wmem_max).
+const socketBuffer = 4 << 20
+
 func (r *Relay) readClients() {
 	buf := make([]byte, 65536)
 	for {
@@ -196,6 +204,8 @@ func (r *Relay) session(client netip.AddrPort) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = conn.SetReadBuffer(socketBuffer)
+	_ = conn.SetWriteBuffer(socketBuffer)
 	s := &session{client: client, conn: conn}
 	r.sessions[client] = s
 	r.wg.Go(func() {
