@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
@@ -33,6 +35,7 @@ Examples:
   go run ./cmd/discal -servers 5 -quiet
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
 
+` + cli.EnvHelp + `
 Flags:
 `
 
@@ -51,11 +54,19 @@ func main() {
 	flag.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it (0: any free ports)")
 	flag.BoolVar(&quiet, "quiet", false, "do not log every operation")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	common := cli.Register(flag.CommandLine, "discal")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
 	}
-	flag.Parse()
+	flag.CommandLine.Init("discal", flag.ContinueOnError)
+	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "discal:", err)
+		os.Exit(64)
+	}
 	pol, ok := udpproxy.ParsePolicy(policy)
 	switch {
 	case flag.NArg() > 0:

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpclient"
 )
 
@@ -38,6 +40,7 @@ Examples:
   udpclient -- -3 - 4             # -7
   printf '1+1\n2*3\n' | udpclient
 
+` + cli.EnvHelp + `
 Flags:
 `
 
@@ -53,15 +56,17 @@ func run() int {
 	flag.DurationVar(&cfg.Timeout, "timeout", time.Second, "wait for the first answer; each retry waits twice as long, up to 4×")
 	flag.IntVar(&cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
 	flag.BoolVar(&verbose, "v", false, "also print which server answered")
+	common := cli.Register(flag.CommandLine, "udpclient")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
 	}
 	flag.CommandLine.Init("udpclient", flag.ContinueOnError)
-	if err := flag.CommandLine.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
+	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
 			return udpclient.ExitOK
 		}
+		fmt.Fprintln(os.Stderr, "udpclient:", err)
 		return udpclient.ExitUsage
 	}
 	if cfg.Timeout <= 0 || cfg.Retries < 0 {

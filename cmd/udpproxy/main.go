@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpproxy"
 )
 
@@ -31,6 +32,7 @@ Examples:
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
   printf 'stats\n' | nc -u -w1 127.0.0.1 7000
 
+` + cli.EnvHelp + `
 Flags:
 `
 
@@ -70,11 +72,19 @@ func main() {
 	flag.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	common := cli.Register(flag.CommandLine, "udpproxy")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
 	}
-	flag.Parse()
+	flag.CommandLine.Init("udpproxy", flag.ContinueOnError)
+	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr, "server"); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "udpproxy:", err)
+		os.Exit(64)
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "udpproxy: unexpected argument %q\n", flag.Arg(0))
 		flag.Usage()

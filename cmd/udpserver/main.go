@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -34,6 +35,7 @@ Examples:
   printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
 
+` + cli.EnvHelp + `
 Flags:
 `
 
@@ -47,11 +49,19 @@ func main() {
 	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
+	common := cli.Register(flag.CommandLine, "udpserver")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
 	}
-	flag.Parse()
+	flag.CommandLine.Init("udpserver", flag.ContinueOnError)
+	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "udpserver:", err)
+		os.Exit(64)
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "udpserver: unexpected argument %q\n", flag.Arg(0))
 		flag.Usage()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -148,8 +149,8 @@ func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
 }
 
 var (
-	serverUp = regexp.MustCompile(`udpserver serving name=(\S+) calc=(\S+) status=(\S+)`)
-	proxyUp  = regexp.MustCompile(`udpproxy serving addr=(\S+)`)
+	serverUp = regexp.MustCompile(`udpserver serving"? name=(\S+) calc=(\S+) status=(\S+)`)
+	proxyUp  = regexp.MustCompile(`udpproxy serving"? addr=(\S+)`)
 )
 
 type system struct {
@@ -389,5 +390,43 @@ func TestDiscal(t *testing.T) {
 	log := out.String()
 	if n := len(regexp.MustCompile(`(?m) s[12] id=[0-9a-f]{16} \d+ \* 2 = \d+$`).FindAllString(log, -1)); n != 20 {
 		t.Fatalf("the log has %d operation lines, want 20:\n%s", n, log)
+	}
+}
+
+// TestEveryBinaryConveniences: -version, flags from the environment and
+// JSON logs, for every binary.
+func TestEveryBinaryConveniences(t *testing.T) {
+	for _, name := range []string{"udpserver", "udpproxy", "udpclient", "discal"} {
+		out, err := exec.Command(bin(t, name), "-version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), name+" discal ") {
+			t.Errorf("%s -version: %v, %q", name, err, out)
+		}
+		out, err = exec.Command(bin(t, name), "-h").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "DISCAL_") {
+			t.Errorf("%s -h: %v, %q", name, err, out)
+		}
+	}
+	// Addresses from the environment, logs as JSON.
+	cmd := exec.Command(bin(t, "udpserver"), "-log-format", "json", "-name", "envy")
+	cmd.Env = append(os.Environ(), "DISCAL_ADDR=127.0.0.1:0", "DISCAL_STATUS_ADDR=127.0.0.1:0", "DISCAL_QUIET=true")
+	p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 100), waited: make(chan error, 1)}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { scanLines(stderr, p.lines); p.waited <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); <-p.waited }()
+	line := p.await(t, regexp.MustCompile(`^\{.*"msg":"udpserver serving".*\}$`))[0]
+	var rec struct {
+		Name, Calc string
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Name != "envy" || !strings.HasPrefix(rec.Calc, "127.0.0.1:") {
+		t.Fatalf("log line %q: %+v, %v", line, rec, err)
+	}
+	if got := exchangeText(t, rec.Calc, "2+2\n"); got != "4\n" {
+		t.Fatalf("got %q", got)
 	}
 }
