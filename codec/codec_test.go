@@ -222,7 +222,7 @@ func TestDecodeReplyErrors(t *testing.T) {
 
 func TestStatusRoundTrip(t *testing.T) {
 	want := Status{Server: "s3", HostCPU: 12.5, ProcCPU: 150.25, Cores: 2, InFlight: 3,
-		Served: 1 << 40, Errors: 17, Dropped: 3, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", ProcID: "9f3c2a", HostCores: 8}
+		Served: 1 << 40, Errors: 17, Dropped: 3, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", ProcID: "9f3c2a", HostCores: 8, Draining: true}
 	b := AppendStatus(nil, 9, want)
 	h, err := ParseHeader(b)
 	if err != nil || h != (Header{KindStatusReply, 9}) {
@@ -236,7 +236,7 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	line := string(AppendStatusText(nil, got))
-	for _, part := range []string{"server=s3", "host_cpu=12.5%", "proc_cpu=150.2%", "cores=2", "in_flight=3", "errors=17", "uptime=1m30s\n"} {
+	for _, part := range []string{"server=s3", "host_cpu=12.5%", "proc_cpu=150.2%", "cores=2", "in_flight=3", "errors=17", "uptime=1m30s draining\n"} {
 		if !bytes.Contains([]byte(line), []byte(part)) {
 			t.Errorf("status line %q lacks %q", line, part)
 		}

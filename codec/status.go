@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Status is a server's answer to a status query: what the proxy weighs when
@@ -20,6 +21,7 @@ type Status struct {
 	Errors   uint64        // "errors": of those, answered with an error
 	Dropped  uint64        // "dropped": datagrams not answered: malformed, or from a source not allowed
 	Uptime   time.Duration // "uptime_ms": time since start, in milliseconds
+	Draining bool          // "draining": the server is going away; send it no new work
 	// "host_id": names the machine the server runs on, the same for every
 	// server there, so that the proxy knows which servers share a host CPU
 	// figure. Empty when unknown.
@@ -46,6 +48,9 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		if s.HostID != "" {
 			n += 3
 		}
+		if s.Draining {
+			n++
+		}
 		_ = e.EncodeMapLen(n)
 		_ = e.EncodeString("server")
 		_ = e.EncodeString(s.Server)
@@ -65,6 +70,10 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		_ = e.EncodeUint(s.Dropped)
 		_ = e.EncodeString("uptime_ms")
 		_ = e.EncodeInt(s.Uptime.Milliseconds())
+		if s.Draining {
+			_ = e.EncodeString("draining")
+			_ = e.EncodeBool(true)
+		}
 		if s.HostID != "" {
 			_ = e.EncodeString("host_id")
 			_ = e.EncodeString(s.HostID)
@@ -120,6 +129,14 @@ func DecodeStatus(body []byte) (Status, error) {
 			s.Errors, ok, err = x.uint()
 		case "dropped":
 			s.Dropped, ok, err = x.uint()
+		case "draining":
+			c, perr := x.d.PeekCode()
+			if perr != nil || (c != msgpcode.True && c != msgpcode.False) {
+				ok, err = false, x.skip()
+				break
+			}
+			s.Draining, err = x.d.DecodeBool()
+			ok = err == nil
 		case "uptime_ms":
 			var v uint64
 			v, ok, err = x.uint()
@@ -158,5 +175,8 @@ func AppendStatusText(dst []byte, s Status) []byte {
 	dst = strconv.AppendUint(dst, s.Dropped, 10)
 	dst = append(dst, " uptime="...)
 	dst = append(dst, s.Uptime.Round(time.Millisecond).String()...)
+	if s.Draining {
+		dst = append(dst, " draining"...)
+	}
 	return append(dst, '\n')
 }

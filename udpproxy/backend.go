@@ -28,6 +28,8 @@ type backend struct {
 	rate      atomic.Uint64          // float64 bits: requests a second it has served lately, from its reports
 	slowRate  atomic.Uint64          // float64 bits: the same, smoothed over about a second
 	down      atomic.Bool            // out of rotation
+	draining  atomic.Bool            // the server says it is going away: no new work
+	fallback  *atomic.Bool           // the proxy's: every server in rotation is draining
 	misses    atomic.Int32           // polls in a row left unanswered
 	pollID    atomic.Uint64          // the poll awaiting an answer, 0 when none
 
@@ -43,7 +45,7 @@ type report struct {
 	at int64
 }
 
-func newBackend(a ServerAddr, poll time.Duration) (*backend, error) {
+func newBackend(a ServerAddr, poll time.Duration, fallback *atomic.Bool) (*backend, error) {
 	calc, err := resolveUDP(a.Calc)
 	if err != nil {
 		return nil, err
@@ -52,7 +54,10 @@ func newBackend(a ServerAddr, poll time.Duration) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &backend{addr: a, calc: calc, status: status, poll: poll}, nil
+	if fallback == nil {
+		fallback = new(atomic.Bool)
+	}
+	return &backend{addr: a, calc: calc, status: status, poll: poll, fallback: fallback}, nil
 }
 
 // name is the server's own name once it has reported, its address before.
@@ -96,7 +101,24 @@ func (b *backend) recentLatencyUS(now int64) float64 {
 // up reports whether the backend is in rotation. A backend that has not
 // been polled yet counts as up: the first requests need not wait for a poll,
 // and a dead one is found by the try timeout and by the poller alike.
-func (b *backend) up() bool { return !b.down.Load() }
+//
+// A draining server (lame duck) takes no new work, unless every server in
+// rotation is draining: then any of them is better than none.
+func (b *backend) up() bool {
+	return !b.down.Load() && (!b.draining.Load() || b.fallback.Load())
+}
+
+// noteDraining sets allDraining when every server in rotation is draining.
+func (p *Proxy) noteDraining() {
+	all, any := true, false
+	for _, b := range p.backends() {
+		if !b.down.Load() {
+			any = true
+			all = all && b.draining.Load()
+		}
+	}
+	p.allDraining.Store(any && all)
+}
 
 // BackendStats is a snapshot of one backend, for the stats command, tests
 // and monitoring.
@@ -104,6 +126,7 @@ type BackendStats struct {
 	Name      string
 	Addr      ServerAddr
 	Up        bool
+	Draining  bool
 	HasReport bool
 	Report    codec.Status  // the last status reply
 	ReportAge time.Duration // since the last status reply
@@ -118,7 +141,8 @@ func (b *backend) stats(now int64) BackendStats {
 	s := BackendStats{
 		Name:      b.name(),
 		Addr:      b.addr,
-		Up:        b.up(),
+		Up:        !b.down.Load(),
+		Draining:  b.draining.Load(),
 		InFlight:  b.inFlight.Load(),
 		LatencyUS: b.latencyUS(),
 		Sent:      b.sent.Load(),

@@ -58,6 +58,7 @@ func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 			if int(n) >= cfg.MaxMisses && !b.down.Swap(true) {
 				cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
 					"addr", b.addr.Calc, "missed_polls", n)
+				pl.p.noteDraining()
 			}
 			if !b.down.Load() {
 				next = 0 // ask again at once: is it gone, or was a datagram lost?
@@ -111,6 +112,10 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 	r := &report{Status: st, at: nanotime()}
 	pl.load.update(b, b.report.Load(), figures(b, r), r.at)
 	b.report.Store(r)
+	if b.draining.Swap(st.Draining) != st.Draining {
+		pl.p.cfg.Logger.Info("udpproxy: server draining", "server", b.name(), "draining", st.Draining)
+	}
+	pl.p.noteDraining()
 	b.misses.Store(0)
 	if b.down.Swap(false) {
 		pl.p.cfg.Logger.Info("udpproxy: server back in rotation", "server", b.name(), "addr", b.addr.Calc)

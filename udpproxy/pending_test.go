@@ -13,7 +13,7 @@ import (
 
 func testBackend(t testing.TB, calc string) *backend {
 	t.Helper()
-	b, err := newBackend(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond)
+	b, err := newBackend(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,9 @@ type Proxy struct {
 	list    atomic.Pointer[[]*backend]
 	pending *pendingTable
 	limiter *limiter // nil when there is no rate limit
+	// allDraining is set when every server in rotation is draining, so that
+	// they take work again rather than none doing.
+	allDraining atomic.Bool
 	counters
 
 	// Set once by Serve before any goroutine starts.
@@ -44,9 +47,10 @@ func New(cfg Config) (*Proxy, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{})}
 	bs := make([]*backend, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
-		b, err := newBackend(a, cfg.Poll)
+		b, err := newBackend(a, cfg.Poll, &p.allDraining)
 		if err != nil {
 			return nil, err
 		}
@@ -55,7 +59,6 @@ func New(cfg Config) (*Proxy, error) {
 	if len(bs) == 0 {
 		return nil, ErrNoServers
 	}
-	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{})}
 	if cfg.RateLimit > 0 {
 		p.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

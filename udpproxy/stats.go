@@ -103,10 +103,13 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 		b = append(b, bs.Name...)
 		b = append(b, ' ')
 		b = append(b, bs.Addr.Calc...)
-		if bs.Up {
-			b = append(b, " up"...)
-		} else {
+		switch {
+		case !bs.Up:
 			b = append(b, " down"...)
+		case bs.Draining:
+			b = append(b, " draining"...)
+		default:
+			b = append(b, " up"...)
 		}
 		if bs.HasReport {
 			b = append(b, " host_cpu="...)

@@ -25,6 +25,7 @@ type Server struct {
 	served   atomic.Uint64 // requests answered
 	failed   atomic.Uint64 // of those, answered with an error
 	dropped  atomic.Uint64 // datagrams that could not be answered
+	draining atomic.Bool   // going away: the status port says so, proxies send no new work
 	denied   atomic.Uint64 // datagrams from sources not allowed
 
 	mu       sync.Mutex
@@ -188,6 +189,18 @@ func (s *Server) readError(err error) (stop bool) {
 	}
 	return false
 }
+
+// Drain makes the server report that it is going away, so that proxies send
+// it no new work, while it goes on answering what still comes. Undrain
+// takes it back. Shutdown after a drain loses nothing: by then the proxies
+// have stopped sending.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Undrain ends a drain.
+func (s *Server) Undrain() { s.draining.Store(false) }
+
+// Draining reports whether the server is draining.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Burn returns the fraction of a core the server keeps busy on purpose.
 func (s *Server) Burn() float64 { return s.burner.get() }

@@ -26,6 +26,7 @@ func (s *Server) Status() codec.Status {
 		ProcID:    procID,
 		HostCores: s.sampler.hostCores,
 		Dropped:   s.dropped.Load() + s.denied.Load(),
+		Draining:  s.draining.Load(),
 	}
 }
 
@@ -86,6 +87,8 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 //
 //	status     the load line
 //	burn F     keep fraction F of a core busy (0 to 1)
+//	drain      report draining: proxies send no new work (lame duck)
+//	undrain    stop draining
 //
 // Like everything on this port, they are answered to allowed sources only.
 func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []byte {
@@ -100,6 +103,14 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []by
 			out = append(out, '\n')
 		}
 		return out
+	case "drain", "undrain":
+		if word == "drain" {
+			s.Drain()
+		} else {
+			s.Undrain()
+		}
+		s.cfg.Logger.Info("udpserver "+word, "name", s.name)
+		return append(append(out, word...), '\n')
 	case "burn":
 		// A command that changes the server; the status port answers only
 		// allowed sources (by default loopback), so it is theirs alone.
@@ -112,7 +123,7 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []by
 		return append(strconv.AppendFloat(append(out, "burn "...), f, 'g', -1, 64), '\n')
 	}
 	return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected,
-		"unknown command %q (commands: status, burn F)", truncate(cmd, 32)))
+		"unknown command %q (commands: status, burn F, drain, undrain)", truncate(cmd, 32)))
 }
 
 func truncate(s string, n int) string {

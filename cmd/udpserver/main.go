@@ -33,6 +33,7 @@ Examples:
   printf 'status\n' | nc -u -w1 127.0.0.1 7101
   udpserver -burn 0.8                           # a server that looks busy
   printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning
+  printf 'drain\n' | nc -u -w1 127.0.0.1 7101   # lame duck: proxies send no new work
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
 
 ` + cli.EnvHelp + `
@@ -48,6 +49,7 @@ func main() {
 	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
 	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	grace := flag.Duration("drain-grace", 500*time.Millisecond, "on SIGTERM, report draining this long before stopping, so that proxies send no new work (a few of their poll intervals)")
 	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
 	common := cli.Register(flag.CommandLine, "udpserver")
 	flag.Usage = func() {
@@ -95,7 +97,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	case s := <-sig:
-		slog.Info("udpserver stopping", "signal", s.String())
+		// Lame duck first: proxies see "draining" at their next poll and
+		// send no new work; what they sent is answered. Then stop.
+		slog.Info("udpserver draining", "signal", s.String(), "grace", grace.String())
+		srv.Drain()
+		select {
+		case <-time.After(*grace):
+		case <-sig: // a second signal: stop now
+		}
+		slog.Info("udpserver stopping")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

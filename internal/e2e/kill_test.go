@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,4 +123,53 @@ func runAndAwait(t *testing.T, p *proc) (calc, status string) {
 	go scanLines(stderr, p.lines)
 	m := p.await(t, serverUp)
 	return m[2], m[3]
+}
+
+// TestSIGTERMServerMidFlood: SIGTERM to one of three server processes
+// during a flood: it reports draining, the proxy stops sending it work,
+// it stops cleanly, and no request is lost or even retried by the client.
+func TestSIGTERMServerMidFlood(t *testing.T) {
+	s := startSystem(t)
+	waitReported(t, s.proxy, "reports from every server", func(map[string]float64) bool { return true })
+	cfg := flood.Config{Targets: []string{s.proxy}, InFlight: 32, Duration: 3 * time.Second, Timeout: time.Second, Retries: 3}
+	done := make(chan *flood.Result, 1)
+	go func() {
+		res, err := flood.Run(context.Background(), cfg)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	time.Sleep(time.Second) // the scenario: a second into the flood
+	victim := s.servers[1]
+	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sawDraining := false
+	for {
+		text := exchangeText(t, s.proxy, "stats\n")
+		if regexp.MustCompile(`(?m)^s2 \S+ draining`).MatchString(text) {
+			sawDraining = true
+		}
+		if regexp.MustCompile(`(?m)^s2 \S+ down`).MatchString(text) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawDraining {
+		t.Error("the proxy never saw the server draining before it went")
+	}
+	select {
+	case err := <-victim.waited:
+		victim.waited <- err // for cleanup
+		if err != nil {
+			t.Fatalf("the server exited with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop")
+	}
+	res := <-done
+	if res.OK != res.Sent || res.Timeouts+res.Errors+res.Wrong != 0 || res.Retransmits != 0 {
+		t.Fatalf("sent %d, ok %d, timeouts %d, errors %d, wrong %d, retransmits %d", res.Sent, res.OK, res.Timeouts, res.Errors, res.Wrong, res.Retransmits)
+	}
 }
