@@ -36,6 +36,7 @@ type backend struct {
 	sent     atomic.Uint64 // requests forwarded, retries included
 	answered atomic.Uint64 // replies routed back
 	timeouts atomic.Uint64 // tries that got no answer in time
+	retried  atomic.Uint64 // retries sent here after a try elsewhere timed out
 }
 
 // report is one status reply and when it arrived (nanotime). It is never
@@ -135,6 +136,7 @@ type BackendStats struct {
 	Sent      uint64
 	Answered  uint64
 	Timeouts  uint64
+	Retries   uint64 // retries sent to it after a try elsewhere timed out
 }
 
 func (b *backend) stats(now int64) BackendStats {
@@ -148,6 +150,7 @@ func (b *backend) stats(now int64) BackendStats {
 		Sent:      b.sent.Load(),
 		Answered:  b.answered.Load(),
 		Timeouts:  b.timeouts.Load(),
+		Retries:   b.retried.Load(),
 	}
 	if r := b.report.Load(); r != nil {
 		s.HasReport, s.Report, s.ReportAge = true, r.Status, time.Duration(now-r.at)

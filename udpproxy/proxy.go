@@ -22,7 +22,8 @@ type Proxy struct {
 	cfg     Config
 	list    atomic.Pointer[[]*backend]
 	pending *pendingTable
-	limiter *limiter // nil when there is no rate limit
+	limiter *limiter                // nil when there is no rate limit
+	metrics atomic.Pointer[metrics] // nil unless Collector was called
 	// allDraining is set when every server in rotation is draining, so that
 	// they take work again rather than none doing.
 	allDraining atomic.Bool

@@ -59,6 +59,7 @@ func (p *Proxy) expire(rd *reader, i int, id uint64, e *entry) {
 		if b := p.cfg.Policy.Pick(p.backends(), old, rd.rng); b != nil {
 			e.tries++
 			p.retries.Add(1)
+			b.retried.Add(1)
 			// The old ID leaves with this try: a late answer to it is
 			// dropped as unknown.
 			p.send(rd, append(rd.slot(i), e.request()...), e, b, true)

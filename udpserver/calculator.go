@@ -137,6 +137,12 @@ func (s *Server) answer(w *worker, dst []byte, id uint64, text bool, req *codec.
 	s.served.Add(1)
 	if e != nil {
 		s.failed.Add(1)
+		if e.Code < maxCode {
+			s.codes[e.Code].Add(1)
+		}
+	}
+	if req != nil && req.Op.Valid() {
+		s.ops[req.Op].Add(1)
 	}
 	if !s.cfg.Quiet {
 		w.line = s.appendLogLine(w.line, id, text, req, res, e)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/discal/discal/codec"
 )
 
 // Server is a calculator server. Create it with New, start it with Serve or
@@ -22,11 +24,13 @@ type Server struct {
 	started atomic.Int64 // Unix nanoseconds when Serve started
 
 	inFlight atomic.Int64
-	served   atomic.Uint64 // requests answered
-	failed   atomic.Uint64 // of those, answered with an error
-	dropped  atomic.Uint64 // datagrams that could not be answered
-	draining atomic.Bool   // going away: the status port says so, proxies send no new work
-	denied   atomic.Uint64 // datagrams from sources not allowed
+	served   atomic.Uint64                  // requests answered
+	failed   atomic.Uint64                  // of those, answered with an error
+	dropped  atomic.Uint64                  // datagrams that could not be answered
+	draining atomic.Bool                    // going away: the status port says so, proxies send no new work
+	ops      [codec.OpDiv + 1]atomic.Uint64 // operations computed, by kind
+	codes    [maxCode]atomic.Uint64         // answers with an error, by code
+	denied   atomic.Uint64                  // datagrams from sources not allowed
 
 	mu       sync.Mutex
 	calc     *net.UDPConn

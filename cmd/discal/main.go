@@ -20,6 +20,7 @@ import (
 	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const usage = `discal: a whole local discal system in one process.
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it (0: any free ports)")
 	flag.BoolVar(&quiet, "quiet", false, "do not log every operation")
 	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics of the proxy and every server at http://`address`/metrics (default: off)")
 	common := cli.Register(flag.CommandLine, "discal")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
@@ -97,6 +99,18 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "discal:", err)
 		os.Exit(1)
+	}
+	if *metricsAddr != "" {
+		cs := []prometheus.Collector{c.Proxy.Collector()}
+		for _, s := range c.Servers {
+			cs = append(cs, s.Running().Collector())
+		}
+		_, stop, err := cli.ServeMetrics(*metricsAddr, cs...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "discal: metrics:", err)
+			os.Exit(1)
+		}
+		defer stop()
 	}
 	var list []string
 	for _, s := range c.Servers {

@@ -71,6 +71,7 @@ func main() {
 	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
 	flag.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
+	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics at http://`address`/metrics (default: off)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	common := cli.Register(flag.CommandLine, "udpproxy")
 	flag.Usage = func() {
@@ -105,6 +106,14 @@ func main() {
 		stop, err := startProfile(*cpuprofile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer stop()
+	}
+	if *metricsAddr != "" {
+		_, stop, err := cli.ServeMetrics(*metricsAddr, p.Collector())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "udpproxy: metrics:", err)
 			os.Exit(1)
 		}
 		defer stop()

@@ -48,6 +48,7 @@ func main() {
 	flag.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
 	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
 	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
+	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics at http://`address`/metrics (default: off)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	grace := flag.Duration("drain-grace", 500*time.Millisecond, "on SIGTERM, report draining this long before stopping, so that proxies send no new work (a few of their poll intervals)")
 	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
@@ -83,6 +84,14 @@ func main() {
 		stop, err := startProfile(*cpuprofile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer stop()
+	}
+	if *metricsAddr != "" {
+		_, stop, err := cli.ServeMetrics(*metricsAddr, srv.Collector())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "udpserver: metrics:", err)
 			os.Exit(1)
 		}
 		defer stop()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -429,4 +430,52 @@ func TestEveryBinaryConveniences(t *testing.T) {
 	if got := exchangeText(t, rec.Calc, "2+2\n"); got != "4\n" {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// TestMetricsEndpoint: udpserver and udpproxy with -metrics-addr serve
+// Prometheus text at /metrics, with the figures of the work they did.
+func TestMetricsEndpoint(t *testing.T) {
+	metricsUp := regexp.MustCompile(`metrics serving"? addr=(\S+)`)
+	srv := start(t, "udpserver", "-quiet", "-name", "m1", "-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0")
+	srvMetrics := srv.await(t, metricsUp)[1]
+	m := srv.await(t, serverUp)
+	px := start(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", m[2]+","+m[3], "-metrics-addr", "127.0.0.1:0")
+	pxMetrics := px.await(t, metricsUp)[1]
+	proxy := px.await(t, proxyUp)[1]
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(exchangeText(t, proxy, "stats\n"), "\nm1 ") { // until the server's first report names it
+		if time.Now().After(deadline) {
+			t.Fatal("no report from the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 10 {
+		exchangeText(t, proxy, "6 * 7\n")
+	}
+	get := func(addr string) string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if body := get(srvMetrics); !regexp.MustCompile(`(?m)^discal_server_operations_total\{op="mul",server="m1"\} 10$`).MatchString(body) {
+		t.Errorf("the server's metrics lack 10 multiplications:\n%s", grepLines(body, "discal_"))
+	}
+	if body := get(pxMetrics); !regexp.MustCompile(`(?m)^discal_proxy_requests_total 10$`).MatchString(body) ||
+		!strings.Contains(body, `discal_proxy_server_up{addr="`+m[2]+`",server="m1"} 1`) {
+		t.Errorf("the proxy's metrics at %s:\n%s", pxMetrics, body)
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

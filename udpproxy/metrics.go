@@ -1,0 +1,109 @@
+package udpproxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the proxy's Prometheus metrics. They read the same counters
+// as Stats when scraped, so they cost the hot path nothing, except the
+// histogram of reply times, which the reply path feeds when metrics are on.
+type metrics struct {
+	p       *Proxy
+	replies prometheus.Histogram
+
+	requests, repliesTotal, retries, pending *prometheus.Desc
+	errors, drops                            *prometheus.Desc
+	srvSent, srvAnswered, srvTimeouts        *prometheus.Desc
+	srvRetries, srvInFlight, srvCPU          *prometheus.Desc
+	srvAge, srvUp, srvDraining, srvLatency   *prometheus.Desc
+}
+
+// Collector returns the proxy's metrics for a Prometheus registry. From
+// the first call on, the proxy also times every reply.
+func (p *Proxy) Collector() prometheus.Collector {
+	if m := p.metrics.Load(); m != nil {
+		return m
+	}
+	server := []string{"server", "addr"}
+	m := &metrics{
+		p: p,
+		replies: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "discal_proxy_reply_seconds",
+			Help: "Time from forwarding a request to a server to routing its reply back.",
+			// 50 us to 1.6 s: loopback answers take a fraction of a
+			// millisecond, a retry takes the try timeout.
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}),
+		requests:     prometheus.NewDesc("discal_proxy_requests_total", "Client requests read.", nil, nil),
+		repliesTotal: prometheus.NewDesc("discal_proxy_replies_total", "Server replies routed back to clients.", nil, nil),
+		retries:      prometheus.NewDesc("discal_proxy_retries_total", "Requests sent to another server after a try timed out.", nil, nil),
+		pending:      prometheus.NewDesc("discal_proxy_pending", "Requests waiting for an answer.", nil, nil),
+		errors:       prometheus.NewDesc("discal_proxy_errors_total", "Requests the proxy answered with an error of its own, by reason.", []string{"reason"}, nil),
+		drops:        prometheus.NewDesc("discal_proxy_drops_total", "Datagrams dropped unanswered, by reason.", []string{"reason"}, nil),
+		srvSent:      prometheus.NewDesc("discal_proxy_server_requests_total", "Requests forwarded to the server, retries included.", server, nil),
+		srvAnswered:  prometheus.NewDesc("discal_proxy_server_answers_total", "Replies from the server routed back.", server, nil),
+		srvTimeouts:  prometheus.NewDesc("discal_proxy_server_timeouts_total", "Tries at the server that got no answer in time.", server, nil),
+		srvRetries:   prometheus.NewDesc("discal_proxy_server_retries_total", "Retries sent to the server after a try elsewhere timed out.", server, nil),
+		srvInFlight:  prometheus.NewDesc("discal_proxy_server_in_flight", "Requests sent to the server and not yet answered.", server, nil),
+		srvCPU:       prometheus.NewDesc("discal_proxy_server_cpu_percent", "CPU the server last reported: its process (percent of one core) or its host (percent of all cores).", append(server, "of"), nil),
+		srvAge:       prometheus.NewDesc("discal_proxy_server_report_age_seconds", "Age of the server's last status report.", server, nil),
+		srvUp:        prometheus.NewDesc("discal_proxy_server_up", "1 if the server is in rotation.", server, nil),
+		srvDraining:  prometheus.NewDesc("discal_proxy_server_draining", "1 if the server reports draining.", server, nil),
+		srvLatency:   prometheus.NewDesc("discal_proxy_server_latency_seconds", "The server's recent mean reply time.", server, nil),
+	}
+	if !p.metrics.CompareAndSwap(nil, m) {
+		return p.metrics.Load()
+	}
+	return m
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.replies.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops,
+		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency} {
+		ch <- d
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.replies.Collect(ch)
+	st := m.p.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(m.requests, st.Requests)
+	counter(m.repliesTotal, st.Replies)
+	counter(m.retries, st.Retries)
+	gauge(m.pending, float64(st.Pending))
+	counter(m.errors, st.Timeouts, "timeout")
+	counter(m.errors, st.NoServer, "no_server")
+	counter(m.errors, st.Busy, "busy")
+	for reason, n := range st.Drops {
+		counter(m.drops, n, reason)
+	}
+	one := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	for _, b := range st.Backends {
+		l := []string{b.Name, b.Addr.Calc}
+		counter(m.srvSent, b.Sent, l...)
+		counter(m.srvAnswered, b.Answered, l...)
+		counter(m.srvTimeouts, b.Timeouts, l...)
+		counter(m.srvRetries, b.Retries, l...)
+		gauge(m.srvInFlight, float64(b.InFlight), l...)
+		gauge(m.srvUp, one(b.Up), l...)
+		gauge(m.srvDraining, one(b.Draining), l...)
+		gauge(m.srvLatency, b.LatencyUS/1e6, l...)
+		if b.HasReport {
+			gauge(m.srvCPU, b.Report.ProcCPU, append(l, "process")...)
+			gauge(m.srvCPU, b.Report.HostCPU, append(l, "host")...)
+			gauge(m.srvAge, b.ReportAge.Seconds(), l...)
+		}
+	}
+}
