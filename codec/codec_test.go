@@ -249,7 +249,7 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Fatal("status with a string for cores decoded")
 	}
 	q := AppendStatusQuery(nil, 5)
-	if h, err := ParseHeader(q); err != nil || h != (Header{KindStatusQuery, 5}) || len(q) != HeaderSize {
+	if h, err := ParseHeader(q); err != nil || h != (Header{KindStatusQuery, 5}) || len(q) != StatusQuerySize {
 		t.Fatalf("status query %x: %+v, %v", q, h, err)
 	}
 }
@@ -367,7 +367,7 @@ func TestIsText(t *testing.T) {
 
 func TestIsTextReply(t *testing.T) {
 	for in, want := range map[string]bool{"error: division by zero\n": true, "ERROR x": true, " error": true,
-		"42\n": false, "errors": true, "err": false, "6 * 7": false} {
+		"42\n": false, "errors": true, "err": false, "6 * 7": false, "ok: burn 0.5\n": true, "OK": true, "o": false} {
 		if got := IsTextReply([]byte(in)); got != want {
 			t.Errorf("IsTextReply(%q) = %v, want %v", in, got, want)
 		}

@@ -35,10 +35,21 @@ type Status struct {
 	HostCores int
 }
 
-// AppendStatusQuery appends a status query datagram: a header with no body.
+// StatusQuerySize is the size of the status queries AppendStatusQuery
+// writes. A status reply is a few hundred bytes, and a server answers only
+// a query at least a tenth the size of its answer (MaxAmplification), so a
+// query is padded; 64 bytes covers any reply up to 640.
+const StatusQuerySize = 64
+
+// AppendStatusQuery appends a status query datagram: a header and zero
+// bytes of padding up to StatusQuerySize. A server ignores what follows the
+// header.
 func AppendStatusQuery(dst []byte, id uint64) []byte {
-	return AppendHeader(dst, KindStatusQuery, id)
+	dst = AppendHeader(dst, KindStatusQuery, id)
+	return append(dst, statusPad[:]...)
 }
+
+var statusPad [StatusQuerySize - HeaderSize]byte
 
 // AppendStatus appends a whole status reply datagram to dst.
 func AppendStatus(dst []byte, id uint64, s Status) []byte {

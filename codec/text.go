@@ -22,13 +22,14 @@ func IsText(b []byte) bool {
 }
 
 // IsTextReply reports whether a text datagram looks like an answer rather
-// than a question: an error line. Nothing answers one, so that a spoofed
-// datagram cannot set two endpoints answering each other's errors forever:
-// every other answer (a number, a status line) is itself answered at most
-// with an error line, which ends the exchange.
+// than a question: an error line, or a command's confirmation ("ok: ...").
+// Nothing answers one, so that a spoofed datagram cannot set two endpoints
+// answering each other forever: every other answer (a number, a status
+// line) is itself answered at most with an error line, which ends the
+// exchange.
 func IsTextReply(b []byte) bool {
 	t := strings.TrimSpace(string(b))
-	return len(t) >= 5 && strings.EqualFold(t[:5], "error")
+	return (len(t) >= 5 && strings.EqualFold(t[:5], "error")) || (len(t) >= 2 && strings.EqualFold(t[:2], "ok"))
 }
 
 // TextCommand returns a text datagram with surrounding space and line ends

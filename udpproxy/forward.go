@@ -94,11 +94,7 @@ func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	p.text.Add(1)
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		e := codec.AsError(err)
-		if len(codec.AppendTextError(rd.slot(i), e)) > codec.MaxAmplification*len(pkt) {
-			e = e.Short()
-		}
-		p.replyError(rd, rd.slot(i), from, 0, true, e)
+		p.replyError(rd, rd.slot(i), from, 0, true, codec.AsError(err))
 		return
 	}
 	// The binary request goes in the datagram's own scratch slot, which
@@ -156,11 +152,18 @@ func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *backend, retry bool) b
 // replyError queues an error of the proxy's own for a client, in the form
 // the client used, encoded into buf.
 func (p *Proxy) replyError(rd *reader, buf []byte, client netip.AddrPort, clientID uint64, text bool, e *codec.Error) {
-	var out []byte
-	if text {
-		out = codec.AppendTextError(buf[:0], e)
-	} else {
-		out = codec.AppendReply(buf[:0], clientID, codec.Reply{Err: e})
+	// rd.inLen is the client's datagram when the reader answers it; the
+	// sweeper answers with "timeout", which fits any request.
+	limit := codec.MaxAmplification * max(rd.inLen, codec.MinTextRequest)
+	appendErr := func(e *codec.Error) []byte {
+		if text {
+			return codec.AppendTextError(buf[:0], e)
+		}
+		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: e})
+	}
+	out := appendErr(e)
+	if len(out) > limit {
+		out = appendErr(e.Short())
 	}
 	rd.toClient(out, client)
 }

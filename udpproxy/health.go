@@ -27,7 +27,7 @@ type poller struct {
 // every interval too, and come back on their first answer.
 func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 	r := rand.New(rand.NewChaCha8(seed))
-	buf := make([]byte, 0, codec.HeaderSize)
+	buf := make([]byte, 0, codec.StatusQuerySize)
 	cfg := &pl.p.cfg
 	// A random first delay spreads the backends' phases across an interval.
 	t := time.NewTimer(time.Duration(r.Int64N(int64(cfg.Poll))))

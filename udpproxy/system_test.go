@@ -767,7 +767,7 @@ func TestDrainingServerGetsNoNewWork(t *testing.T) {
 		}
 	}
 	s1 := c.Servers[0].Running()
-	if got := string(exchange(t, c.Servers[0].StatAddr, []byte("drain\n"))); got != "drain\n" {
+	if got := string(exchange(t, c.Servers[0].StatAddr, []byte("drain\n"))); got != "ok: drain\n" {
 		t.Fatalf("drain answered %q", got)
 	}
 	if !s1.Draining() {

@@ -58,7 +58,7 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 	if rt.text {
 		out := rd.slot(i)
 		if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err != nil {
-			out = codec.AppendTextError(out, codec.Errorf(codec.CodeMalformed, "malformed reply from server"))
+			out = codec.AppendTextError(out, codec.ErrMalformed)
 		} else {
 			out = codec.AppendTextReply(out, r)
 			if r.Err != nil && len(out) > codec.MaxAmplification*int(rt.clientLen) {
@@ -69,5 +69,23 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 		return
 	}
 	codec.SetID(pkt, clientID)
+	if len(pkt) > codec.MaxAmplification*int(rt.clientLen) {
+		// A server answered more than the bound allows (it is not one of
+		// ours, or a newer one): the client gets the short form.
+		pkt = shrinkReply(rd.slot(i), pkt, clientID)
+	}
 	rd.toClient(pkt, client)
+}
+
+// shrinkReply re-encodes a reply without its detail and server name, into
+// buf: a result stays a result, an error becomes its code's short form.
+func shrinkReply(buf, pkt []byte, clientID uint64) []byte {
+	r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+	switch {
+	case err != nil:
+		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: codec.ErrMalformed})
+	case r.Err != nil:
+		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: r.Err.Short()})
+	}
+	return codec.AppendReply(buf[:0], clientID, codec.Reply{Result: r.Result})
 }

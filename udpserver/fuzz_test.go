@@ -46,7 +46,12 @@ func FuzzHandleStatus(f *testing.F) {
 		if len(pkt) > codec.MaxDatagram+1 {
 			pkt = pkt[:codec.MaxDatagram+1]
 		}
-		_ = s.handleStatus(nil, pkt, from)
+		out := s.handleStatus(nil, pkt, from)
+		// The status line is the one answer allowed to be larger: it goes
+		// to allowed sources only.
+		if len(out) > codec.MaxAmplification*len(pkt) && codec.TextCommand(pkt) != "status" {
+			t.Fatalf("%q answered with %d bytes: %q", pkt, len(out), out)
+		}
 		s.burner.set(0)
 	})
 }

@@ -444,7 +444,7 @@ func TestStalledConsole(t *testing.T) {
 func TestBurn(t *testing.T) {
 	ts := start(t, Config{Quiet: true, SampleInterval: 100 * time.Millisecond})
 	c := dial(t, ts.status)
-	if got := string(exchange(t, c, []byte("burn 0.6\n"))); got != "burn 0.6\n" {
+	if got := string(exchange(t, c, []byte("burn 0.6\n"))); got != "ok: burn 0.6\n" {
 		t.Fatalf("burn answered %q", got)
 	}
 	if ts.Burn() != 0.6 {
@@ -465,7 +465,7 @@ func TestBurn(t *testing.T) {
 			t.Errorf("%q answered %q", bad, got)
 		}
 	}
-	if got := string(exchange(t, c, []byte("burn 0"))); got != "burn 0\n" || ts.Burn() != 0 {
+	if got := string(exchange(t, c, []byte("burn 0"))); got != "ok: burn 0\n" || ts.Burn() != 0 {
 		t.Fatalf("burn 0 answered %q, Burn() = %v", got, ts.Burn())
 	}
 }
@@ -538,6 +538,27 @@ func TestAmplificationBound(t *testing.T) {
 		if n, err := c.Read(make([]byte, 1024)); err == nil {
 			t.Errorf("%q answered with %d bytes", tiny, n)
 		}
+	}
+
+	// The status port: commands and errors keep to the bound, and a binary
+	// status query is answered only when padded (as the proxy's are).
+	st := dial(t, ts.status)
+	for _, pkt := range [][]byte{[]byte("burn"), []byte("bur"), []byte("reboot"), []byte("drain\n"), []byte("undrain"),
+		codec.AppendRequest(nil, 3, codec.Request{Op: codec.OpAdd})} {
+		got := exchange(t, st, pkt)
+		if len(got) > codec.MaxAmplification*len(pkt) {
+			t.Errorf("status port: %q (%d bytes) answered with %d bytes: %q", pkt, len(pkt), len(got), got)
+		}
+	}
+	if got := exchange(t, st, codec.AppendStatusQuery(nil, 4)); len(got) <= codec.HeaderSize {
+		t.Fatalf("a padded status query answered %q", got)
+	}
+	if _, err := st.Write(codec.AppendHeader(nil, codec.KindStatusQuery, 5)); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := st.Read(make([]byte, 1024)); err == nil {
+		t.Errorf("an unpadded status query answered with %d bytes", n)
 	}
 }
 

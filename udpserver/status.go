@@ -62,11 +62,20 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 
 func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram || codec.IsTextReply(pkt) {
+		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
 			s.dropped.Add(1)
 			return nil
 		}
-		return s.handleCommand(out, codec.TextCommand(pkt), from)
+		reply, e := s.handleCommand(out, codec.TextCommand(pkt), from)
+		if e != nil {
+			// Errors keep to the amplification bound; the status line is
+			// the one answer larger than its question, to allowed sources
+			// only.
+			if reply = codec.AppendTextError(out, e); len(reply) > codec.MaxAmplification*len(pkt) {
+				reply = codec.AppendTextError(out, e.Short())
+			}
+		}
+		return reply
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
@@ -74,10 +83,17 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 		s.dropped.Add(1)
 		return nil
 	case h.Kind == codec.KindStatusQuery:
-		return codec.AppendStatus(out, h.ID, s.Status())
+		reply := codec.AppendStatus(out, h.ID, s.Status())
+		if len(reply) > codec.MaxAmplification*len(pkt) {
+			// A query must be padded to a tenth of the answer's size (the
+			// proxy's are StatusQuerySize): otherwise the status port
+			// would amplify.
+			s.dropped.Add(1)
+			return nil
+		}
+		return reply
 	case h.Kind == codec.KindRequest:
-		return codec.AppendReply(out, h.ID, codec.Reply{Server: s.name,
-			Err: codec.Errorf(codec.CodeUnexpected, "unexpected message: requests go to the calculator port")})
+		return codec.AppendReply(out, h.ID, codec.Reply{Err: codec.ErrUnexpected})
 	}
 	s.dropped.Add(1)
 	return nil
@@ -91,7 +107,8 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 //	undrain    stop draining
 //
 // Like everything on this port, they are answered to allowed sources only.
-func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []byte {
+// A command that fails returns its error for the caller to encode.
+func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]byte, *codec.Error) {
 	word, arg, _ := strings.Cut(cmd, " ")
 	switch word {
 	case "status":
@@ -102,7 +119,7 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []by
 			out = strconv.AppendFloat(append(out[:len(out)-1], " burn="...), f, 'g', -1, 64)
 			out = append(out, '\n')
 		}
-		return out
+		return out, nil
 	case "drain", "undrain":
 		if word == "drain" {
 			s.Drain()
@@ -110,25 +127,21 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) []by
 			s.Undrain()
 		}
 		s.cfg.Logger.Info("udpserver "+word, "name", s.name)
-		return append(append(out, word...), '\n')
+		return append(append(append(out, "ok: "...), word...), '\n'), nil
 	case "burn":
 		// A command that changes the server; the status port answers only
 		// allowed sources (by default loopback), so it is theirs alone.
 		f, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
 		if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
-			return codec.AppendTextError(out, codec.Errorf(codec.CodeSyntax, "syntax error: burn takes a fraction from 0 to 1"))
+			return nil, codec.Errorf(codec.CodeSyntax, "syntax error: burn takes a fraction from 0 to 1")
 		}
 		s.burner.set(f)
 		s.cfg.Logger.Info("udpserver burn", "name", s.name, "fraction", f)
-		return append(strconv.AppendFloat(append(out, "burn "...), f, 'g', -1, 64), '\n')
+		// "ok: ..." is an answer: no endpoint answers it, so a spoofed
+		// "burn" between two status ports cannot echo forever.
+		return append(strconv.AppendFloat(append(out, "ok: burn "...), f, 'g', -1, 64), '\n'), nil
 	}
-	return codec.AppendTextError(out, codec.Errorf(codec.CodeUnexpected,
-		"unknown command %q (commands: status, burn F, drain, undrain)", truncate(cmd, 32)))
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
+	// The command itself is not echoed: the answer stays within the
+	// amplification bound for any command of six bytes or more.
+	return nil, codec.Errorf(codec.CodeUnexpected, "unknown command; try status, burn F, drain, undrain")
 }

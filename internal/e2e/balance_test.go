@@ -173,7 +173,7 @@ func TestBurnMidRun(t *testing.T) {
 	}()
 	command := func(at time.Duration, cmd string) time.Duration {
 		time.Sleep(time.Until(begin.Add(at))) // the schedule of the scenario, not a wait for a result
-		if got := exchangeText(t, s.status[0], cmd+"\n"); !strings.HasPrefix(got, cmd) {
+		if got := exchangeText(t, s.status[0], cmd+"\n"); !strings.HasPrefix(got, "ok: "+cmd) {
 			t.Errorf("%q answered %q", cmd, got)
 		}
 		return time.Since(begin)
