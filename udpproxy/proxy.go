@@ -34,12 +34,13 @@ type Proxy struct {
 	upstream *net.UDPConn
 	poll     *net.UDPConn
 
-	mu       sync.Mutex
-	serving  bool
-	draining atomic.Bool // no new requests are read
-	closed   atomic.Bool // every socket is closing
-	stop     context.CancelFunc
-	done     chan struct{}
+	mu          sync.Mutex
+	serving     bool
+	draining    atomic.Bool // no new requests are read
+	closed      atomic.Bool // every socket is closing
+	stop        context.CancelFunc
+	done        chan struct{}
+	readersDone chan struct{} // closed when the client readers have exited
 }
 
 // New returns a proxy for cfg, with defaults filled in and server addresses
@@ -48,7 +49,8 @@ func New(cfg Config) (*Proxy, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{})}
+	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{}),
+		readersDone: make(chan struct{})}
 	bs := make([]*backend, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
 		b, err := newBackend(a, cfg.Poll, &p.allDraining)
@@ -133,7 +135,8 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	}
 
 	readers.Wait() // the client side stops first, at Shutdown
-	<-ctx.Done()   // then, once pending requests are done, the rest
+	close(p.readersDone)
+	<-ctx.Done() // then, once pending requests are done, the rest
 	p.upstream.Close()
 	p.poll.Close()
 	background.Wait()
@@ -160,8 +163,15 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	var err error
+	// A reader may be routing a batch it read just before the deadline:
+	// its requests are pending only once it is done, so count them then.
+	select {
+	case <-p.readersDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 wait:
-	for p.pending.Len() > 0 {
+	for err == nil && p.pending.Len() > 0 {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()

@@ -184,4 +184,9 @@ func TestReorderAndJitter(t *testing.T) {
 	if st := fs.entry.Stats(); st.Reordered[0] == 0 {
 		t.Fatalf("nothing reordered: %+v", st)
 	}
+	// Late is not lost: the jitter (at most 100 ms to a server and back)
+	// stays within a try, so the proxy gives up on nothing.
+	if st := fs.proxy.Stats(); st.Timeouts != 0 {
+		t.Fatalf("the proxy timed out %d requests", st.Timeouts)
+	}
 }

@@ -85,13 +85,15 @@ func TestKillServerMidFlood(t *testing.T) {
 		t.Errorf("it took %v, more than 3 poll intervals (%v)", out, 3*poll)
 	}
 
-	// Start it again on the same ports: it gets work again.
+	// Start it again on the same ports: it gets work again. Any request
+	// served shows the proxy routes to it (the test's own status queries
+	// are not counted); the flood has seconds left to give it more.
 	again := start(t, "udpserver", victimArgs...)
 	again.await(t, serverUp)
 	restarted := time.Now()
 	for {
 		m := served.FindStringSubmatch(exchangeText(t, s.status[1], "status\n"))
-		if n, _ := strconv.Atoi(m[1]); n > 100 {
+		if n, _ := strconv.Atoi(m[1]); n > 0 {
 			t.Logf("the restarted server had served %d requests %v after it started", n, time.Since(restarted).Round(time.Millisecond))
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 // and exits cleanly.
 func TestSIGTERMDrainsProxy(t *testing.T) {
 	// A slow server in this process: it answers every request after 150 ms
-	// (the proxy waits 250 ms per try).
+	// (the proxy waits up to 2 s per try, so it never retries).
 	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,7 @@ func TestSIGTERMDrainsProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	var received atomic.Int64
 	defer func() { calc.Close(); status.Close(); wg.Wait() }()
 	wg.Go(func() {
 		buf := make([]byte, 2048)
@@ -38,6 +40,7 @@ func TestSIGTERMDrainsProxy(t *testing.T) {
 				return
 			}
 			if h, err := codec.ParseHeader(buf[:n]); err == nil {
+				received.Add(1)
 				out := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "slow"})
 				wg.Go(func() {
 					time.Sleep(150 * time.Millisecond) // the slowness under test
@@ -58,7 +61,8 @@ func TestSIGTERMDrainsProxy(t *testing.T) {
 			}
 		}
 	})
-	cmd := launch(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", calc.LocalAddr().String()+","+status.LocalAddr().String())
+	cmd := launch(t, "udpproxy", "-addr", "127.0.0.1:0", "-try-timeout", "2s",
+		"-server", calc.LocalAddr().String()+","+status.LocalAddr().String())
 	proxy := cmd.await(t, proxyUp)[1]
 	client, err := net.Dial("udp", proxy)
 	if err != nil {
@@ -71,7 +75,14 @@ func TestSIGTERMDrainsProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // the scenario: SIGTERM while the 50 are pending at the slow server
+	// The scenario: SIGTERM once the 50 have reached the slow server, while
+	// they are pending at the proxy.
+	for deadline := time.Now().Add(5 * time.Second); received.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow server received %d of %d requests", received.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := cmd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
