@@ -529,3 +529,35 @@ func TestHugeDeclaredLengthsCostNothing(t *testing.T) {
 		t.Fatalf("decoding allocated %d MB", grew>>20)
 	}
 }
+
+func TestJoinRoundTrip(t *testing.T) {
+	for _, j := range []Join{{CalcPort: 7001, Name: "s1"}, {CalcPort: 65535}, {CalcPort: 1, Name: strings.Repeat("n", 200)}} {
+		b := AppendJoin(nil, 9, j)
+		h, err := ParseHeader(b)
+		if err != nil || h != (Header{KindJoin, 9}) {
+			t.Fatalf("join header %+v, %v", h, err)
+		}
+		got, err := DecodeJoin(b[HeaderSize:])
+		if err != nil || got != j {
+			t.Fatalf("join %+v decoded as %+v, %v", j, got, err)
+		}
+	}
+	for name, body := range map[string]map[string]any{
+		"no port":     {"name": "s1"},
+		"port 0":      {"calc_port": 0},
+		"port 70000":  {"calc_port": 70000},
+		"port string": {"calc_port": "7001"},
+		"negative":    {"calc_port": -1},
+	} {
+		b, err := msgpack.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, err := DecodeJoin(b); err == nil {
+			t.Errorf("%s: decoded as %+v", name, j)
+		}
+	}
+	if a := AppendJoinAck(nil, 9); len(a) != HeaderSize || a[1] != byte(KindJoinAck) {
+		t.Fatalf("join ack %x", a)
+	}
+}

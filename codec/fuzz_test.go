@@ -97,3 +97,20 @@ func FuzzParseExpr(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeJoin(f *testing.F) {
+	f.Add(AppendJoin(nil, 1, Join{CalcPort: 7001, Name: "s1"})[HeaderSize:])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		j, err := DecodeJoin(body)
+		if err != nil {
+			return
+		}
+		if j.CalcPort == 0 {
+			t.Fatalf("%x decoded with port 0", body)
+		}
+		again, err := DecodeJoin(AppendJoin(nil, 0, j)[HeaderSize:])
+		if err != nil || again != j {
+			t.Fatalf("%#v re-decodes as %#v, %v", j, again, err)
+		}
+	})
+}

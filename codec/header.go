@@ -27,6 +27,8 @@ const (
 	KindReply       Kind = 2 // server -> proxy -> client: a result or an error
 	KindStatusQuery Kind = 3 // proxy -> server status port: empty body
 	KindStatusReply Kind = 4 // server status port -> proxy: load figures
+	KindJoin        Kind = 5 // server status port -> proxy client port: "route work to me"
+	KindJoinAck     Kind = 6 // proxy -> server status port: the join was taken; empty body
 )
 
 func (k Kind) String() string {
@@ -39,6 +41,10 @@ func (k Kind) String() string {
 		return "status query"
 	case KindStatusReply:
 		return "status reply"
+	case KindJoin:
+		return "join"
+	case KindJoinAck:
+		return "join ack"
 	}
 	return "unknown kind"
 }

@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"context"
 	"math"
 	"net/netip"
 	"sync/atomic"
@@ -18,6 +19,11 @@ type backend struct {
 	calc   netip.AddrPort
 	status netip.AddrPort
 	poll   time.Duration // the proxy's poll interval, for judging a report's age
+	source source        // where the proxy learned of it (see membership.go)
+	// stopPoll ends its poller when it leaves the list; set and called
+	// under the proxy's members lock.
+	stopPoll context.CancelFunc
+	removed  atomic.Bool // it has left the list for good
 
 	inFlight  atomic.Int64           // sent and not yet answered or expired
 	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
@@ -55,10 +61,15 @@ func newBackend(a ServerAddr, poll time.Duration, fallback *atomic.Bool) (*backe
 	if err != nil {
 		return nil, err
 	}
+	return newBackendAt(a, calc, status, poll, fallback), nil
+}
+
+// newBackendAt is newBackend with the addresses already resolved.
+func newBackendAt(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool) *backend {
 	if fallback == nil {
 		fallback = new(atomic.Bool)
 	}
-	return &backend{addr: a, calc: calc, status: status, poll: poll, fallback: fallback}, nil
+	return &backend{addr: a, calc: calc, status: status, poll: poll, fallback: fallback}
 }
 
 // name is the server's own name once it has reported, its address before.
@@ -137,6 +148,7 @@ type BackendStats struct {
 	Answered  uint64
 	Timeouts  uint64
 	Retries   uint64 // retries sent to it after a try elsewhere timed out
+	Source    string // how the proxy learned of it: "config", "join" or "srv"
 }
 
 func (b *backend) stats(now int64) BackendStats {
@@ -151,6 +163,7 @@ func (b *backend) stats(now int64) BackendStats {
 		Answered:  b.answered.Load(),
 		Timeouts:  b.timeouts.Load(),
 		Retries:   b.retried.Load(),
+		Source:    b.source.String(),
 	}
 	if r := b.report.Load(); r != nil {
 		s.HasReport, s.Report, s.ReportAge = true, r.Status, time.Duration(now-r.at)

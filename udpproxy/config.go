@@ -34,9 +34,31 @@ type Config struct {
 	// Addr is the client-facing address for ListenAndServe.
 	// Default "127.0.0.1:7000".
 	Addr string
-	// Servers are the calculator servers. Default: the one default server,
-	// 127.0.0.1:7001 with status port 127.0.0.1:7101.
+	// Servers are the calculator servers the proxy always routes to (while
+	// they answer polls). Default: the one default server, 127.0.0.1:7001
+	// with status port 127.0.0.1:7101, unless servers may join or come
+	// from DNS.
 	Servers []ServerAddr
+	// JoinAllow lists the networks from which servers may join (udpserver
+	// -join): a join from elsewhere is dropped and counted. A joined
+	// server leaves after MaxMisses missed polls. Default: none, no joins.
+	JoinAllow []netip.Prefix
+	// SRV, when set, is a DNS name whose SRV records list servers by their
+	// calculator port; each one's status port is that plus SRVStatusOffset.
+	// It is looked up again every SRVInterval, and servers come and go as
+	// the answer changes.
+	SRV string
+	// SRVInterval is how often SRV is looked up again. Default 30 s.
+	SRVInterval time.Duration
+	// SRVStatusOffset is a server's status port minus its calculator port,
+	// for servers found through SRV. Default 100, as discal's own defaults
+	// (7001 and 7101).
+	SRVStatusOffset int
+	// Resolver looks SRV up. Default net.DefaultResolver.
+	Resolver *net.Resolver
+	// MaxServers bounds the servers in the list, however they came, so a
+	// flood of joins cannot grow it without end. Default 256.
+	MaxServers int
 	// Poll is how often each server's status port is asked for its load,
 	// jittered by ±25% so that servers are not polled in lockstep.
 	// Default 100 ms.
@@ -88,8 +110,20 @@ func (c *Config) fill() error {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
-	if len(c.Servers) == 0 {
+	if len(c.Servers) == 0 && len(c.JoinAllow) == 0 && c.SRV == "" {
 		c.Servers = []ServerAddr{DefaultServer}
+	}
+	if c.SRVInterval == 0 {
+		c.SRVInterval = 30 * time.Second
+	}
+	if c.SRVStatusOffset == 0 {
+		c.SRVStatusOffset = 100
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.MaxServers == 0 {
+		c.MaxServers = 256
 	}
 	if c.Poll == 0 {
 		c.Poll = 100 * time.Millisecond
@@ -134,6 +168,12 @@ func (c *Config) fill() error {
 		return fmt.Errorf("udpproxy: rate limit and burst must not be negative")
 	case c.Tries > 255:
 		return fmt.Errorf("udpproxy: tries %d: at most 255", c.Tries)
+	case c.MaxServers < len(c.Servers):
+		return fmt.Errorf("udpproxy: max servers %d: fewer than the %d configured", c.MaxServers, len(c.Servers))
+	case c.SRVInterval < 100*time.Millisecond:
+		return fmt.Errorf("udpproxy: SRV interval %v: must be at least 100ms", c.SRVInterval)
+	case c.SRVStatusOffset < -65535 || c.SRVStatusOffset > 65535:
+		return fmt.Errorf("udpproxy: SRV status offset %d: out of range", c.SRVStatusOffset)
 	}
 	return nil
 }

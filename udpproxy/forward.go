@@ -65,6 +65,9 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 	case err != nil:
 		p.drops.add(dropShort)
 		return
+	case h.Kind == codec.KindJoin:
+		p.handleJoin(rd, i, pkt, from, h.ID)
+		return
 	case h.Kind != codec.KindRequest:
 		p.drops.add(dropKind)
 		return

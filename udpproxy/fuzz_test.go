@@ -16,7 +16,7 @@ func fuzzProxy(t testing.TB) (*Proxy, *reader) {
 	p, err := New(Config{Servers: []ServerAddr{
 		{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"},
 		{Calc: "127.0.0.1:7002", Status: "127.0.0.1:7102"},
-	}, MaxPending: 64})
+	}, MaxPending: 64, MaxServers: 8, JoinAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,7 @@ func FuzzHandleClient(f *testing.F) {
 	f.Add([]byte("6 * 7\n"))
 	f.Add([]byte("stats"))
 	f.Add(codec.AppendHeader(nil, codec.KindReply, 5))
+	f.Add(codec.AppendJoin(nil, 6, codec.Join{CalcPort: 7003, Name: "j"}))
 	p, rd := fuzzProxy(f)
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	f.Fuzz(func(t *testing.T, pkt []byte) {

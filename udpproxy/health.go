@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/discal/discal/codec"
@@ -16,7 +17,17 @@ import (
 type poller struct {
 	p    *Proxy
 	conn *net.UDPConn
-	load *loadModel // only the reader goroutine touches it
+	// mu guards load: the reader updates it with every report, and a
+	// backend that leaves the list is taken out of it.
+	mu   sync.Mutex
+	load *loadModel
+}
+
+// forget takes a backend that left the list out of the load model.
+func (pl *poller) forget(b *backend) {
+	pl.mu.Lock()
+	pl.load.leave(b)
+	pl.mu.Unlock()
 }
 
 // run polls b until ctx ends. A poll that has no answer within the poll
@@ -55,6 +66,13 @@ func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
 		next := cfg.Poll*3/4 + time.Duration(r.Int64N(int64(cfg.Poll)/2+1)) - cfg.PollTimeout
 		if b.pollID.CompareAndSwap(id, 0) { // still unanswered: a miss
 			n := b.misses.Add(1)
+			if int(n) >= cfg.MaxMisses && b.source == fromJoin {
+				// A server that joined is forgotten once it stops
+				// answering: if it comes back, it joins again.
+				b.down.Store(true)
+				pl.p.remove(b, "missed polls")
+				return
+			}
 			if int(n) >= cfg.MaxMisses && !b.down.Swap(true) {
 				cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
 					"addr", b.addr.Calc, "missed_polls", n)
@@ -110,7 +128,12 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		return
 	}
 	r := &report{Status: st, at: nanotime()}
-	pl.load.update(b, b.report.Load(), figures(b, r), r.at)
+	first := b.report.Load() == nil
+	pl.mu.Lock()
+	if !b.removed.Load() { // else forget has run, or is waiting to
+		pl.load.update(b, b.report.Load(), figures(b, r), r.at)
+	}
+	pl.mu.Unlock()
 	b.report.Store(r)
 	if b.draining.Swap(st.Draining) != st.Draining {
 		pl.p.cfg.Logger.Info("udpproxy: server draining", "server", b.name(), "draining", st.Draining)
@@ -118,6 +141,10 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 	pl.p.noteDraining()
 	b.misses.Store(0)
 	if b.down.Swap(false) {
-		pl.p.cfg.Logger.Info("udpproxy: server back in rotation", "server", b.name(), "addr", b.addr.Calc)
+		msg := "udpproxy: server back in rotation"
+		if first {
+			msg = "udpproxy: server in rotation"
+		}
+		pl.p.cfg.Logger.Info(msg, "server", b.name(), "addr", b.addr.Calc)
 	}
 }

@@ -118,6 +118,19 @@ func (m *loadModel) join(b *backend, slot *atomic.Pointer[group], key string) *g
 	return g
 }
 
+// leave takes b out of its groups, and forgets groups nobody belongs to
+// any more.
+func (m *loadModel) leave(b *backend) {
+	for _, slot := range []*atomic.Pointer[group]{&b.proc, &b.host} {
+		if g := slot.Load(); g != nil {
+			delete(g.members, b)
+			if len(g.members) == 0 {
+				delete(m.groups, g.key)
+			}
+		}
+	}
+}
+
 // update folds one server's report into the model and recomputes every
 // group's background.
 func (m *loadModel) update(b *backend, prev *report, st *statusFigures, now int64) {

@@ -214,6 +214,9 @@ func (*roundRobin) String() string { return "round-robin" }
 
 func (p *roundRobin) Pick(bs []*backend, avoid *backend, _ *rand.Rand) *backend {
 	n := uint64(len(bs))
+	if n == 0 {
+		return nil
+	}
 	// Every position the counter passes is used up, so the servers that
 	// are up take turns evenly whichever ones are down.
 	for range 2 * n {

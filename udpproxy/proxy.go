@@ -34,6 +34,14 @@ type Proxy struct {
 	upstream *net.UDPConn
 	poll     *net.UDPConn
 
+	// members serializes changes to list (see membership.go); spawn and
+	// pl are set while serving, to start pollers for servers that come.
+	members    sync.Mutex
+	spawn      func(*backend)
+	pl         *poller
+	refusedLog logLimit
+	fullLog    logLimit
+
 	mu          sync.Mutex
 	serving     bool
 	draining    atomic.Bool // no new requests are read
@@ -59,7 +67,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		bs = append(bs, b)
 	}
-	if len(bs) == 0 {
+	if len(bs) == 0 && len(cfg.JoinAllow) == 0 && cfg.SRV == "" {
 		return nil, ErrNoServers
 	}
 	if cfg.RateLimit > 0 {
@@ -129,14 +137,18 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	background.Go(func() { p.sweep(ctx) })
 	pl := &poller{p: p, conn: poll, load: newLoadModel()}
 	background.Go(pl.read)
-	for _, b := range p.backends() {
+	p.startMembership(ctx, pl, func(ctx context.Context, b *backend) {
 		seed := seed()
 		background.Go(func() { pl.run(ctx, b, seed) })
+	})
+	if p.cfg.SRV != "" {
+		background.Go(func() { p.discover(ctx) })
 	}
 
 	readers.Wait() // the client side stops first, at Shutdown
 	close(p.readersDone)
 	<-ctx.Done() // then, once pending requests are done, the rest
+	p.stopMembership()
 	p.upstream.Close()
 	p.poll.Close()
 	background.Wait()

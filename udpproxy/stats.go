@@ -22,11 +22,12 @@ const (
 	dropForbidden                     // a command from a source that may not use it
 	dropTextReply                     // a text error line: an answer, not a question
 	dropRateLimited                   // over its source's rate limit
+	dropJoinRefused                   // a join from outside JoinAllow, malformed, or with the list full
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
-	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited"}
+	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused"}
 
 type dropCounters [numDropReasons]atomic.Uint64
 
@@ -40,19 +41,25 @@ type counters struct {
 	timeouts atomic.Uint64 // requests answered "timeout"
 	noServer atomic.Uint64 // requests answered "no server available"
 	busy     atomic.Uint64 // requests answered "busy"
+	joins    atomic.Uint64 // joins taken and acknowledged
 	drops    dropCounters
 }
 
 // Stats is a snapshot of the proxy's counters and backends.
 type Stats struct {
 	Requests, Text, Replies, Retries, Timeouts, NoServer, Busy uint64
+	Joins                                                      uint64 // joins taken, repeats included
 	Pending                                                    int
 	Drops                                                      map[string]uint64
 	Backends                                                   []BackendStats
 }
 
 // Stats returns the proxy's counters and the state of every backend.
-func (p *Proxy) Stats() Stats {
+func (p *Proxy) Stats() Stats { return p.statsOf(p.backends()) }
+
+// statsOf is Stats for one snapshot of the backend list, which the list's
+// changes cannot disturb.
+func (p *Proxy) statsOf(bs []*backend) Stats {
 	s := Stats{
 		Requests: p.requests.Load(),
 		Text:     p.text.Load(),
@@ -61,6 +68,7 @@ func (p *Proxy) Stats() Stats {
 		Timeouts: p.timeouts.Load(),
 		NoServer: p.noServer.Load(),
 		Busy:     p.busy.Load(),
+		Joins:    p.joins.Load(),
 		Pending:  p.pending.Len(),
 		Drops:    make(map[string]uint64, numDropReasons),
 	}
@@ -68,7 +76,7 @@ func (p *Proxy) Stats() Stats {
 		s.Drops[dropNames[i]] = p.drops[i].Load()
 	}
 	now := nanotime()
-	for _, b := range p.backends() {
+	for _, b := range bs {
 		s.Backends = append(s.Backends, b.stats(now))
 	}
 	return s
@@ -80,7 +88,8 @@ func (p *Proxy) Stats() Stats {
 //	proxy policy=least-load pending=0 requests=10 replies=10 retries=0 timeouts=0 no_server=0 busy=0 dropped=0
 //	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 latency=153µs age=42ms sent=4 answered=4 timeouts=0 score=0.000
 func (p *Proxy) appendStatsText(b []byte) []byte {
-	s := p.Stats()
+	all := p.backends()
+	s := p.statsOf(all)
 	var dropped uint64
 	for _, n := range s.Drops {
 		dropped += n
@@ -95,9 +104,9 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "no_server", s.NoServer)
 	b = appendKV(b, "busy", s.Busy)
 	b = appendKV(b, "dropped", dropped)
+	b = appendKV(b, "servers", uint64(len(all)))
 	b = appendKV(b, "goroutines", uint64(runtime.NumGoroutine()))
 	b = append(b, '\n')
-	all := p.backends()
 	f := newFleet(all)
 	for i, bs := range s.Backends {
 		b = append(b, bs.Name...)
@@ -133,8 +142,10 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 		b = appendKV(b, "answered", bs.Answered)
 		b = appendKV(b, "timeouts", bs.Timeouts)
 		b = append(b, " score="...)
-		if i < len(all) {
-			b = strconv.AppendFloat(b, f.score(all[i]), 'f', 3, 64)
+		b = strconv.AppendFloat(b, f.score(all[i]), 'f', 3, 64)
+		if bs.Source != "config" {
+			b = append(b, " via="...)
+			b = append(b, bs.Source...)
 		}
 		b = append(b, '\n')
 	}

@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/discal/discal/internal/netlist"
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -43,6 +46,13 @@ type Config struct {
 	// (127.0.0.0/8 and ::1). Servers behind a proxy on another host list
 	// the proxy's address here.
 	Allow []netip.Prefix
+	// Join lists proxies (their client port, host:port) to announce the
+	// server to, every JoinInterval, so that they route work to it without
+	// being configured for it. Each proxy's address is added to Allow.
+	Join []string
+	// JoinInterval is how often the server announces itself. Default 1 s:
+	// a restarted proxy learns its servers within that.
+	JoinInterval time.Duration
 	// Quiet turns off the per-operation console log.
 	Quiet bool
 	// OpLog receives the per-operation log. Default os.Stdout.
@@ -60,23 +70,11 @@ func DefaultAllow() []netip.Prefix {
 // ParseAllow reads a comma-separated list of networks (CIDR) or single
 // addresses, as the -allow flag takes them.
 func ParseAllow(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("udpserver: allow %q: want a network (10.0.0.0/8) or an address", f)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	nets, err := netlist.Parse(list)
+	if err != nil {
+		return nil, fmt.Errorf("udpserver: allow %w", err)
 	}
-	return out, nil
+	return nets, nil
 }
 
 // maxName bounds a server's name, which goes into every reply.
@@ -108,6 +106,25 @@ func (c *Config) fill() error {
 	}
 	if c.Allow == nil {
 		c.Allow = DefaultAllow()
+	}
+	if c.JoinInterval == 0 {
+		c.JoinInterval = time.Second
+	}
+	if c.JoinInterval < 10*time.Millisecond {
+		return fmt.Errorf("udpserver: join interval %v: must be at least 10ms", c.JoinInterval)
+	}
+	// A proxy the server joins polls it and sends it work: it must be
+	// answered. Its address is looked up once, here; a proxy that sends
+	// from another address needs -allow.
+	for _, j := range c.Join {
+		a, err := net.ResolveUDPAddr("udp", j)
+		if err != nil {
+			return fmt.Errorf("udpserver: join %q: %w", j, err)
+		}
+		ip := a.AddrPort().Addr().Unmap()
+		if !netlist.Contains(c.Allow, ip) {
+			c.Allow = append(c.Allow[:len(c.Allow):len(c.Allow)], netip.PrefixFrom(ip, ip.BitLen()))
+		}
 	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = 100 * time.Millisecond

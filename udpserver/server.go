@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/netlist"
 )
 
 // Server is a calculator server. Create it with New, start it with Serve or
@@ -21,6 +22,7 @@ type Server struct {
 	sampler *sampler
 	burner  *burner
 	oplog   *opLog
+	joiner  *joiner      // nil without Config.Join
 	started atomic.Int64 // Unix nanoseconds when Serve started
 
 	inFlight atomic.Int64
@@ -47,14 +49,18 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		name:    cfg.Name,
 		sampler: newSampler(cfg.SampleInterval),
 		burner:  newBurner(cfg.Burn),
 		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
 		done:    make(chan struct{}),
-	}, nil
+	}
+	if len(cfg.Join) > 0 {
+		s.joiner = newJoiner(s)
+	}
+	return s, nil
 }
 
 // Name returns the server's name, known once Serve has started.
@@ -109,6 +115,10 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { s.sampler.run(ctx) })
 	bg.Go(func() { s.burner.run(ctx) })
+	if s.joiner != nil {
+		port := uint16(cu.LocalAddr().(*net.UDPAddr).Port)
+		bg.Go(func() { s.joiner.run(ctx, su, port) })
+	}
 	go s.oplog.run() // not waited for here: a stalled console must not hold up Serve
 
 	s.cfg.Logger.Info("udpserver serving", "name", s.name,
@@ -221,15 +231,7 @@ type Stats struct {
 }
 
 // allowed reports whether a source may use the server.
-func (s *Server) allowed(from netip.AddrPort) bool {
-	a := from.Addr().Unmap()
-	for _, p := range s.cfg.Allow {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) allowed(from netip.AddrPort) bool { return netlist.Contains(s.cfg.Allow, from.Addr()) }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {

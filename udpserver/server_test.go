@@ -623,3 +623,68 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	}
 	t.Logf("%d of %d requests taken in before the shutdown, all answered", served, n)
 }
+
+// TestJoinAllowsTheProxy: a proxy the server joins may use it, beside the
+// networks of Allow; a join target that does not resolve is an error.
+func TestJoinAllowsTheProxy(t *testing.T) {
+	s, err := New(Config{Join: []string{"192.0.2.7:7000", "127.0.0.1:7000"}, Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{"192.0.2.7:1": true, "127.0.0.1:1": true, "192.0.2.8:1": false} {
+		if got := s.allowed(netip.MustParseAddrPort(addr)); got != want {
+			t.Errorf("allowed(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if len(s.cfg.Allow) != len(DefaultAllow())+1 {
+		t.Errorf("allow list %v: loopback was added again", s.cfg.Allow)
+	}
+	if _, err := New(Config{Join: []string{"no port"}}); err == nil {
+		t.Error("a join target without a port was taken")
+	}
+}
+
+// TestJoinAckMustMatch: an acknowledgement that answers no join awaited
+// (a stray or forged one) is dropped and counted, and joins nothing.
+func TestJoinAckMustMatch(t *testing.T) {
+	proxy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ts := start(t, Config{Quiet: true, Join: []string{proxy.LocalAddr().String()}, JoinInterval: time.Hour})
+	buf := make([]byte, codec.MaxDatagram)
+	_ = proxy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := proxy.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := codec.ParseHeader(buf[:n])
+	if err != nil || h.Kind != codec.KindJoin || from.Port() != uint16(ts.status.Port) {
+		t.Fatalf("got %x from %v, want a join from the status port %v", buf[:n], from, ts.status)
+	}
+	j, err := codec.DecodeJoin(buf[codec.HeaderSize:n])
+	if err != nil || int(j.CalcPort) != ts.calc.Port {
+		t.Fatalf("join %+v, %v; want calc port %d", j, err, ts.calc.Port)
+	}
+	dropped := ts.Stats().Dropped
+	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID+1), from); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ts.Stats().Dropped == dropped; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a wrong ack was not counted")
+		}
+	}
+	if ts.Joined()[proxy.LocalAddr().String()] {
+		t.Fatal("a wrong ack joined")
+	}
+	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID), from); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !ts.Joined()[proxy.LocalAddr().String()]; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the right ack did not join")
+		}
+	}
+}

@@ -94,6 +94,11 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 		return reply
 	case h.Kind == codec.KindRequest:
 		return codec.AppendReply(out, h.ID, codec.Reply{Err: codec.ErrUnexpected})
+	case h.Kind == codec.KindJoinAck && s.joiner != nil:
+		if !s.joiner.ack(h.ID) {
+			s.dropped.Add(1)
+		}
+		return nil
 	}
 	s.dropped.Add(1)
 	return nil
