@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +39,18 @@ func (c *Config) fill() {
 	}
 }
 
-// Client sends requests to one discal endpoint (a proxy, or a server's
-// calculator port) over one UDP socket. It is safe for concurrent use.
+// Client sends requests to discal: a proxy, several proxies, or a server's
+// calculator port. It is safe for concurrent use.
+//
+// With several proxies, it sends to one at a time, the first at the start.
+// A try that gets no answer, or only a transient error ("timeout", "no
+// server available", "busy"), is retried at the next proxy, and later
+// requests go there too: a client stays with a proxy that answers and
+// moves on from one that does not.
 type Client struct {
-	cfg  Config
-	conn *net.UDPConn
+	cfg   Config
+	conns []*net.UDPConn // one connected socket per proxy
+	cur   atomic.Int32   // the proxy new tries go to
 
 	mu     sync.Mutex
 	calls  map[uint64]*call
@@ -49,7 +58,8 @@ type Client struct {
 
 	nextID  atomic.Uint64
 	ignored atomic.Uint64 // replies that matched no waiting call
-	done    chan struct{}
+	readers sync.WaitGroup
+	done    chan struct{} // closed when Close has begun
 }
 
 // call is one request waiting for its answer. Calls are pooled; the reader
@@ -60,29 +70,54 @@ type call struct {
 
 var calls = sync.Pool{New: func() any { return &call{ch: make(chan codec.Reply, 1)} }}
 
-// Dial returns a client that talks to the endpoint at addr.
+// Dial returns a client for the endpoint at addr, or for several proxies
+// given as a comma-separated list ("10.0.0.5:7000,10.0.0.6:7000"), in the
+// order to try them.
 func Dial(addr string, cfg Config) (*Client, error) {
-	ra, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("udpclient: %w", err)
-	}
-	// A connected socket: the kernel passes up only datagrams from addr,
-	// and reads and writes need no address.
-	conn, err := net.DialUDP("udp", nil, ra)
-	if err != nil {
-		return nil, fmt.Errorf("udpclient: %w", err)
-	}
 	cfg.fill()
-	c := &Client{cfg: cfg, conn: conn, calls: make(map[uint64]*call), done: make(chan struct{})}
+	c := &Client{cfg: cfg, calls: make(map[uint64]*call), done: make(chan struct{})}
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		ra, err := net.ResolveUDPAddr("udp", a)
+		if err == nil {
+			// A connected socket: the kernel passes up only datagrams
+			// from this proxy, and reads and writes need no address.
+			var conn *net.UDPConn
+			if conn, err = net.DialUDP("udp", nil, ra); err == nil {
+				c.conns = append(c.conns, conn)
+				continue
+			}
+		}
+		for _, conn := range c.conns {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("udpclient: %w", err)
+	}
+	if len(c.conns) == 0 {
+		return nil, fmt.Errorf("udpclient: no address in %q", addr)
+	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	c.nextID.Store(binary.LittleEndian.Uint64(seed[:]))
-	go c.read()
+	for _, conn := range c.conns {
+		c.readers.Go(func() { c.read(conn) })
+	}
 	return c, nil
 }
 
-// LocalAddr returns the client's own address.
-func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+// LocalAddr returns the client's own address, the one it uses for its
+// first proxy.
+func (c *Client) LocalAddr() net.Addr { return c.conns[0].LocalAddr() }
+
+// Proxy returns the address new requests go to now.
+func (c *Client) Proxy() string { return c.conns[c.cur.Load()].RemoteAddr().String() }
+
+// failed moves new tries on from proxy i, unless another call has already.
+func (c *Client) failed(i int32) {
+	c.cur.CompareAndSwap(i, (i+1)%int32(len(c.conns)))
+}
 
 // Ignored returns how many replies matched no waiting call: duplicates,
 // answers to retransmissions already answered, and late ones.
@@ -97,9 +132,13 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	err := c.conn.Close()
-	<-c.done
-	return err
+	close(c.done)
+	var errs []error
+	for _, conn := range c.conns {
+		errs = append(errs, conn.Close())
+	}
+	c.readers.Wait()
+	return errors.Join(errs...)
 }
 
 // Calc computes a op b and returns the result, or the calculation's error
@@ -143,13 +182,17 @@ func (c *Client) exchange(ctx context.Context, id uint64, pkt []byte) (codec.Rep
 	var transient *codec.Error
 	for try := 0; ; try++ {
 		// A failed send is handled like a lost datagram: the timer retries.
-		_, _ = c.conn.Write(pkt)
+		at := c.cur.Load()
+		_, _ = c.conns[at].Write(pkt)
 		r, res, err := c.await(ctx, cl, timer)
 		switch res {
 		case answered:
 			return r, err
 		case transientError:
 			transient = r.Err
+		}
+		if len(c.conns) > 1 {
+			c.failed(at) // the retry, and new requests, go to the next proxy
 		}
 		if try >= c.cfg.Retries {
 			if transient != nil {
@@ -216,12 +259,13 @@ func (c *Client) forget(id uint64, cl *call) {
 	calls.Put(cl)
 }
 
-// read delivers replies to their calls until the socket closes.
-func (c *Client) read() {
-	defer close(c.done)
+// read delivers replies from one proxy to their calls until the socket
+// closes. An answer from any proxy ends a call: a retry at the next proxy
+// may still be answered by the one before.
+func (c *Client) read(conn *net.UDPConn) {
 	buf := make([]byte, codec.MaxDatagram+1)
 	for {
-		n, err := c.conn.Read(buf)
+		n, err := conn.Read(buf)
 		if err != nil {
 			c.mu.Lock()
 			closed := c.closed

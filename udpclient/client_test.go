@@ -27,6 +27,7 @@ type peer struct {
 	duplicate bool          // send every answer twice
 	stray     bool          // before each answer, send one for an ID nobody asked
 	transient *codec.Error  // answer the first try of each ID with this
+	always    bool          // answer every try with transient, not just the first
 	delay     time.Duration // wait before answering
 	mu        sync.Mutex
 	seen      map[uint64]int
@@ -59,6 +60,17 @@ func (p *peer) tries(id uint64) int {
 	return p.seen[id]
 }
 
+// total returns how many requests the peer received, tries included.
+func (p *peer) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, k := range p.seen {
+		n += k
+	}
+	return n
+}
+
 func (p *peer) serve() {
 	buf := make([]byte, 2048)
 	for {
@@ -82,7 +94,7 @@ func (p *peer) serve() {
 			continue
 		}
 		var r codec.Reply
-		if p.transient != nil && try == 1 {
+		if p.transient != nil && (try == 1 || p.always) {
 			r.Err = p.transient
 		} else if res, err := calc.Eval(req.Op, req.A, req.B); err != nil {
 			r.Err = codec.AsError(err)
@@ -303,4 +315,66 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// TestMovesToTheNextProxy: with two proxies, the first silent, a request's
+// retry goes to the second, and so does every later request: the silent
+// one is tried once in all.
+func TestMovesToTheNextProxy(t *testing.T) {
+	dead := newPeer(t, func(p *peer) { p.dropFirst = 1 << 30 })
+	live := newPeer(t, nil)
+	c := dial(t, dead.addr()+", "+live.addr(), Config{Timeout: 20 * time.Millisecond, Retries: 3})
+	if c.Proxy() != dead.addr() {
+		t.Fatalf("starts at %s, want the first proxy %s", c.Proxy(), dead.addr())
+	}
+	for i := range 20 {
+		n, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(int64(i)), codec.IntNumber(1))
+		if err != nil || !n.Equal(codec.IntNumber(int64(i+1))) {
+			t.Fatalf("request %d: %v, %v", i, n, err)
+		}
+	}
+	if n := dead.total(); n != 1 {
+		t.Fatalf("the silent proxy got %d requests, want 1", n)
+	}
+	if live.total() != 20 || c.Proxy() != live.addr() {
+		t.Fatalf("the live proxy got %d of 20; the client is at %s", live.total(), c.Proxy())
+	}
+}
+
+// TestTransientErrorMovesOn: a proxy that answers "no server available"
+// is left for the next one, which has servers.
+func TestTransientErrorMovesOn(t *testing.T) {
+	empty := newPeer(t, func(p *peer) { p.transient, p.always = codec.ErrNoServer, true })
+	live := newPeer(t, nil)
+	c := dial(t, empty.addr()+","+live.addr(), Config{Timeout: 40 * time.Millisecond, Retries: 1})
+	n, err := c.Calc(ctx, codec.OpMul, codec.IntNumber(6), codec.IntNumber(7))
+	if err != nil || !n.Equal(codec.IntNumber(42)) {
+		t.Fatalf("got %v, %v; want 42 from the second proxy", n, err)
+	}
+	if empty.total() != 1 || live.total() != 1 {
+		t.Fatalf("tries: %d at the proxy without servers, %d at the other; want 1 and 1", empty.total(), live.total())
+	}
+}
+
+// TestEveryProxySilent: the tries go round the proxies, and the request
+// ends with ErrNoAnswer.
+func TestEveryProxySilent(t *testing.T) {
+	a := newPeer(t, func(p *peer) { p.dropFirst = 1 << 30 })
+	b := newPeer(t, func(p *peer) { p.dropFirst = 1 << 30 })
+	c := dial(t, a.addr()+","+b.addr(), Config{Timeout: 5 * time.Millisecond, Retries: 3})
+	if _, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1)); !errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("error = %v, want ErrNoAnswer", err)
+	}
+	if a.total() != 2 || b.total() != 2 {
+		t.Fatalf("four tries went %d to the first proxy and %d to the second, want 2 and 2", a.total(), b.total())
+	}
+}
+
+func TestDialAddresses(t *testing.T) {
+	for _, bad := range []string{"", " , ", "127.0.0.1", "127.0.0.1:7000,nohost:port:x"} {
+		if c, err := Dial(bad, Config{}); err == nil {
+			c.Close()
+			t.Errorf("Dial(%q) succeeded", bad)
+		}
+	}
 }

@@ -1,6 +1,6 @@
 // Command udpclient sends calculations to discal and prints the answers.
 //
-//	udpclient [-proxy 127.0.0.1:7000] [-timeout 1s] [-retries 3] [-v] [EXPR]
+//	udpclient [-proxy 127.0.0.1:7000[,ANOTHER:7000]] [-timeout 1s] [-retries 3] [-v] [EXPR]
 package main
 
 import (
@@ -39,6 +39,7 @@ Examples:
   udpclient -v add 2 3            # 5 (server s2)
   udpclient -- -3 - 4             # -7
   printf '1+1\n2*3\n' | udpclient
+  udpclient -proxy 10.0.0.5:7000,10.0.0.6:7000 2 + 3   # two proxies: the second if the first is silent
 
 ` + cli.EnvHelp + `
 Flags:
@@ -52,7 +53,7 @@ func run() int {
 	var cfg udpclient.Config
 	var proxy string
 	var verbose bool
-	flag.StringVar(&proxy, "proxy", "127.0.0.1:7000", "proxy `address`")
+	flag.StringVar(&proxy, "proxy", "127.0.0.1:7000", "proxy `addresses`, comma-separated: a request no proxy answers in time goes to the next, and so do the requests after it")
 	flag.DurationVar(&cfg.Timeout, "timeout", time.Second, "wait for the first answer; each retry waits twice as long, up to 4×")
 	flag.IntVar(&cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
 	flag.BoolVar(&verbose, "v", false, "also print which server answered")

@@ -1,6 +1,6 @@
 // Command udpproxy runs the discal load balancer.
 //
-//	udpproxy [-addr 127.0.0.1:7000] -server CALC_ADDR,STATUS_ADDR ...
+//	udpproxy [-addr 127.0.0.1:7000] -server CALC_ADDR,STATUS_ADDR ... [-join-allow NETS] [-server-srv NAME]
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/internal/netlist"
 	"github.com/discal/discal/udpproxy"
 )
 
@@ -29,6 +31,9 @@ server, which it learns by polling every server's status port.
 
 Examples:
   udpproxy -server 127.0.0.1:7001,127.0.0.1:7101 -server 127.0.0.1:7002,127.0.0.1:7102
+  udpproxy -addr 0.0.0.0:7000 -join-allow 10.0.0.0/24      # servers join: udpserver -join 10.0.0.5:7000
+  udpproxy -server-srv _calc._udp.discal.example.          # servers from DNS SRV records
+  udpproxy -server-srv calc.service.consul. -srv-dns 127.0.0.1:8600   # from Consul's DNS
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
   printf 'stats\n' | nc -u -w1 127.0.0.1 7000
 
@@ -71,6 +76,12 @@ func main() {
 	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
 	flag.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
+	joinAllow := flag.String("join-allow", "", "accept joins (udpserver -join) from these `networks`, CIDR or addresses, comma-separated (default: no joins)")
+	flag.StringVar(&cfg.SRV, "server-srv", "", "find servers in the DNS SRV records of `name`; each status port is its calculator port plus -srv-status-offset")
+	flag.DurationVar(&cfg.SRVInterval, "srv-interval", 30*time.Second, "how often to look -server-srv up again")
+	flag.IntVar(&cfg.SRVStatusOffset, "srv-status-offset", 100, "a server's status port minus its calculator port, for servers found by -server-srv")
+	srvDNS := flag.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
+	flag.IntVar(&cfg.MaxServers, "max-servers", 256, "servers in rotation at most, however they came")
 	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics at http://`address`/metrics (default: off)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	common := cli.Register(flag.CommandLine, "udpproxy")
@@ -97,6 +108,21 @@ func main() {
 		os.Exit(64)
 	}
 	cfg.Servers = servers
+	var err error
+	if cfg.JoinAllow, err = netlist.Parse(*joinAllow); err != nil {
+		fmt.Fprintln(os.Stderr, "udpproxy: join-allow", err)
+		os.Exit(64)
+	}
+	if *srvDNS != "" {
+		if _, _, err := net.SplitHostPort(*srvDNS); err != nil {
+			fmt.Fprintf(os.Stderr, "udpproxy: srv-dns %q: want host:port\n", *srvDNS)
+			os.Exit(64)
+		}
+		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, *srvDNS)
+		}}
+	}
 	p, err := udpproxy.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

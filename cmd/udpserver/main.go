@@ -1,6 +1,6 @@
 // Command udpserver runs one discal calculator server.
 //
-//	udpserver [-addr 127.0.0.1:7001] [-status-addr 127.0.0.1:7101] [-name s1] [-quiet]
+//	udpserver [-addr 127.0.0.1:7001] [-status-addr 127.0.0.1:7101] [-name s1] [-quiet] [-join PROXY]
 package main
 
 import (
@@ -9,8 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +37,7 @@ Examples:
   printf 'burn 0\n' | nc -u -w1 127.0.0.1 7101  # stop burning
   printf 'drain\n' | nc -u -w1 127.0.0.1 7101   # lame duck: proxies send no new work
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
+  udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -join 10.0.0.5:7000 # announce itself to that proxy
 
 ` + cli.EnvHelp + `
 Flags:
@@ -52,13 +55,16 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	grace := flag.Duration("drain-grace", 500*time.Millisecond, "on SIGTERM, report draining this long before stopping, so that proxies send no new work (a few of their poll intervals)")
 	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
+	var join joinList
+	flag.Var(&join, "join", "announce this server to the proxy at `host:port` (its client port) every -join-interval, so it routes work here; repeat for more proxies. The proxy's address is allowed too")
+	flag.DurationVar(&cfg.JoinInterval, "join-interval", time.Second, "how often to announce the server to each -join proxy")
 	common := cli.Register(flag.CommandLine, "udpserver")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usage)
 		flag.PrintDefaults()
 	}
 	flag.CommandLine.Init("udpserver", flag.ContinueOnError)
-	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
+	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr, "join"); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
 			os.Exit(0)
 		}
@@ -75,6 +81,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
 	}
+	cfg.Join = join
 	srv, err := udpserver.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -125,4 +132,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// joinList is the repeatable -join flag.
+type joinList []string
+
+func (l *joinList) String() string { return strings.Join(*l, " ") }
+
+func (l *joinList) Set(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("want host:port, the proxy's client port: %w", err)
+	}
+	*l = append(*l, v)
+	return nil
 }
