@@ -12,7 +12,7 @@ type metrics struct {
 	replies prometheus.Histogram
 
 	requests, repliesTotal, retries, pending *prometheus.Desc
-	errors, drops                            *prometheus.Desc
+	errors, drops, joins, servers            *prometheus.Desc
 	srvSent, srvAnswered, srvTimeouts        *prometheus.Desc
 	srvRetries, srvInFlight, srvCPU          *prometheus.Desc
 	srvAge, srvUp, srvDraining, srvLatency   *prometheus.Desc
@@ -40,6 +40,8 @@ func (p *Proxy) Collector() prometheus.Collector {
 		pending:      prometheus.NewDesc("discal_proxy_pending", "Requests waiting for an answer.", nil, nil),
 		errors:       prometheus.NewDesc("discal_proxy_errors_total", "Requests the proxy answered with an error of its own, by reason.", []string{"reason"}, nil),
 		drops:        prometheus.NewDesc("discal_proxy_drops_total", "Datagrams dropped unanswered, by reason.", []string{"reason"}, nil),
+		joins:        prometheus.NewDesc("discal_proxy_joins_total", "Server joins taken and acknowledged, repeats included.", nil, nil),
+		servers:      prometheus.NewDesc("discal_proxy_servers", "Servers in the list, by how the proxy learned of them.", []string{"via"}, nil),
 		srvSent:      prometheus.NewDesc("discal_proxy_server_requests_total", "Requests forwarded to the server, retries included.", server, nil),
 		srvAnswered:  prometheus.NewDesc("discal_proxy_server_answers_total", "Replies from the server routed back.", server, nil),
 		srvTimeouts:  prometheus.NewDesc("discal_proxy_server_timeouts_total", "Tries at the server that got no answer in time.", server, nil),
@@ -59,7 +61,7 @@ func (p *Proxy) Collector() prometheus.Collector {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.replies.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops,
+	for _, d := range []*prometheus.Desc{m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers,
 		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency} {
 		ch <- d
 	}
@@ -83,6 +85,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.errors, st.Busy, "busy")
 	for reason, n := range st.Drops {
 		counter(m.drops, n, reason)
+	}
+	counter(m.joins, st.Joins)
+	via := map[string]int{"config": 0, "join": 0, "srv": 0}
+	for _, b := range st.Backends {
+		via[b.Source]++
+	}
+	for k, n := range via {
+		gauge(m.servers, float64(n), k)
 	}
 	one := func(b bool) float64 {
 		if b {

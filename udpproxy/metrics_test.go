@@ -88,4 +88,13 @@ func TestMetrics(t *testing.T) {
 	if _, ok := m["discal_proxy_drops_total"]; !ok {
 		t.Error("no drops metric")
 	}
+	for _, x := range m["discal_proxy_servers"] {
+		want := map[string]float64{"config": 2, "join": 0, "srv": 0}[label(x, "via")]
+		if x.GetGauge().GetValue() != want {
+			t.Errorf("servers via %s: %v, want %v", label(x, "via"), x.GetGauge().GetValue(), want)
+		}
+	}
+	if len(m["discal_proxy_servers"]) != 3 {
+		t.Errorf("servers by source: %v", m["discal_proxy_servers"])
+	}
 }
