@@ -222,7 +222,7 @@ func TestDecodeReplyErrors(t *testing.T) {
 
 func TestStatusRoundTrip(t *testing.T) {
 	want := Status{Server: "s3", HostCPU: 12.5, ProcCPU: 150.25, Cores: 2, InFlight: 3,
-		Served: 1 << 40, Errors: 17, Dropped: 3, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", ProcID: "9f3c2a", HostCores: 8, Draining: true}
+		Served: 1 << 40, Errors: 17, Dropped: 3, Uptime: 90 * time.Second, HostID: "6e19b555-c5ae-43fe-887d-8e4aa564f6fc", ProcID: "9f3c2a", HostCores: 8, Draining: true, CalcPort: 7001}
 	b := AppendStatus(nil, 9, want)
 	h, err := ParseHeader(b)
 	if err != nil || h != (Header{KindStatusReply, 9}) {

@@ -5,8 +5,10 @@ import "github.com/vmihailenco/msgpack/v5"
 // Join is a server's announcement to a proxy: route work to me. It is sent
 // from the server's status port, so the proxy learns the status address
 // from the datagram's source and the calculator address from the same host
-// and CalcPort. The server repeats it every few seconds; the proxy answers
-// each one it takes with a KindJoinAck carrying the join's ID.
+// and CalcPort, which the server's status replies confirm (Status.CalcPort).
+// The server repeats it every second or so; the proxy answers each one it
+// takes with a KindJoinAck carrying the join's ID. Name is for the proxy's
+// log; the proxy goes by the name the status replies give.
 type Join struct {
 	CalcPort uint16
 	Name     string

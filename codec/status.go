@@ -33,6 +33,9 @@ type Status struct {
 	ProcID string
 	// "host_cores": logical cores of the host, to weigh its CPU figure.
 	HostCores int
+	// "calc_port": the port of the server's calculator socket, so that a
+	// proxy can check a join's claim (see Join). 0 when unknown.
+	CalcPort uint16
 }
 
 // StatusQuerySize is the size of the status queries AppendStatusQuery
@@ -62,6 +65,9 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		if s.Draining {
 			n++
 		}
+		if s.CalcPort != 0 {
+			n++
+		}
 		_ = e.EncodeMapLen(n)
 		_ = e.EncodeString("server")
 		_ = e.EncodeString(s.Server)
@@ -84,6 +90,10 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 		if s.Draining {
 			_ = e.EncodeString("draining")
 			_ = e.EncodeBool(true)
+		}
+		if s.CalcPort != 0 {
+			_ = e.EncodeString("calc_port")
+			_ = e.EncodeUint(uint64(s.CalcPort))
 		}
 		if s.HostID != "" {
 			_ = e.EncodeString("host_id")
@@ -152,6 +162,11 @@ func DecodeStatus(body []byte) (Status, error) {
 			var v uint64
 			v, ok, err = x.uint()
 			s.Uptime = time.Duration(min(v, 1<<40)) * time.Millisecond
+		case "calc_port":
+			var v uint64
+			v, ok, err = x.uint()
+			ok = ok && v <= 65535
+			s.CalcPort = uint16(v)
 		default:
 			ok, err = true, x.skip()
 		}

@@ -65,10 +65,16 @@ type Client struct {
 // call is one request waiting for its answer. Calls are pooled; the reader
 // delivers to a call only while it is registered, under c.mu.
 type call struct {
-	ch chan codec.Reply
+	ch chan delivery
 }
 
-var calls = sync.Pool{New: func() any { return &call{ch: make(chan codec.Reply, 1)} }}
+// delivery is a reply and the proxy it came from (an index into conns).
+type delivery struct {
+	r    codec.Reply
+	from int32
+}
+
+var calls = sync.Pool{New: func() any { return &call{ch: make(chan delivery, 1)} }}
 
 // Dial returns a client for the endpoint at addr, or for several proxies
 // given as a comma-separated list ("10.0.0.5:7000,10.0.0.6:7000"), in the
@@ -101,8 +107,8 @@ func Dial(addr string, cfg Config) (*Client, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	c.nextID.Store(binary.LittleEndian.Uint64(seed[:]))
-	for _, conn := range c.conns {
-		c.readers.Go(func() { c.read(conn) })
+	for i, conn := range c.conns {
+		c.readers.Go(func() { c.read(conn, int32(i)) })
 	}
 	return c, nil
 }
@@ -184,12 +190,13 @@ func (c *Client) exchange(ctx context.Context, id uint64, pkt []byte) (codec.Rep
 		// A failed send is handled like a lost datagram: the timer retries.
 		at := c.cur.Load()
 		_, _ = c.conns[at].Write(pkt)
-		r, res, err := c.await(ctx, cl, timer)
+		d, res, err := c.await(ctx, cl, timer)
 		switch res {
 		case answered:
-			return r, err
+			return d.r, err
 		case transientError:
-			transient = r.Err
+			transient = d.r.Err
+			at = d.from // the proxy that gave up, which may be an earlier one
 		}
 		if len(c.conns) > 1 {
 			c.failed(at) // the retry, and new requests, go to the next proxy
@@ -207,8 +214,8 @@ func (c *Client) exchange(ctx context.Context, id uint64, pkt []byte) (codec.Rep
 			// to an earlier transmission still counts.
 			timer.Reset(min(wait, c.cfg.Timeout/4))
 			for res == transientError {
-				if r, res, err = c.await(ctx, cl, timer); res == answered {
-					return r, err
+				if d, res, err = c.await(ctx, cl, timer); res == answered {
+					return d.r, err
 				}
 			}
 		}
@@ -227,22 +234,22 @@ const (
 )
 
 // await waits for the call's answer until the timer fires.
-func (c *Client) await(ctx context.Context, cl *call, timer *time.Timer) (codec.Reply, awaitResult, error) {
+func (c *Client) await(ctx context.Context, cl *call, timer *time.Timer) (delivery, awaitResult, error) {
 	select {
 	case <-ctx.Done():
-		return codec.Reply{}, answered, ctx.Err()
+		return delivery{}, answered, ctx.Err()
 	case <-c.done:
-		return codec.Reply{}, answered, ErrClosed
+		return delivery{}, answered, ErrClosed
 	case <-timer.C:
-		return codec.Reply{}, timedOut, nil
-	case r := <-cl.ch:
+		return delivery{}, timedOut, nil
+	case d := <-cl.ch:
 		switch {
-		case r.Err == nil:
-			return r, answered, nil
-		case r.Err.Code.Transient():
-			return r, transientError, nil
+		case d.r.Err == nil:
+			return d, answered, nil
+		case d.r.Err.Code.Transient():
+			return d, transientError, nil
 		}
-		return r, answered, r.Err
+		return d, answered, d.r.Err
 	}
 }
 
@@ -262,7 +269,7 @@ func (c *Client) forget(id uint64, cl *call) {
 // read delivers replies from one proxy to their calls until the socket
 // closes. An answer from any proxy ends a call: a retry at the next proxy
 // may still be answered by the one before.
-func (c *Client) read(conn *net.UDPConn) {
+func (c *Client) read(conn *net.UDPConn, from int32) {
 	buf := make([]byte, codec.MaxDatagram+1)
 	for {
 		n, err := conn.Read(buf)
@@ -297,7 +304,7 @@ func (c *Client) read(conn *net.UDPConn) {
 		c.mu.Lock()
 		if c.calls[h.ID] == cl {
 			select {
-			case cl.ch <- r:
+			case cl.ch <- delivery{r, from}:
 			default:
 				c.ignored.Add(1) // a duplicate of an answer not yet taken
 			}

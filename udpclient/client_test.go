@@ -25,7 +25,7 @@ type peer struct {
 	conn      *net.UDPConn
 	dropFirst int           // tries of each ID to ignore
 	duplicate bool          // send every answer twice
-	stray     bool          // before each answer, send one for an ID nobody asked
+	stray     bool          // before each answer, send one for an ID nobody asked (2^40 away from any in flight)
 	transient *codec.Error  // answer the first try of each ID with this
 	always    bool          // answer every try with transient, not just the first
 	delay     time.Duration // wait before answering
@@ -105,7 +105,7 @@ func (p *peer) serve() {
 		p.wg.Go(func() {
 			time.Sleep(p.delay)
 			if p.stray {
-				_, _ = p.conn.WriteToUDPAddrPort(codec.AppendReply(nil, h.ID^0xFFFF, codec.Reply{Result: codec.IntNumber(-1)}), from)
+				_, _ = p.conn.WriteToUDPAddrPort(codec.AppendReply(nil, h.ID^(1<<40), codec.Reply{Result: codec.IntNumber(-1)}), from)
 			}
 			_, _ = p.conn.WriteToUDPAddrPort(out, from)
 			if p.duplicate {

@@ -18,11 +18,14 @@ import (
 // (a timeout, a refused query) changes nothing: only an answer, even an
 // empty one, says what the servers are.
 
-// discover keeps the SRV servers in line with DNS until ctx ends.
+// discover keeps the SRV servers in line with DNS until ctx ends. After a
+// failed lookup it tries again sooner, a second later and then twice as
+// long each time, up to SRVInterval: a proxy whose DNS was not ready when
+// it started finds its servers soon after.
 func (p *Proxy) discover(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
-	failing := false
+	retry := time.Duration(0) // the wait after a failure; 0 while lookups work
 	for {
 		select {
 		case <-ctx.Done():
@@ -34,32 +37,45 @@ func (p *Proxy) discover(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			if !failing {
+			if retry == 0 {
 				p.cfg.Logger.Warn("udpproxy: SRV lookup failed; keeping the servers found before", "name", p.cfg.SRV, "err", err)
+				retry = time.Second / 2
 			}
-			failing = true
-		default:
-			if failing {
-				p.cfg.Logger.Info("udpproxy: SRV lookup works again", "name", p.cfg.SRV)
-			}
-			failing = false
-			p.applySRV(want)
+			retry = min(2*retry, p.cfg.SRVInterval)
+			t.Reset(retry)
+			continue
+		case retry != 0:
+			p.cfg.Logger.Info("udpproxy: SRV lookup works again", "name", p.cfg.SRV)
+			retry = 0
 		}
+		p.applySRV(want)
 		t.Reset(p.cfg.SRVInterval)
 	}
 }
 
+// lookupTimeout bounds each DNS query of a lookup.
+const lookupTimeout = 5 * time.Second
+
 // lookupSRV returns the servers SRV lists now. A name that does not exist,
-// or has no SRV records, is an answer: no servers.
+// or has no SRV records, is an answer: no servers. Each record's target
+// counts once, at one address (IPv4 if it has one), so a dual-stack host
+// is not two servers.
 func (p *Proxy) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, srvs, err := p.cfg.Resolver.LookupSRV(ctx, "", "", p.cfg.SRV)
+	qctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	_, srvs, err := p.cfg.Resolver.LookupSRV(qctx, "", "", p.cfg.SRV)
+	cancel()
 	if err != nil {
-		if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
+		dnsErr, ok := errors.AsType[*net.DNSError](err)
+		switch {
+		case ok && dnsErr.IsNotFound:
 			return nil, nil
+		case len(srvs) == 0:
+			return nil, err
 		}
-		return nil, err
+		// Records with invalid names were left out; the rest stand.
+		if p.badSRVLog.allow(nanotime()) {
+			p.cfg.Logger.Warn("udpproxy: SRV answer has invalid records; using the rest", "name", p.cfg.SRV, "err", err)
+		}
 	}
 	var out []ServerAddr
 	for _, srv := range srvs {
@@ -67,19 +83,26 @@ func (p *Proxy) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 		if srv.Port == 0 || status <= 0 || status > 65535 {
 			continue
 		}
-		ips, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", srv.Target)
+		qctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		ips, err := p.cfg.Resolver.LookupNetIP(qctx, "ip", srv.Target)
+		cancel()
 		if err != nil {
 			if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
 				continue // a record naming a host that is gone: no server
 			}
 			return nil, err
 		}
-		for _, ip := range ips {
-			ip = ip.Unmap()
-			out = append(out, ServerAddr{
-				Calc:   netip.AddrPortFrom(ip, srv.Port).String(),
-				Status: netip.AddrPortFrom(ip, uint16(status)).String(),
-			})
+		if len(ips) == 0 {
+			continue
+		}
+		k := max(slices.IndexFunc(ips, func(a netip.Addr) bool { return a.Unmap().Is4() }), 0)
+		ip := ips[k].Unmap()
+		a := ServerAddr{
+			Calc:   netip.AddrPortFrom(ip, srv.Port).String(),
+			Status: netip.AddrPortFrom(ip, uint16(status)).String(),
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
 		}
 	}
 	return out, nil

@@ -129,6 +129,9 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 	}
 	r := &report{Status: st, at: nanotime()}
 	first := b.report.Load() == nil
+	if !pl.p.verify(b, st, first) {
+		return
+	}
 	pl.mu.Lock()
 	if !b.removed.Load() { // else forget has run, or is waiting to
 		pl.load.update(b, b.report.Load(), figures(b, r), r.at)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -38,11 +39,11 @@ func (s source) String() string {
 	return "config"
 }
 
-// findLocked returns the backend with this calculator or status address,
-// or nil. The caller holds p.members.
+// findLocked returns the backend with both these addresses, or nil. The
+// caller holds p.members.
 func (p *Proxy) findLocked(calc, status netip.AddrPort) *backend {
 	for _, b := range p.backends() {
-		if b.calc == calc || b.status == status {
+		if b.calc == calc && b.status == status {
 			return b
 		}
 	}
@@ -106,10 +107,22 @@ func (p *Proxy) remove(b *backend, why string) {
 	p.removeLocked(b, why)
 }
 
+// maxUnverified bounds the joined servers whose status port has not yet
+// answered a poll. Joins from inside JoinAllow can be spoofed; this keeps
+// a flood of them from filling the list (MaxServers) and shutting out real
+// servers, which are verified within a poll interval of joining.
+const maxUnverified = 16
+
 // handleJoin takes a server's announcement (codec.KindJoin) on the client
 // port: a server in a JoinAllow network is added, or kept if known, and
 // the join is acknowledged. The status address is where the join came
 // from, the calculator address the same host and the announced port.
+//
+// A join never displaces a server already in the list. It adds one that
+// takes no work until its status port answers a poll with the calculator
+// port the join claimed (see verify); only then does it replace the joined
+// servers that shared one of its addresses, a server that came back on
+// other ports, say.
 func (p *Proxy) handleJoin(rd *reader, i int, pkt []byte, from netip.AddrPort, id uint64) {
 	if !p.joinAllowed(from.Addr()) {
 		p.drops.add(dropJoinRefused)
@@ -126,28 +139,60 @@ func (p *Proxy) handleJoin(rd *reader, i int, pkt []byte, from netip.AddrPort, i
 	status := from
 	calc := netip.AddrPortFrom(from.Addr(), j.CalcPort)
 	p.members.Lock()
-	b := p.findLocked(calc, status)
-	if b != nil && b.source == fromJoin && (b.calc != calc || b.status != status) {
-		// The same server on a new port, or a new server on a port an
-		// old one had: the latest announcement wins.
-		p.removeLocked(b, "replaced by a join")
-		b = nil
-	}
-	ok := true
-	if b == nil {
+	why := ""
+	if p.findLocked(calc, status) == nil {
+		unverified := 0
+		for _, b := range p.backends() {
+			if b.source == fromJoin && b.report.Load() == nil {
+				unverified++
+			}
+		}
 		nb := newLearned(ServerAddr{Calc: calc.String(), Status: status.String()}, calc, status, p.cfg.Poll, &p.allDraining, fromJoin)
-		if ok = p.addLocked(nb); !ok && p.fullLog.allow(rd.now) {
-			p.cfg.Logger.Warn("udpproxy: join refused: the server list is full", "from", from.String(), "max_servers", p.cfg.MaxServers)
+		switch {
+		case unverified >= maxUnverified:
+			why = "too many joins not yet verified"
+		case !p.addLocked(nb):
+			why = "the server list is full"
+		default:
+			p.cfg.Logger.Info("udpproxy: server joined", "name", j.Name, "addr", calc.String())
 		}
 	}
 	p.members.Unlock()
-	if !ok {
+	if why != "" {
 		p.drops.add(dropJoinRefused)
+		if p.fullLog.allow(rd.now) {
+			p.cfg.Logger.Warn("udpproxy: join refused: "+why, "from", from.String(), "max_servers", p.cfg.MaxServers)
+		}
 		return
 	}
 	p.joins.Add(1)
 	// The acknowledgement is a bare header, smaller than the join.
 	rd.toClient(codec.AppendJoinAck(rd.slot(i), id), from)
+}
+
+// verify checks a joined server's status report against its join: the
+// calculator port it reports must be the one the join claimed (a spoofed
+// join names a wrong one; a server restarted on another port no longer
+// has it). It reports whether b may stay; a server that fails is removed.
+// At its first report a server that passes replaces the joined servers
+// that share one of its addresses: they are what it was before.
+func (p *Proxy) verify(b *backend, st codec.Status, first bool) bool {
+	mismatch := st.CalcPort != 0 && st.CalcPort != b.calc.Port()
+	if b.source != fromJoin || (!mismatch && !first) {
+		return true
+	}
+	p.members.Lock()
+	defer p.members.Unlock()
+	if mismatch {
+		p.removeLocked(b, "its status port reports calculator port "+strconv.Itoa(int(st.CalcPort)))
+		return false
+	}
+	for _, o := range p.backends() {
+		if o != b && o.source == fromJoin && (o.calc == b.calc || o.status == b.status) {
+			p.removeLocked(o, "replaced by "+b.addr.String())
+		}
+	}
+	return true
 }
 
 func (p *Proxy) joinAllowed(a netip.Addr) bool { return netlist.Contains(p.cfg.JoinAllow, a) }

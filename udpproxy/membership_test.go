@@ -275,8 +275,8 @@ func (z *zone) set(rcode int, servers ...*testServer) {
 }
 
 // ServeDNS answers SRV for the zone's name with one record per server,
-// each on its own target host name, and A queries for those names with
-// 127.0.0.1.
+// each on its own target host name, and A and AAAA queries for those names
+// with 127.0.0.1 and ::1.
 func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
@@ -304,6 +304,13 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Answer = append(m.Answer, &dns.A{
 			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
 			A:   net.IPv4(127, 0, 0, 1),
+		})
+	case q.Qtype == dns.TypeAAAA:
+		// Dual stack: the hosts have ::1 too, where no server listens. A
+		// target is one server, at its IPv4 address.
+		m.Answer = append(m.Answer, &dns.AAAA{
+			Hdr:  dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 1},
+			AAAA: net.IPv6loopback,
 		})
 	}
 	_ = w.WriteMsg(m)
@@ -371,7 +378,7 @@ func TestSRVDiscovery(t *testing.T) {
 	// A failing DNS server: the proxy keeps what it has.
 	z.set(dns.RcodeServerFailure, servers[0])
 	asked := z.queries.Load()
-	waitFor(t, 5*time.Second, "three failed lookups", func() bool { return z.queries.Load() >= asked+3 })
+	waitFor(t, 5*time.Second, "failed lookups (a few queries each)", func() bool { return z.queries.Load() >= asked+6 })
 	if !want("d2", "d3")() {
 		names, _ := upServers(p)
 		t.Fatalf("a failed lookup changed the servers to %v", names)
@@ -384,4 +391,25 @@ func TestSRVDiscovery(t *testing.T) {
 	if _, err := c.Do(context.Background(), codec.Request{Op: codec.OpAdd}); !errors.Is(err, codec.ErrNoServer) {
 		t.Fatalf("with no servers: %v, want %v", err, codec.ErrNoServer)
 	}
+}
+
+// TestSRVRetriesSoonAfterFailure: a proxy whose DNS fails at start looks
+// again within seconds, not at its next interval (a minute here).
+func TestSRVRetriesSoonAfterFailure(t *testing.T) {
+	const name = "_calc._udp.discal.test."
+	z := startZone(t, name)
+	calc, status := listenPair(t, 100)
+	s := serveServer(t, udpserver.Config{Name: "late"}, calc, status)
+	z.set(dns.RcodeServerFailure, s)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", z.addr)
+	}}
+	p := serveProxy(t, udpproxy.Config{SRV: name, SRVInterval: time.Minute, Resolver: resolver, Poll: 20 * time.Millisecond})
+	waitFor(t, 5*time.Second, "a failed lookup", func() bool { return z.queries.Load() > 0 })
+	z.set(dns.RcodeSuccess, s)
+	waitFor(t, 5*time.Second, "the server, once DNS works", func() bool {
+		names, _ := upServers(p)
+		return slices.Equal(names, []string{"late"})
+	})
 }

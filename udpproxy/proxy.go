@@ -41,6 +41,7 @@ type Proxy struct {
 	pl         *poller
 	refusedLog logLimit
 	fullLog    logLimit
+	badSRVLog  logLimit
 
 	mu          sync.Mutex
 	serving     bool

@@ -109,6 +109,14 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = append(b, '\n')
 	f := newFleet(all)
 	for i, bs := range s.Backends {
+		if len(b) > maxStatsText {
+			// A datagram holds 65,507 bytes at most: say what is left out
+			// rather than send nothing.
+			b = append(b, "... "...)
+			b = strconv.AppendInt(b, int64(len(s.Backends)-i), 10)
+			b = append(b, " more servers; see the metrics for all\n"...)
+			break
+		}
 		b = append(b, bs.Name...)
 		b = append(b, ' ')
 		b = append(b, bs.Addr.Calc...)
@@ -151,6 +159,11 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	}
 	return b
 }
+
+// maxStatsText is where the stats text stops adding server lines: one more
+// line (at most a few hundred bytes, a name being at most 64) and the
+// closing note still fit in one UDP datagram.
+const maxStatsText = 64000
 
 func appendKV(b []byte, k string, v uint64) []byte {
 	b = append(b, ' ')

@@ -122,6 +122,9 @@ func (c *Config) fill() error {
 			return fmt.Errorf("udpserver: join %q: %w", j, err)
 		}
 		ip := a.AddrPort().Addr().Unmap()
+		if !ip.IsValid() || ip.IsUnspecified() || a.Port == 0 {
+			return fmt.Errorf("udpserver: join %q: name the proxy's host and client port", j)
+		}
 		if !netlist.Contains(c.Allow, ip) {
 			c.Allow = append(c.Allow[:len(c.Allow):len(c.Allow)], netip.PrefixFrom(ip, ip.BitLen()))
 		}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,11 +29,10 @@ type joiner struct {
 
 // joinTarget is one proxy and how its joins are going.
 type joinTarget struct {
-	name    string         // as given: a host name is looked up each round
-	addr    netip.AddrPort // the last lookup's answer
-	id      uint64         // the join awaiting an ack, 0 when none
-	joined  bool           // acked lately: logged when it turns
-	unacked int            // rounds in a row without an ack
+	name    string // as given: a host name is looked up each round
+	id      uint64 // the join awaiting an ack, 0 when none
+	joined  bool   // acked lately: logged when it turns
+	unacked int    // rounds in a row without an ack
 	warned  bool
 }
 
@@ -53,7 +53,7 @@ func (j *joiner) run(ctx context.Context, conn *net.UDPConn, calcPort uint16) {
 	defer t.Stop()
 	buf := make([]byte, 0, codec.MaxDatagram)
 	for {
-		j.round(buf)
+		j.round(ctx, buf)
 		select {
 		case <-ctx.Done():
 			return
@@ -66,13 +66,23 @@ func (j *joiner) run(ctx context.Context, conn *net.UDPConn, calcPort uint16) {
 // the server says so in its log.
 const lostAfter = 3
 
-// round sends one join to every proxy.
-func (j *joiner) round(buf []byte) {
+// lookupTimeout bounds the lookup of a proxy's name.
+const lookupTimeout = 2 * time.Second
+
+// round sends one join to every proxy. Names are looked up without the
+// lock, which the status port's reader takes for every ack: a slow DNS
+// server must not hold up status replies.
+func (j *joiner) round(ctx context.Context, buf []byte) {
 	log := j.s.cfg.Logger
 	name := j.s.Name()
+	addrs := make([]netip.AddrPort, len(j.proxies))
+	errs := make([]error, len(j.proxies))
+	for i, p := range j.proxies { // p.name never changes
+		addrs[i], errs[i] = resolve(ctx, p.name)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, p := range j.proxies {
+	for i, p := range j.proxies {
 		if p.id != 0 { // the previous join got no ack
 			p.unacked++
 			if p.unacked >= lostAfter && (p.joined || !p.warned) {
@@ -81,27 +91,43 @@ func (j *joiner) round(buf []byte) {
 				p.joined, p.warned = false, true
 			}
 		}
-		a, err := net.ResolveUDPAddr("udp", p.name)
-		if err != nil {
+		if errs[i] != nil {
 			if !p.warned {
-				log.Warn("udpserver: cannot resolve the proxy to join", "name", name, "proxy", p.name, "err", err)
+				log.Warn("udpserver: cannot resolve the proxy to join", "name", name, "proxy", p.name, "err", errs[i])
 				p.warned = true
 			}
 			p.id = 0
 			continue
 		}
-		ap := a.AddrPort()
-		p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		p.id = rand.Uint64() | 1 // never 0, which means "none awaited"
 		buf = codec.AppendJoin(buf[:0], p.id, codec.Join{CalcPort: j.port, Name: name})
-		_, _ = j.conn.WriteToUDPAddrPort(buf, p.addr)
+		_, _ = j.conn.WriteToUDPAddrPort(buf, addrs[i])
 	}
 }
 
+// resolve looks up a host:port, within lookupTimeout.
+func resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	pn, err := net.DefaultResolver.LookupPort(ctx, "udp", port)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	// IPv4 first, as net.ResolveUDPAddr chooses.
+	k := max(slices.IndexFunc(ips, func(a netip.Addr) bool { return a.Unmap().Is4() }), 0)
+	return netip.AddrPortFrom(ips[k].Unmap(), uint16(pn)), nil
+}
+
 // ack takes a proxy's acknowledgement; one that matches no join awaited is
-// ignored. The ID alone, 64 random bits, says which proxy answered: a
-// proxy with several addresses may answer from another than the one the
-// join went to.
+// ignored. The ID alone, 64 random bits, says which proxy answered.
 func (j *joiner) ack(id uint64) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -24,6 +24,9 @@ type Server struct {
 	oplog   *opLog
 	joiner  *joiner      // nil without Config.Join
 	started atomic.Int64 // Unix nanoseconds when Serve started
+	// calcPort is the calculator socket's port, once serving: status
+	// replies carry it, so a proxy can check what a join claims.
+	calcPort atomic.Uint32
 
 	inFlight atomic.Int64
 	served   atomic.Uint64                  // requests answered
@@ -109,6 +112,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 		s.name = cu.LocalAddr().String()
 	}
 	s.started.Store(time.Now().UnixNano())
+	s.calcPort.Store(uint32(cu.LocalAddr().(*net.UDPAddr).Port))
 	s.mu.Unlock()
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -116,8 +120,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	bg.Go(func() { s.sampler.run(ctx) })
 	bg.Go(func() { s.burner.run(ctx) })
 	if s.joiner != nil {
-		port := uint16(cu.LocalAddr().(*net.UDPAddr).Port)
-		bg.Go(func() { s.joiner.run(ctx, su, port) })
+		bg.Go(func() { s.joiner.run(ctx, su, uint16(s.calcPort.Load())) })
 	}
 	go s.oplog.run() // not waited for here: a stalled console must not hold up Serve
 

@@ -639,8 +639,10 @@ func TestJoinAllowsTheProxy(t *testing.T) {
 	if len(s.cfg.Allow) != len(DefaultAllow())+1 {
 		t.Errorf("allow list %v: loopback was added again", s.cfg.Allow)
 	}
-	if _, err := New(Config{Join: []string{"no port"}}); err == nil {
-		t.Error("a join target without a port was taken")
+	for _, bad := range []string{"no port", ":7000", "0.0.0.0:7000", "127.0.0.1:0"} {
+		if _, err := New(Config{Join: []string{bad}}); err == nil {
+			t.Errorf("join target %q was taken", bad)
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ func (s *Server) Status() codec.Status {
 		HostCores: s.sampler.hostCores,
 		Dropped:   s.dropped.Load() + s.denied.Load(),
 		Draining:  s.draining.Load(),
+		CalcPort:  uint16(s.calcPort.Load()),
 	}
 }
 

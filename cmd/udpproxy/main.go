@@ -108,6 +108,10 @@ func main() {
 		os.Exit(64)
 	}
 	cfg.Servers = servers
+	if cfg.SRVStatusOffset == 0 {
+		fmt.Fprintln(os.Stderr, "udpproxy: -srv-status-offset 0: a status port cannot share its calculator port")
+		os.Exit(64)
+	}
 	var err error
 	if cfg.JoinAllow, err = netlist.Parse(*joinAllow); err != nil {
 		fmt.Fprintln(os.Stderr, "udpproxy: join-allow", err)
