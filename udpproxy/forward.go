@@ -22,7 +22,6 @@ func (p *Proxy) clientLoop(rd *reader) {
 			rd.wall = time.Now()
 		}
 		for i, m := range rd.in[:n] {
-			rd.inLen = len(m.Buf)
 			p.handleClient(rd, i, m.Buf, m.Addr)
 		}
 		rd.flush()
@@ -33,6 +32,7 @@ func (p *Proxy) clientLoop(rd *reader) {
 // the header and nothing more of a binary request: the body goes to the
 // server untouched.
 func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort) {
+	rd.inLen = len(pkt) // what bounds the size of any answer to it
 	if p.limiter != nil && !p.limiter.allow(from.Addr(), rd.wall) {
 		p.drops.add(dropRateLimited)
 		return
