@@ -129,7 +129,7 @@ func (c *Client) failed(i int32) {
 // answers to retransmissions already answered, and late ones.
 func (c *Client) Ignored() uint64 { return c.ignored.Load() }
 
-// Close closes the socket; calls still waiting return ErrClosed.
+// Close closes the sockets; calls still waiting return ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -1,6 +1,8 @@
-// Package udpclient is the discal client: one UDP socket shared by any
-// number of goroutines, replies matched to callers by request ID, and
-// retransmission with backoff when an answer does not come.
+// Package udpclient is the discal client: one UDP socket per proxy shared by
+// any number of goroutines, replies matched to callers by request ID, and
+// retransmission with backoff when an answer does not come. Given several
+// proxies ("10.0.0.5:7000,10.0.0.6:7000"), it moves to the next one when a
+// proxy does not answer.
 //
 //	c, err := udpclient.Dial("127.0.0.1:7000", udpclient.Config{})
 //	if err != nil { ... }

@@ -124,7 +124,7 @@ func (p *Proxy) applySRV(want []ServerAddr) {
 		if err1 != nil || err2 != nil || p.findLocked(calc, status) != nil {
 			continue // known already, from any source
 		}
-		if !p.addLocked(newLearned(a, calc, status, p.cfg.Poll, &p.allDraining, fromSRV)) {
+		if !p.addLocked(newLearned(a, calc, status, p.cfg.Poll, &p.allDraining, fromSRV), "") {
 			full = true
 		}
 	}

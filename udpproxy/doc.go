@@ -16,7 +16,9 @@
 // so every request gets an answer and every pending entry leaves the table.
 // A poller (health.go) asks every server's status port for its load on a
 // jittered interval; a server that misses three polls in a row leaves the
-// rotation until it answers again.
+// rotation until it answers again. The list of servers can change while the
+// proxy runs: servers join it (udpserver -join) and DNS SRV records are
+// followed (membership.go, discovery.go).
 //
 // Text datagrams ("6 * 7") are turned into binary requests at the edge and
 // their replies printed as a line. The text command "stats", from loopback,

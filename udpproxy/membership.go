@@ -61,10 +61,10 @@ func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, f
 	return b
 }
 
-// addLocked puts b in rotation and starts polling it if the proxy is
-// serving. It reports false when the list is full. The caller holds
-// p.members.
-func (p *Proxy) addLocked(b *backend) bool {
+// addLocked puts b in the list and starts polling it if the proxy is
+// serving; name, if known, is for the log. It reports false when the list
+// is full. The caller holds p.members.
+func (p *Proxy) addLocked(b *backend, name string) bool {
 	old := p.backends()
 	if len(old) >= p.cfg.MaxServers {
 		return false
@@ -74,7 +74,7 @@ func (p *Proxy) addLocked(b *backend) bool {
 	if p.spawn != nil {
 		p.spawn(b)
 	}
-	p.cfg.Logger.Info("udpproxy: server added", "addr", b.addr.Calc, "status", b.addr.Status, "via", b.source.String())
+	p.cfg.Logger.Info("udpproxy: server added", "name", name, "addr", b.addr.Calc, "status", b.addr.Status, "via", b.source.String())
 	return true
 }
 
@@ -151,10 +151,8 @@ func (p *Proxy) handleJoin(rd *reader, i int, pkt []byte, from netip.AddrPort, i
 		switch {
 		case unverified >= maxUnverified:
 			why = "too many joins not yet verified"
-		case !p.addLocked(nb):
+		case !p.addLocked(nb, j.Name):
 			why = "the server list is full"
-		default:
-			p.cfg.Logger.Info("udpproxy: server joined", "name", j.Name, "addr", calc.String())
 		}
 	}
 	p.members.Unlock()
@@ -203,7 +201,8 @@ type logLimit struct{ last atomic.Int64 }
 
 func (l *logLimit) allow(now int64) bool {
 	last := l.last.Load()
-	return now-last >= int64(time.Second) && l.last.CompareAndSwap(last, now)
+	now = max(now, 1) // 0 means "never logged"
+	return (last == 0 || now-last >= int64(time.Second)) && l.last.CompareAndSwap(last, now)
 }
 
 // startMembership is called by Serve: it starts a poller for every backend

@@ -12,6 +12,8 @@
 // concurrently within a bound. Every operation is written to a buffered
 // console log unless Config.Quiet is set. CPU figures come from a background
 // sampler (gopsutil), so a status reply never waits on a measurement.
+// With Config.Join the server announces itself to proxies, which then route
+// work to it without being configured for it (join.go).
 //
 //	srv := udpserver.New(udpserver.Config{Name: "s1"})
 //	go srv.ListenAndServe()
