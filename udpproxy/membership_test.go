@@ -22,28 +22,10 @@ import (
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
-// serveProxy runs a proxy on 127.0.0.1:0 until the test ends.
+// serveProxy is startProxy for tests that ask the proxy its address.
 func serveProxy(t *testing.T, cfg udpproxy.Config) *udpproxy.Proxy {
 	t.Helper()
-	cfg.Logger = cluster.Quiet()
-	p, err := udpproxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(conn) }()
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
-			t.Error(err)
-		}
-	})
+	p, _ := startProxy(t, cfg)
 	waitFor(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
 	return p
 }

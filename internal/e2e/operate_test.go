@@ -62,24 +62,6 @@ func TestJoinProcesses(t *testing.T) {
 	}
 }
 
-// startProxyKillable runs a udpproxy that the test may kill: its cleanup
-// only makes sure it is gone.
-func startProxyKillable(t *testing.T, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(bin(t, "udpproxy"), args...)
-	p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 100), waited: make(chan error, 1)}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.waited }) // by PID; harmless once it has exited
-	go func() { scanLines(stderr, p.lines); p.waited <- cmd.Wait() }()
-	return cmd, p.await(t, proxyUp)[1]
-}
-
 // TestTwoProxies: two udpproxy processes in front of the same servers;
 // one udpclient given both (-proxy a,b) keeps getting every answer while
 // the first is killed halfway through its input.
@@ -89,7 +71,8 @@ func TestTwoProxies(t *testing.T) {
 	for i := range s.calc {
 		servers = append(servers, "-server", s.calc[i]+","+s.status[i])
 	}
-	first, firstAddr := startProxyKillable(t, append(servers, "-addr", "127.0.0.1:0", "-poll", "50ms")...)
+	first := launch(t, "udpproxy", append(servers, "-addr", "127.0.0.1:0", "-poll", "50ms")...)
+	firstAddr := first.await(t, proxyUp)[1]
 
 	cmd := exec.Command(bin(t, "udpclient"), "-proxy", firstAddr+","+s.proxy, "-timeout", "100ms")
 	stdin, err := cmd.StdinPipe()
@@ -121,7 +104,7 @@ func TestTwoProxies(t *testing.T) {
 		}
 	}
 	ask(0, 50)
-	if err := first.Process.Kill(); err != nil { // SIGKILL, by PID
+	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL, by PID
 		t.Fatal(err)
 	}
 	ask(50, 50)

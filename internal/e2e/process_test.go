@@ -408,18 +408,8 @@ func TestEveryBinaryConveniences(t *testing.T) {
 		}
 	}
 	// Addresses from the environment, logs as JSON.
-	cmd := exec.Command(bin(t, "udpserver"), "-log-format", "json", "-name", "envy")
-	cmd.Env = append(os.Environ(), "DISCAL_ADDR=127.0.0.1:0", "DISCAL_STATUS_ADDR=127.0.0.1:0", "DISCAL_QUIET=true")
-	p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 100), waited: make(chan error, 1)}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { scanLines(stderr, p.lines); p.waited <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); <-p.waited }()
+	p := launchEnv(t, []string{"DISCAL_ADDR=127.0.0.1:0", "DISCAL_STATUS_ADDR=127.0.0.1:0", "DISCAL_QUIET=true"},
+		"udpserver", "-log-format", "json", "-name", "envy")
 	line := p.await(t, regexp.MustCompile(`^\{.*"msg":"udpserver serving".*\}$`))[0]
 	var rec struct {
 		Name, Calc string

@@ -150,8 +150,17 @@ func TestSIGTERMFinishesServer(t *testing.T) {
 // makes sure it is gone.
 func launch(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return launchEnv(t, nil, name, args...)
+}
+
+// launchEnv is launch with extra environment variables.
+func launchEnv(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{stdout: new(lockedBuffer), lines: make(chan string, 1000), waited: make(chan error, 1)}
 	p.cmd = exec.Command(bin(t, name), args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = p.stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
