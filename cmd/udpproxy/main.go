@@ -132,22 +132,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
 	}
-	if *cpuprofile != "" {
-		stop, err := startProfile(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		defer stop()
+	stopObserving, err := cli.Observe(*cpuprofile, *metricsAddr, p.Collector())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "udpproxy:", err)
+		os.Exit(1)
 	}
-	if *metricsAddr != "" {
-		_, stop, err := cli.ServeMetrics(*metricsAddr, p.Collector())
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "udpproxy: metrics:", err)
-			os.Exit(1)
-		}
-		defer stop()
-	}
+	defer stopObserving()
 	done := make(chan error, 1)
 	go func() { done <- p.ListenAndServe() }()
 

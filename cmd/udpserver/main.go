@@ -87,22 +87,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(64)
 	}
-	if *cpuprofile != "" {
-		stop, err := startProfile(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		defer stop()
+	stopObserving, err := cli.Observe(*cpuprofile, *metricsAddr, srv.Collector())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "udpserver:", err)
+		os.Exit(1)
 	}
-	if *metricsAddr != "" {
-		_, stop, err := cli.ServeMetrics(*metricsAddr, srv.Collector())
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "udpserver: metrics:", err)
-			os.Exit(1)
-		}
-		defer stop()
-	}
+	defer stopObserving()
 	done := make(chan error, 1)
 	go func() { done <- srv.ListenAndServe() }()
 
