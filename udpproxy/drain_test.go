@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )
 
@@ -159,4 +161,55 @@ func TestShutdownStopsTakingRequests(t *testing.T) {
 func waitPending(t *testing.T, p *udpproxy.Proxy, n int) {
 	t.Helper()
 	waitFor(t, 5*time.Second, "the requests to be pending", func() bool { return p.Stats().Pending == n })
+}
+
+// TestDrainingServerGetsNoNewWork: a server told to drain (lame duck) is
+// sent no new requests while the others take them; undrained, it gets work
+// again; and when every server drains, they all still answer.
+func TestDrainingServerGetsNoNewWork(t *testing.T) {
+	c := startCluster(t, cluster.Config{Servers: 3, Proxy: udpproxy.Config{Poll: 20 * time.Millisecond}})
+	cl := dialClient(t, c.ProxyAddr, udpclient.Config{})
+	run := func(n int) {
+		for range n {
+			if _, err := cl.Calc(context.Background(), codec.OpAdd, codec.IntNumber(1), codec.IntNumber(2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s1 := c.Servers[0].Running()
+	if got := string(exchange(t, c.Servers[0].StatAddr, []byte("drain\n"))); got != "ok: drain\n" {
+		t.Fatalf("drain answered %q", got)
+	}
+	if !s1.Draining() {
+		t.Fatal("the server is not draining")
+	}
+	waitFor(t, 5*time.Second, "the proxy to see the drain", func() bool { return backendByName(c.Proxy, "s1").Draining })
+	before := s1.Stats().Served
+	run(500)
+	if got := s1.Stats().Served - before; got != 0 {
+		t.Fatalf("the draining server got %d new requests", got)
+	}
+	if !strings.Contains(string(exchange(t, c.ProxyAddr, []byte("stats\n"))), "\ns1 ") ||
+		!strings.Contains(string(exchange(t, c.ProxyAddr, []byte("stats\n"))), " draining ") {
+		t.Error("stats does not show the draining server")
+	}
+	exchange(t, c.Servers[0].StatAddr, []byte("undrain\n"))
+	waitFor(t, 5*time.Second, "the proxy to see the undrain", func() bool { return !backendByName(c.Proxy, "s1").Draining })
+	run(500)
+	if s1.Stats().Served == before {
+		t.Fatal("undrained, the server got no work")
+	}
+	// Every server draining: any is better than none.
+	for _, s := range c.Servers {
+		s.Running().Drain()
+	}
+	waitFor(t, 5*time.Second, "all drains seen", func() bool {
+		for _, b := range c.Proxy.Stats().Backends {
+			if !b.Draining {
+				return false
+			}
+		}
+		return true
+	})
+	run(100)
 }

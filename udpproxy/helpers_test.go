@@ -1,0 +1,209 @@
+package udpproxy_test
+
+// Helpers shared by the package's tests: a cluster or a proxy on 127.0.0.1:0,
+// clients, raw datagrams, and servers that misbehave on purpose.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/calc"
+	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/udpclient"
+	"github.com/discal/discal/udpproxy"
+	"github.com/vmihailenco/msgpack/v5"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func startCluster(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+	t.Helper()
+	cfg.Server.Quiet = true
+	if cfg.Logger == nil {
+		cfg.Logger = cluster.Quiet()
+	}
+	c, err := cluster.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Shutdown(ctx); err != nil {
+			t.Errorf("cluster shutdown: %v", err)
+		}
+	})
+	return c
+}
+
+func dialClient(t *testing.T, addr net.Addr, cfg udpclient.Config) *udpclient.Client {
+	t.Helper()
+	c, err := udpclient.Dial(addr.String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// randomRequest draws operands of both kinds, small and huge, so that the
+// answers include exact integers, floats, overflow and division by zero.
+func randomRequest(r *rand.Rand) codec.Request {
+	num := func() codec.Number {
+		switch r.IntN(6) {
+		case 0:
+			return codec.FloatNumber((r.Float64() - 0.5) * 1e6)
+		case 1:
+			return codec.IntNumber(r.Int64() - math.MaxInt64/2)
+		case 2:
+			return codec.IntNumber(int64(r.IntN(3)))
+		default:
+			return codec.IntNumber(r.Int64N(2001) - 1000)
+		}
+	}
+	return codec.Request{Op: codec.Ops[r.IntN(len(codec.Ops))], A: num(), B: num()}
+}
+
+// checkAnswer compares a reply with the answer computed locally.
+func checkAnswer(req codec.Request, r codec.Reply, err error) error {
+	want, wantErr := calc.Eval(req.Op, req.A, req.B)
+	if wantErr != nil {
+		if !errors.Is(err, wantErr) {
+			return fmt.Errorf("%v: got %v, %v; want error %v", req, r.Result, err, wantErr)
+		}
+		return nil
+	}
+	if err != nil || !r.Result.Equal(want) {
+		return fmt.Errorf("%v: got %#v, %v; want %#v", req, r.Result, err, want)
+	}
+	return nil
+}
+
+func raw(t *testing.T, id uint64, body any) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(codec.AppendHeader(nil, codec.KindRequest, id), b...)
+}
+
+// exchange sends one datagram from a fresh socket and returns the answer.
+func exchange(t *testing.T, addr *net.UDPAddr, pkt []byte) []byte {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", pkt, err)
+	}
+	return buf[:n]
+}
+
+// waitFor polls cond until it holds or the time is up. It waits for a state
+// the system reaches by itself, not for time to pass.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func backendByName(p *udpproxy.Proxy, name string) udpproxy.BackendStats {
+	for _, b := range p.Stats().Backends {
+		if b.Name == name {
+			return b
+		}
+	}
+	return udpproxy.BackendStats{}
+}
+
+// blackHole is a server that answers status polls but never computes: a
+// stand-in for a server whose calculator hangs.
+func blackHole(t *testing.T) udpproxy.ServerAddr {
+	t.Helper()
+	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := calc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := status.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if h, err := codec.ParseHeader(buf[:n]); err == nil && h.Kind == codec.KindStatusQuery {
+				_, _ = status.WriteTo(codec.AppendStatus(nil, h.ID, codec.Status{Server: "hole", Cores: 1}), from)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		calc.Close()
+		status.Close()
+		wg.Wait()
+	})
+	return udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: status.LocalAddr().String()}
+}
+
+func startProxy(t *testing.T, cfg udpproxy.Config) (*udpproxy.Proxy, *net.UDPAddr) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = cluster.Quiet()
+	}
+	p, err := udpproxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(conn) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("proxy shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return p, conn.LocalAddr().(*net.UDPAddr)
+}
