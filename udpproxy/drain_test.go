@@ -46,6 +46,25 @@ func slowServer(t *testing.T, delay time.Duration) udpproxy.ServerAddr {
 	return udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: hole.Status}
 }
 
+// serveAndDial serves p on 127.0.0.1:0 and returns a client socket
+// connected to it, and the channel Serve's result comes on: these tests
+// stop the proxy themselves.
+func serveAndDial(t *testing.T, p *udpproxy.Proxy) (*net.UDPConn, <-chan error) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(conn) }()
+	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client, served
+}
+
 // TestShutdownDrains: Shutdown stops taking requests but waits for those
 // pending: the ones a slow server answers reach their clients, the ones no
 // server answers get "timeout", and only then does Serve return.
@@ -59,14 +78,7 @@ func TestShutdownDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(conn) }()
-	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client, served := serveAndDial(t, p)
 	const n = 20
 	for i := range n {
 		if _, err := client.Write(codec.AppendRequest(nil, uint64(i), codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})); err != nil {
@@ -118,14 +130,7 @@ func TestShutdownStopsTakingRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(conn) }()
-	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client, served := serveAndDial(t, p)
 	if _, err := client.Write(codec.AppendRequest(nil, 1, codec.Request{Op: codec.OpAdd})); err != nil {
 		t.Fatal(err)
 	}
