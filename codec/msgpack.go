@@ -130,19 +130,9 @@ func malformed(err error) *Error {
 // false when the value is not a string, and s is nil when the string is longer
 // than the buffer; either way the value has been consumed.
 func (x *decoder) str() (s []byte, isString bool, err error) {
-	c, err := x.d.PeekCode()
-	if err != nil {
-		return nil, false, malformed(err)
-	}
-	if !msgpcode.IsString(c) {
-		return nil, false, x.skip()
-	}
-	n, err := x.d.DecodeBytesLen()
-	if err != nil {
-		return nil, false, malformed(err)
-	}
-	if n > x.r.Len() {
-		return nil, false, Errorf(CodeMalformed, "malformed body: truncated string")
+	n, ok, err := x.strHead()
+	if !ok || err != nil {
+		return nil, ok, err
 	}
 	if n > len(x.buf) {
 		_, _ = x.r.Seek(int64(n), io.SeekCurrent)
@@ -154,22 +144,36 @@ func (x *decoder) str() (s []byte, isString bool, err error) {
 	return x.buf[:n], true, nil
 }
 
-// longStr reads a string of any length the datagram can hold, as a Go string.
-func (x *decoder) longStr() (string, bool, error) {
+// strHead reads a string's length. isString is false when the value is not
+// a string; it has then been consumed.
+func (x *decoder) strHead() (n int, isString bool, err error) {
 	c, err := x.d.PeekCode()
 	if err != nil {
-		return "", false, malformed(err)
+		return 0, false, malformed(err)
 	}
 	if !msgpcode.IsString(c) {
-		return "", false, x.skip()
+		return 0, false, x.skip()
 	}
-	n, err := x.d.DecodeBytesLen()
+	n, err = x.d.DecodeBytesLen()
 	if err != nil {
-		return "", false, malformed(err)
+		return 0, false, malformed(err)
 	}
 	if n > x.r.Len() {
-		return "", false, Errorf(CodeMalformed, "malformed body: truncated string")
+		return 0, false, Errorf(CodeMalformed, "malformed body: truncated string")
 	}
+	return max(n, 0), true, nil
+}
+
+// longStr reads a string of any length the datagram can hold, as a Go string.
+func (x *decoder) longStr() (string, bool, error) {
+	n, ok, err := x.strHead()
+	if !ok || err != nil {
+		return "", ok, err
+	}
+	return x.readString(n)
+}
+
+func (x *decoder) readString(n int) (string, bool, error) {
 	b := make([]byte, n)
 	if err := x.d.ReadFull(b); err != nil {
 		return "", false, malformed(err)
@@ -181,28 +185,14 @@ func (x *decoder) longStr() (string, bool, error) {
 // that decoding the same few names millions of times allocates nothing;
 // longer ones are read like any string.
 func (x *decoder) name() (string, bool, error) {
-	c, err := x.d.PeekCode()
-	if err != nil {
-		return "", false, malformed(err)
-	}
-	if !msgpcode.IsString(c) {
-		return "", false, x.skip()
-	}
-	n, err := x.d.DecodeBytesLen()
-	if err != nil {
-		return "", false, malformed(err)
-	}
-	if n > x.r.Len() {
-		return "", false, Errorf(CodeMalformed, "malformed body: truncated string")
+	n, ok, err := x.strHead()
+	if !ok || err != nil {
+		return "", ok, err
 	}
 	if n > len(x.buf) {
-		b := make([]byte, n)
-		if err := x.d.ReadFull(b); err != nil {
-			return "", false, malformed(err)
-		}
-		return string(b), true, nil
+		return x.readString(n)
 	}
-	b := x.buf[:max(n, 0)]
+	b := x.buf[:n]
 	if err := x.d.ReadFull(b); err != nil {
 		return "", false, malformed(err)
 	}
