@@ -209,7 +209,7 @@ func TestDrainingServerGetsNoNewWork(t *testing.T) {
 		s.Running().Drain()
 	}
 	waitFor(t, 5*time.Second, "all drains seen", func() bool {
-		for _, b := range c.Proxy.Stats().Backends {
+		for _, b := range c.Proxy.Stats().Servers {
 			if !b.Draining {
 				return false
 			}

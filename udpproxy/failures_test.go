@@ -26,7 +26,7 @@ func TestServerStoppedMidRun(t *testing.T) {
 		Poll: 20 * time.Millisecond, TryTimeout: 100 * time.Millisecond}})
 	victim := c.Servers[1]
 	waitFor(t, 5*time.Second, "a first report from every server", func() bool {
-		for _, b := range c.Proxy.Stats().Backends {
+		for _, b := range c.Proxy.Stats().Servers {
 			if !b.HasReport {
 				return false
 			}
@@ -114,7 +114,7 @@ func TestTimeoutAnswered(t *testing.T) {
 	if st.Timeouts != 6 || st.Retries != 6 || st.Pending != 0 {
 		t.Fatalf("timeouts %d, retries %d, pending %d; want 6, 6, 0", st.Timeouts, st.Retries, st.Pending)
 	}
-	for _, b := range st.Backends {
+	for _, b := range st.Servers {
 		if b.Sent != 6 || b.Timeouts != 6 || b.InFlight != 0 {
 			t.Errorf("backend %s: sent %d, timeouts %d, in flight %d", b.Name, b.Sent, b.Timeouts, b.InFlight)
 		}
@@ -133,7 +133,7 @@ func TestNoServerAvailable(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "every server out of rotation", func() bool {
-		for _, b := range c.Proxy.Stats().Backends {
+		for _, b := range c.Proxy.Stats().Servers {
 			if b.Up {
 				return false
 			}

@@ -131,7 +131,7 @@ func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, cl
 // took out of the table, reinserted. pkt must not be e's own request: once
 // in the table, the entry may be taken and reused by the reply path at any
 // moment.
-func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *backend, retry bool) bool {
+func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *Server, retry bool) bool {
 	e.backend = b
 	e.sentAt = rd.now
 	e.deadline = e.sentAt + int64(p.cfg.TryTimeout)

@@ -24,7 +24,7 @@ type poller struct {
 }
 
 // forget takes a backend that left the list out of the load model.
-func (pl *poller) forget(b *backend) {
+func (pl *poller) forget(b *Server) {
 	pl.mu.Lock()
 	pl.load.leave(b)
 	pl.mu.Unlock()
@@ -36,7 +36,7 @@ func (pl *poller) forget(b *backend) {
 // server is out within about PollTimeout×MaxMisses of its first missed
 // poll, less than three intervals after it died. Down backends are polled
 // every interval too, and come back on their first answer.
-func (pl *poller) run(ctx context.Context, b *backend, seed [32]byte) {
+func (pl *poller) run(ctx context.Context, b *Server, seed [32]byte) {
 	r := rand.New(rand.NewChaCha8(seed))
 	buf := make([]byte, 0, codec.StatusQuerySize)
 	cfg := &pl.p.cfg
@@ -114,7 +114,7 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 		pl.p.drops.add(dropStatus)
 		return
 	}
-	var b *backend
+	var b *Server
 	for _, c := range pl.p.backends() {
 		// Taking the ID answers the poll exactly once, even if the next
 		// poll goes out meanwhile.

@@ -130,13 +130,13 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-func backendByName(p *udpproxy.Proxy, name string) udpproxy.BackendStats {
-	for _, b := range p.Stats().Backends {
+func backendByName(p *udpproxy.Proxy, name string) udpproxy.ServerStats {
+	for _, b := range p.Stats().Servers {
 		if b.Name == name {
 			return b
 		}
 	}
-	return udpproxy.BackendStats{}
+	return udpproxy.ServerStats{}
 }
 
 // blackHole is a server that answers status polls but never computes: a

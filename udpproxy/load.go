@@ -33,7 +33,7 @@ type group struct {
 	slow    float64 // cores in use, smoothed over about a second, for the cost estimate
 	cores   float64
 	fresh   bool // busy holds no reading yet
-	members map[*backend]bool
+	members map[*Server]bool
 	bg      atomic.Uint64 // float64 bits: background share of capacity, 0 to 1
 }
 
@@ -82,9 +82,9 @@ func sane(v, hi float64) float64 {
 	return min(v, hi)
 }
 
-func (b *backend) rateNow() float64 { return math.Float64frombits(b.rate.Load()) }
+func (b *Server) rateNow() float64 { return math.Float64frombits(b.rate.Load()) }
 
-func (b *backend) slowRateNow() float64 { return math.Float64frombits(b.slowRate.Load()) }
+func (b *Server) slowRateNow() float64 { return math.Float64frombits(b.slowRate.Load()) }
 
 // loadModel is the poller's: the groups, by key, and the estimated cost of
 // a request in CPU seconds.
@@ -98,7 +98,7 @@ func newLoadModel() *loadModel { return &loadModel{groups: map[string]*group{}} 
 // join puts b in the group named key, leaving the one it was in, and
 // forgets groups nobody belongs to any more (a server restarted under a new
 // process, say).
-func (m *loadModel) join(b *backend, slot *atomic.Pointer[group], key string) *group {
+func (m *loadModel) join(b *Server, slot *atomic.Pointer[group], key string) *group {
 	if old := slot.Load(); old != nil {
 		if old.key == key {
 			return old
@@ -110,7 +110,7 @@ func (m *loadModel) join(b *backend, slot *atomic.Pointer[group], key string) *g
 	}
 	g, ok := m.groups[key]
 	if !ok {
-		g = &group{key: key, fresh: true, members: map[*backend]bool{}}
+		g = &group{key: key, fresh: true, members: map[*Server]bool{}}
 		m.groups[key] = g
 	}
 	g.members[b] = true
@@ -120,7 +120,7 @@ func (m *loadModel) join(b *backend, slot *atomic.Pointer[group], key string) *g
 
 // leave takes b out of its groups, and forgets groups nobody belongs to
 // any more.
-func (m *loadModel) leave(b *backend) {
+func (m *loadModel) leave(b *Server) {
 	for _, slot := range []*atomic.Pointer[group]{&b.proc, &b.host} {
 		if g := slot.Load(); g != nil {
 			delete(g.members, b)
@@ -133,7 +133,7 @@ func (m *loadModel) leave(b *backend) {
 
 // update folds one server's report into the model and recomputes every
 // group's background.
-func (m *loadModel) update(b *backend, prev *report, st *statusFigures, now int64) {
+func (m *loadModel) update(b *Server, prev *report, st *statusFigures, now int64) {
 	if prev != nil && st.served >= prev.Served && now > prev.at {
 		r := float64(st.served-prev.Served) / (float64(now-prev.at) / 1e9)
 		b.rate.Store(math.Float64bits(smooth(b.rateNow(), r, rateWeight, false)))
@@ -194,7 +194,7 @@ type statusFigures struct {
 	served             uint64
 }
 
-func figures(b *backend, st *report) *statusFigures {
+func figures(b *Server, st *report) *statusFigures {
 	cores := float64(max(1, st.Cores))
 	hostCores := float64(max(st.Cores, st.HostCores, 1))
 	f := &statusFigures{

@@ -41,7 +41,7 @@ func (s source) String() string {
 
 // findLocked returns the backend with both these addresses, or nil. The
 // caller holds p.members.
-func (p *Proxy) findLocked(calc, status netip.AddrPort) *backend {
+func (p *Proxy) findLocked(calc, status netip.AddrPort) *Server {
 	for _, b := range p.backends() {
 		if b.calc == calc && b.status == status {
 			return b
@@ -54,7 +54,7 @@ func (p *Proxy) findLocked(calc, status netip.AddrPort) *backend {
 // configured ones, it takes no work until its status port has answered a
 // poll: a join may be spoofed, and a DNS record may be wrong about the
 // status port.
-func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool, src source) *backend {
+func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool, src source) *Server {
 	b := newBackendAt(a, calc, status, poll, fallback)
 	b.source = src
 	b.down.Store(true)
@@ -64,7 +64,7 @@ func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, f
 // addLocked puts b in the list and starts polling it if the proxy is
 // serving; name, if known, is for the log. It reports false when the list
 // is full. The caller holds p.members.
-func (p *Proxy) addLocked(b *backend, name string) bool {
+func (p *Proxy) addLocked(b *Server, name string) bool {
 	old := p.backends()
 	if len(old) >= p.cfg.MaxServers {
 		return false
@@ -81,7 +81,7 @@ func (p *Proxy) addLocked(b *backend, name string) bool {
 // removeLocked takes b out of the list and stops its poller. Requests in
 // flight to it still get its answers: the pending table holds the backend
 // itself, not its place in the list. The caller holds p.members.
-func (p *Proxy) removeLocked(b *backend, why string) {
+func (p *Proxy) removeLocked(b *Server, why string) {
 	old := p.backends()
 	i := slices.Index(old, b)
 	if i < 0 {
@@ -101,7 +101,7 @@ func (p *Proxy) removeLocked(b *backend, why string) {
 }
 
 // remove is removeLocked for callers that do not hold p.members.
-func (p *Proxy) remove(b *backend, why string) {
+func (p *Proxy) remove(b *Server, why string) {
 	p.members.Lock()
 	defer p.members.Unlock()
 	p.removeLocked(b, why)
@@ -174,7 +174,7 @@ func (p *Proxy) handleJoin(rd *reader, i int, pkt []byte, from netip.AddrPort, i
 // has it). It reports whether b may stay; a server that fails is removed.
 // At its first report a server that passes replaces the joined servers
 // that share one of its addresses: they are what it was before.
-func (p *Proxy) verify(b *backend, st codec.Status, first bool) bool {
+func (p *Proxy) verify(b *Server, st codec.Status, first bool) bool {
 	mismatch := st.CalcPort != 0 && st.CalcPort != b.calc.Port()
 	if b.source != fromJoin || (!mismatch && !first) {
 		return true
@@ -207,11 +207,11 @@ func (l *logLimit) allow(now int64) bool {
 
 // startMembership is called by Serve: it starts a poller for every backend
 // in the list and for every one added later, until ctx ends.
-func (p *Proxy) startMembership(ctx context.Context, pl *poller, spawn func(context.Context, *backend)) {
+func (p *Proxy) startMembership(ctx context.Context, pl *poller, spawn func(context.Context, *Server)) {
 	p.members.Lock()
 	defer p.members.Unlock()
 	p.pl = pl
-	p.spawn = func(b *backend) {
+	p.spawn = func(b *Server) {
 		bctx, cancel := context.WithCancel(ctx)
 		b.stopPoll = cancel
 		spawn(bctx, b)

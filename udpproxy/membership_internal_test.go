@@ -49,7 +49,7 @@ func TestVerify(t *testing.T) {
 	if got := addrs(p); len(got) != 4 {
 		t.Fatalf("joins added %v, want 4 servers: a join displaces no one", got)
 	}
-	find := func(a string) *backend {
+	find := func(a string) *Server {
 		for _, b := range p.backends() {
 			if b.addr.String() == a {
 				return b

@@ -79,7 +79,7 @@ func serveServer(t *testing.T, cfg udpserver.Config, calc, status net.PacketConn
 // upServers returns the names of the servers in rotation, sorted, and
 // the sources they came from.
 func upServers(p *udpproxy.Proxy) (names, sources []string) {
-	for _, b := range p.Stats().Backends {
+	for _, b := range p.Stats().Servers {
 		if b.Up && b.HasReport {
 			names = append(names, b.Name)
 			sources = append(sources, b.Source)
@@ -110,7 +110,7 @@ func servedBy(t *testing.T, p *udpproxy.Proxy, n int) map[string]int {
 // comes back, on new ports.
 func TestJoinAddsServerAndMissedPollsRemoveIt(t *testing.T) {
 	p := serveProxy(t, udpproxy.Config{JoinAllow: loopback, Poll: 20 * time.Millisecond})
-	if n := len(p.Stats().Backends); n != 0 {
+	if n := len(p.Stats().Servers); n != 0 {
 		t.Fatalf("a proxy with joins and no servers starts with %d", n)
 	}
 	join := udpserver.Config{Name: "j1", Join: []string{p.Addr().String()}, JoinInterval: 20 * time.Millisecond}
@@ -123,16 +123,16 @@ func TestJoinAddsServerAndMissedPollsRemoveIt(t *testing.T) {
 	if by := servedBy(t, p, 20); by["j1"] != 20 {
 		t.Fatalf("served by %v", by)
 	}
-	if st := p.Stats(); st.Joins == 0 || st.Backends[0].Addr.Calc != s.calc.String() || st.Backends[0].Addr.Status != s.status.String() {
-		t.Fatalf("joins %d, backends %+v; want the server's own addresses", st.Joins, st.Backends)
+	if st := p.Stats(); st.Joins == 0 || st.Servers[0].Addr.Calc != s.calc.String() || st.Servers[0].Addr.Status != s.status.String() {
+		t.Fatalf("joins %d, backends %+v; want the server's own addresses", st.Joins, st.Servers)
 	}
 
 	s.stop(t)
-	waitFor(t, 5*time.Second, "the stopped server to be removed", func() bool { return len(p.Stats().Backends) == 0 })
+	waitFor(t, 5*time.Second, "the stopped server to be removed", func() bool { return len(p.Stats().Servers) == 0 })
 
 	again := serveServer(t, join, nil, nil)
 	waitFor(t, 5*time.Second, "the restarted server to join again", func() bool {
-		bs := p.Stats().Backends
+		bs := p.Stats().Servers
 		return len(bs) == 1 && bs[0].Up && bs[0].Addr.Calc == again.calc.String()
 	})
 	if by := servedBy(t, p, 10); by["j1"] != 10 {
@@ -146,8 +146,8 @@ func TestJoinRefusedOutsideAllow(t *testing.T) {
 	p := serveProxy(t, udpproxy.Config{JoinAllow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Poll: 20 * time.Millisecond})
 	s := serveServer(t, udpserver.Config{Join: []string{p.Addr().String()}, JoinInterval: 10 * time.Millisecond}, nil, nil)
 	waitFor(t, 5*time.Second, "three joins refused", func() bool { return p.Stats().Drops["join_refused"] >= 3 })
-	if st := p.Stats(); len(st.Backends) != 0 || st.Joins != 0 {
-		t.Fatalf("a refused join added %d servers, %d joins counted", len(st.Backends), st.Joins)
+	if st := p.Stats(); len(st.Servers) != 0 || st.Joins != 0 {
+		t.Fatalf("a refused join added %d servers, %d joins counted", len(st.Servers), st.Joins)
 	}
 	if s.Joined()[p.Addr().String()] {
 		t.Fatal("the server thinks it joined")
@@ -203,8 +203,8 @@ func TestJoinedServerWorksOnlyOnceItAnswers(t *testing.T) {
 	if by := servedBy(t, c.Proxy, 50); by["s1"] != 50 {
 		t.Fatalf("served by %v: work went to a server that never answered a poll", by)
 	}
-	if st := c.Proxy.Stats(); len(st.Backends) != 3 {
-		t.Fatalf("%d servers after two joins, want 3", len(st.Backends))
+	if st := c.Proxy.Stats(); len(st.Servers) != 3 {
+		t.Fatalf("%d servers after two joins, want 3", len(st.Servers))
 	}
 	if rawJoin(t, socks[2], c.ProxyAddr, 102, 11) {
 		t.Fatal("a join beyond MaxServers was acknowledged")
@@ -212,7 +212,7 @@ func TestJoinedServerWorksOnlyOnceItAnswers(t *testing.T) {
 	if n := c.Proxy.Stats().Drops["join_refused"]; n != 1 {
 		t.Fatalf("%d joins refused, want 1", n)
 	}
-	waitFor(t, 5*time.Second, "the silent joiners to be removed", func() bool { return len(c.Proxy.Stats().Backends) == 1 })
+	waitFor(t, 5*time.Second, "the silent joiners to be removed", func() bool { return len(c.Proxy.Stats().Servers) == 1 })
 	if st := c.Proxy.Stats(); st.Timeouts != 0 || st.Retries != 0 {
 		t.Fatalf("%d timeouts, %d retries", st.Timeouts, st.Retries)
 	}
@@ -343,7 +343,7 @@ func TestSRVDiscovery(t *testing.T) {
 		return func() bool {
 			got, sources := upServers(p)
 			return slices.Equal(got, names) && !slices.ContainsFunc(sources, func(s string) bool { return s != "srv" }) &&
-				len(p.Stats().Backends) == len(names)
+				len(p.Stats().Servers) == len(names)
 		}
 	}
 	waitFor(t, 5*time.Second, "d1 and d2 from DNS", want("d1", "d2"))

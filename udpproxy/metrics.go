@@ -88,7 +88,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(m.joins, st.Joins)
 	via := map[string]int{"config": 0, "join": 0, "srv": 0}
-	for _, b := range st.Backends {
+	for _, b := range st.Servers {
 		via[b.Source]++
 	}
 	for k, n := range via {
@@ -100,7 +100,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for _, b := range st.Backends {
+	for _, b := range st.Servers {
 		l := []string{b.Name, b.Addr.Calc}
 		counter(m.srvSent, b.Sent, l...)
 		counter(m.srvAnswered, b.Answered, l...)

@@ -17,7 +17,7 @@ const inlineReq = 64
 type entry struct {
 	client    netip.AddrPort
 	clientID  uint64
-	backend   *backend
+	backend   *Server
 	sentAt    int64  // monotonic nanoseconds, when this try was sent
 	deadline  int64  // monotonic nanoseconds, when this try times out
 	tries     uint8  // servers tried so far, this one included
@@ -50,7 +50,7 @@ func (e *entry) request() []byte {
 type route struct {
 	client    netip.AddrPort
 	clientID  uint64
-	backend   *backend
+	backend   *Server
 	sentAt    int64
 	text      bool
 	clientLen uint16

@@ -11,7 +11,7 @@ import (
 	"github.com/discal/discal/codec"
 )
 
-func testBackend(t testing.TB, calc string) *backend {
+func testBackend(t testing.TB, calc string) *Server {
 	t.Helper()
 	b, err := newBackend(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond, nil)
 	if err != nil {

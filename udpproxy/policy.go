@@ -11,7 +11,7 @@ import (
 // backend is up; avoid, when not nil, is a backend to pass over if any other
 // is up (the one a retried request already failed on).
 type Policy interface {
-	Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend
+	Pick(bs []*Server, avoid *Server, r *rand.Rand) *Server
 	String() string
 }
 
@@ -60,7 +60,7 @@ type fleet struct {
 	meanLat float64
 }
 
-func newFleet(bs []*backend) fleet {
+func newFleet(bs []*Server) fleet {
 	f := fleet{now: nanotime()}
 	n, m := 0, 0
 	for _, b := range bs {
@@ -85,7 +85,7 @@ func newFleet(bs []*backend) fleet {
 // reportedCPU is a backend's background load as a share of its capacity:
 // its process's and its host's, less what the proxy's own requests explain
 // (see load.go).
-func reportedCPU(b *backend) float64 {
+func reportedCPU(b *Server) float64 {
 	var cpu float64
 	if p := b.proc.Load(); p != nil {
 		cpu += p.background()
@@ -137,7 +137,7 @@ func freshness(age int64, poll time.Duration) float64 {
 // at a slow server count for more, which is what it costs a request that
 // joins it. Dividing by cores gives a server with more cores proportionally
 // more work.
-func (f *fleet) score(b *backend) float64 {
+func (f *fleet) score(b *Server) float64 {
 	cores := 1.0
 	cpu := f.meanCPU
 	if r := b.report.Load(); r != nil {
@@ -160,7 +160,7 @@ func (f *fleet) score(b *backend) float64 {
 // tie, so the live in-flight count still decides between equal servers.
 const tieBand = 0.05
 
-func (leastLoad) Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend {
+func (leastLoad) Pick(bs []*Server, avoid *Server, r *rand.Rand) *Server {
 	// Score every backend once; a few live on the stack.
 	var buf [16]float64
 	scores := buf[:0]
@@ -175,7 +175,7 @@ func (leastLoad) Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend {
 		}
 		scores = append(scores, s)
 	}
-	for _, skip := range [2]*backend{avoid, nil} {
+	for _, skip := range [2]*Server{avoid, nil} {
 		best, any := math.Inf(1), false
 		for i, b := range bs {
 			if b != skip && b.up() && (!any || scores[i] < best) {
@@ -190,7 +190,7 @@ func (leastLoad) Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend {
 		}
 		// Reservoir sampling: each backend within the band is equally
 		// likely to be chosen.
-		var pick *backend
+		var pick *Server
 		n := 0
 		for i, b := range bs {
 			if b != skip && b.up() && scores[i] <= best+tieBand {
@@ -212,7 +212,7 @@ type roundRobin struct{ next atomic.Uint64 }
 
 func (*roundRobin) String() string { return "round-robin" }
 
-func (p *roundRobin) Pick(bs []*backend, avoid *backend, _ *rand.Rand) *backend {
+func (p *roundRobin) Pick(bs []*Server, avoid *Server, _ *rand.Rand) *Server {
 	n := uint64(len(bs))
 	if n == 0 {
 		return nil
@@ -238,8 +238,8 @@ type random struct{}
 
 func (random) String() string { return "random" }
 
-func (random) Pick(bs []*backend, avoid *backend, r *rand.Rand) *backend {
-	for _, skip := range []*backend{avoid, nil} {
+func (random) Pick(bs []*Server, avoid *Server, r *rand.Rand) *Server {
+	for _, skip := range []*Server{avoid, nil} {
 		n := 0
 		for _, b := range bs {
 			if b.up() && b != skip {

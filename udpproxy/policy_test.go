@@ -10,9 +10,9 @@ import (
 	"github.com/discal/discal/codec"
 )
 
-func backends(t *testing.T, n int) []*backend {
+func backends(t *testing.T, n int) []*Server {
 	t.Helper()
-	bs := make([]*backend, n)
+	bs := make([]*Server, n)
 	for i := range bs {
 		bs[i] = testBackend(t, fmt.Sprintf("127.0.0.1:%d", 7001+i))
 	}
@@ -21,7 +21,7 @@ func backends(t *testing.T, n int) []*backend {
 
 // setReport gives b a fresh report whose background loads (what the load
 // model would leave after its own requests) are host and proc percent.
-func setReport(b *backend, host, proc float64, cores int) {
+func setReport(b *Server, host, proc float64, cores int) {
 	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: nanotime()})
 	h, p := &group{}, &group{}
 	h.bg.Store(math.Float64bits(host / 100))
@@ -80,7 +80,7 @@ func TestLeastLoadMoreCoresMoreWork(t *testing.T) {
 func TestLeastLoadTiesAreRandom(t *testing.T) {
 	bs := backends(t, 4)
 	r := rand.New(rand.NewPCG(5, 6))
-	counts := map[*backend]int{}
+	counts := map[*Server]int{}
 	for range 8000 {
 		counts[LeastLoad().Pick(bs, nil, r)]++
 	}
@@ -96,7 +96,7 @@ func TestLeastLoadTiesAreRandom(t *testing.T) {
 func TestLeastLoadNoisyReports(t *testing.T) {
 	bs := backends(t, 3)
 	r := rand.New(rand.NewPCG(9, 10))
-	counts := map[*backend]int{}
+	counts := map[*Server]int{}
 	for i := range 3000 {
 		if i%100 == 0 { // a new round of polls: a few points of noise each
 			for _, b := range bs {
@@ -170,7 +170,7 @@ func TestRoundRobinAndRandom(t *testing.T) {
 	bs[1].down.Store(true)
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, p := range []Policy{RoundRobin(), Random()} {
-		counts := map[*backend]int{}
+		counts := map[*Server]int{}
 		for range 3000 {
 			counts[p.Pick(bs, nil, r)]++
 		}

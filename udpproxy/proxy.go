@@ -20,7 +20,7 @@ import (
 // or ListenAndServe, stop it with Shutdown or Close.
 type Proxy struct {
 	cfg     Config
-	list    atomic.Pointer[[]*backend]
+	list    atomic.Pointer[[]*Server]
 	pending *pendingTable
 	limiter *limiter                // nil when there is no rate limit
 	metrics atomic.Pointer[metrics] // nil unless Collector was called
@@ -37,7 +37,7 @@ type Proxy struct {
 	// members serializes changes to list (see membership.go); spawn and
 	// pl are set while serving, to start pollers for servers that come.
 	members    sync.Mutex
-	spawn      func(*backend)
+	spawn      func(*Server)
 	pl         *poller
 	refusedLog logLimit
 	fullLog    logLimit
@@ -60,7 +60,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{}),
 		readersDone: make(chan struct{})}
-	bs := make([]*backend, 0, len(cfg.Servers))
+	bs := make([]*Server, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
 		b, err := newBackend(a, cfg.Poll, &p.allDraining)
 		if err != nil {
@@ -78,7 +78,7 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-func (p *Proxy) backends() []*backend { return *p.list.Load() }
+func (p *Proxy) backends() []*Server { return *p.list.Load() }
 
 // ListenAndServe opens the client-facing port of the Config and serves it
 // until Shutdown or Close.
@@ -138,7 +138,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	background.Go(func() { p.sweep(ctx) })
 	pl := &poller{p: p, conn: poll, load: newLoadModel()}
 	background.Go(pl.read)
-	p.startMembership(ctx, pl, func(ctx context.Context, b *backend) {
+	p.startMembership(ctx, pl, func(ctx context.Context, b *Server) {
 		seed := seed()
 		background.Go(func() { pl.run(ctx, b, seed) })
 	})
@@ -280,7 +280,7 @@ func (rd *reader) slot(i int) []byte {
 	return rd.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
 }
 
-func (rd *reader) toServer(pkt []byte, b *backend) {
+func (rd *reader) toServer(pkt []byte, b *Server) {
 	rd.toServers = append(rd.toServers, udpbatch.Message{Buf: pkt, Addr: b.calc})
 }
 

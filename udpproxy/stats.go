@@ -51,7 +51,7 @@ type Stats struct {
 	Joins                                                      uint64 // joins taken, repeats included
 	Pending                                                    int
 	Drops                                                      map[string]uint64
-	Backends                                                   []BackendStats
+	Servers                                                    []ServerStats
 }
 
 // Stats returns the proxy's counters and the state of every backend.
@@ -59,7 +59,7 @@ func (p *Proxy) Stats() Stats { return p.statsOf(p.backends()) }
 
 // statsOf is Stats for one snapshot of the backend list, which the list's
 // changes cannot disturb.
-func (p *Proxy) statsOf(bs []*backend) Stats {
+func (p *Proxy) statsOf(bs []*Server) Stats {
 	s := Stats{
 		Requests: p.requests.Load(),
 		Text:     p.text.Load(),
@@ -77,7 +77,7 @@ func (p *Proxy) statsOf(bs []*backend) Stats {
 	}
 	now := nanotime()
 	for _, b := range bs {
-		s.Backends = append(s.Backends, b.stats(now))
+		s.Servers = append(s.Servers, b.stats(now))
 	}
 	return s
 }
@@ -108,12 +108,12 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "goroutines", uint64(runtime.NumGoroutine()))
 	b = append(b, '\n')
 	f := newFleet(all)
-	for i, bs := range s.Backends {
+	for i, bs := range s.Servers {
 		if len(b) > maxStatsText {
 			// A datagram holds 65,507 bytes at most: say what is left out
 			// rather than send nothing.
 			b = append(b, "... "...)
-			b = strconv.AppendInt(b, int64(len(s.Backends)-i), 10)
+			b = strconv.AppendInt(b, int64(len(s.Servers)-i), 10)
 			b = append(b, " more servers; see the metrics for all\n"...)
 			break
 		}

@@ -14,7 +14,7 @@ import (
 // it last reported, how much the proxy has sent it that is not yet answered,
 // and whether it is in rotation. Everything the hot path reads is atomic, so
 // choosing a server never waits on the poller.
-type backend struct {
+type Server struct {
 	addr   ServerAddr
 	calc   netip.AddrPort
 	status netip.AddrPort
@@ -52,7 +52,7 @@ type report struct {
 	at int64
 }
 
-func newBackend(a ServerAddr, poll time.Duration, fallback *atomic.Bool) (*backend, error) {
+func newBackend(a ServerAddr, poll time.Duration, fallback *atomic.Bool) (*Server, error) {
 	calc, err := resolveUDP(a.Calc)
 	if err != nil {
 		return nil, err
@@ -65,15 +65,15 @@ func newBackend(a ServerAddr, poll time.Duration, fallback *atomic.Bool) (*backe
 }
 
 // newBackendAt is newBackend with the addresses already resolved.
-func newBackendAt(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool) *backend {
+func newBackendAt(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool) *Server {
 	if fallback == nil {
 		fallback = new(atomic.Bool)
 	}
-	return &backend{addr: a, calc: calc, status: status, poll: poll, fallback: fallback}
+	return &Server{addr: a, calc: calc, status: status, poll: poll, fallback: fallback}
 }
 
 // name is the server's own name once it has reported, its address before.
-func (b *backend) name() string {
+func (b *Server) name() string {
 	if r := b.report.Load(); r != nil && r.Server != "" {
 		return r.Server
 	}
@@ -86,7 +86,7 @@ const latencyWeight = 0.02
 
 // observe folds one reply's round trip into the latency average. Readers
 // may race here; a lost update of an average is harmless.
-func (b *backend) observe(rtt time.Duration, now int64) {
+func (b *Server) observe(rtt time.Duration, now int64) {
 	us := float64(rtt) / float64(time.Microsecond)
 	if old := math.Float64frombits(b.latency.Load()); old > 0 {
 		us = old + latencyWeight*(us-old)
@@ -95,7 +95,7 @@ func (b *backend) observe(rtt time.Duration, now int64) {
 	b.latencyAt.Store(now)
 }
 
-func (b *backend) latencyUS() float64 { return math.Float64frombits(b.latency.Load()) }
+func (b *Server) latencyUS() float64 { return math.Float64frombits(b.latency.Load()) }
 
 // latencyMaxAge is how long a latency average speaks for a server. A server
 // that gets no work keeps its last average; without a limit, one slow
@@ -103,7 +103,7 @@ func (b *backend) latencyUS() float64 { return math.Float64frombits(b.latency.Lo
 const latencyMaxAge = int64(time.Second)
 
 // recentLatencyUS is the latency average if a reply fed it lately, else 0.
-func (b *backend) recentLatencyUS(now int64) float64 {
+func (b *Server) recentLatencyUS(now int64) float64 {
 	if now-b.latencyAt.Load() > latencyMaxAge {
 		return 0
 	}
@@ -116,7 +116,7 @@ func (b *backend) recentLatencyUS(now int64) float64 {
 //
 // A draining server (lame duck) takes no new work, unless every server in
 // rotation is draining: then any of them is better than none.
-func (b *backend) up() bool {
+func (b *Server) up() bool {
 	return !b.down.Load() && (!b.draining.Load() || b.fallback.Load())
 }
 
@@ -132,9 +132,9 @@ func (p *Proxy) noteDraining() {
 	p.allDraining.Store(any && all)
 }
 
-// BackendStats is a snapshot of one backend, for the stats command, tests
+// ServerStats is a snapshot of one backend, for the stats command, tests
 // and monitoring.
-type BackendStats struct {
+type ServerStats struct {
 	Name      string
 	Addr      ServerAddr
 	Up        bool
@@ -151,8 +151,8 @@ type BackendStats struct {
 	Source    string // how the proxy learned of it: "config", "join" or "srv"
 }
 
-func (b *backend) stats(now int64) BackendStats {
-	s := BackendStats{
+func (b *Server) stats(now int64) ServerStats {
+	s := ServerStats{
 		Name:      b.name(),
 		Addr:      b.addr,
 		Up:        !b.down.Load(),
