@@ -31,6 +31,13 @@ func (p *Proxy) discover(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.rediscover:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		}
 		want, err := p.lookupSRV(ctx)
 		switch {

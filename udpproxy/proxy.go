@@ -42,6 +42,8 @@ type Proxy struct {
 	refusedLog logLimit
 	fullLog    logLimit
 	badSRVLog  logLimit
+	// rediscover asks the SRV loop to look its name up now (Rediscover).
+	rediscover chan struct{}
 
 	mu          sync.Mutex
 	serving     bool
@@ -59,7 +61,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{}),
-		readersDone: make(chan struct{})}
+		readersDone: make(chan struct{}), rediscover: make(chan struct{}, 1)}
 	bs := make([]*Server, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
 		b, err := newBackend(a, cfg.Poll, &p.allDraining)
@@ -206,6 +208,34 @@ func (p *Proxy) Close() error {
 		return err
 	}
 	return nil
+}
+
+// Rediscover makes the proxy look its SRV name up again now rather than at
+// the next SRVInterval (the daemon does it on SIGHUP). It does nothing when
+// no SRV name is configured, and never waits for the lookup.
+func (p *Proxy) Rediscover() {
+	select {
+	case p.rediscover <- struct{}{}:
+	default: // one is already asked for
+	}
+}
+
+// Ready reports whether the proxy can route a request now: it is serving
+// and at least one server is in rotation. reason says why not, in a few
+// words, for a health endpoint.
+func (p *Proxy) Ready() (ok bool, reason string) {
+	p.mu.Lock()
+	serving := p.serving && !p.draining.Load()
+	p.mu.Unlock()
+	if !serving {
+		return false, "not serving"
+	}
+	for _, b := range p.backends() {
+		if b.up() {
+			return true, ""
+		}
+	}
+	return false, "no server in rotation"
 }
 
 // UpstreamAddr returns the address of the socket the proxy talks to the
