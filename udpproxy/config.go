@@ -57,7 +57,8 @@ type Config struct {
 	// Resolver looks SRV up. Default net.DefaultResolver.
 	Resolver *net.Resolver
 	// MaxServers bounds the servers in the list, however they came, so a
-	// flood of joins cannot grow it without end. Default 256.
+	// flood of joins cannot grow it without end. Default 1024; the choice
+	// costs the same whatever the number (policy.go).
 	MaxServers int
 	// Poll is how often each server's status port is asked for its load,
 	// jittered by ±25% so that servers are not polled in lockstep.
@@ -76,8 +77,22 @@ type Config struct {
 	// millisecond, so this only fires for a lost datagram or a dead server.
 	TryTimeout time.Duration
 	// Tries is how many servers a request is sent to, one after another,
-	// before the client is told "timeout". Default 2: one retry.
+	// before the client is told "timeout". Default 2: one retry; 1 means
+	// no retries.
 	Tries int
+	// MaxFails is how many tries in a row at one server may go unanswered
+	// before passive health ejects it (health.go). Default 5.
+	MaxFails int
+	// EjectTime is how long an ejected server stays out at least, doubled
+	// each time it is ejected again soon after it came back (up to 32
+	// times). It returns once this has passed and its calculator port has
+	// answered a canary calculation. Default 1 s.
+	EjectTime time.Duration
+	// MaxEjectPercent bounds the share of the servers that may be ejected
+	// at once, so that a network blip cannot empty the rotation. Default
+	// 50; with fewer than two servers nothing is ejected. A negative value
+	// means 0: passive health ejects no one.
+	MaxEjectPercent int
 	// MaxPending bounds the requests waiting for an answer; beyond it new
 	// requests are answered "busy". Default 32768, about 20 MiB at most.
 	MaxPending int
@@ -99,8 +114,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// The defaults of Config, which the udpproxy command's flags show too.
 const (
-	DefaultAddr = "127.0.0.1:7000"
+	DefaultAddr            = "127.0.0.1:7000"
+	DefaultSRVInterval     = 30 * time.Second
+	DefaultSRVStatusOffset = 100
+	DefaultMaxServers      = 1024
+	DefaultPoll            = 100 * time.Millisecond
+	DefaultMaxMisses       = 3
+	DefaultTryTimeout      = 250 * time.Millisecond
+	DefaultTries           = 2
+	DefaultMaxPending      = 32768
+	DefaultMaxFails        = 5
+	DefaultEjectTime       = time.Second
+	DefaultMaxEjectPercent = 50
 )
 
 // DefaultServer is the server the proxy uses when none is configured.
@@ -114,34 +141,43 @@ func (c *Config) fill() error {
 		c.Servers = []ServerAddr{DefaultServer}
 	}
 	if c.SRVInterval == 0 {
-		c.SRVInterval = 30 * time.Second
+		c.SRVInterval = DefaultSRVInterval
 	}
 	if c.SRVStatusOffset == 0 {
-		c.SRVStatusOffset = 100
+		c.SRVStatusOffset = DefaultSRVStatusOffset
 	}
 	if c.Resolver == nil {
 		c.Resolver = net.DefaultResolver
 	}
 	if c.MaxServers == 0 {
-		c.MaxServers = 256
+		c.MaxServers = DefaultMaxServers
 	}
 	if c.Poll == 0 {
-		c.Poll = 100 * time.Millisecond
+		c.Poll = DefaultPoll
 	}
 	if c.PollTimeout == 0 {
 		c.PollTimeout = c.Poll / 3
 	}
 	if c.MaxMisses == 0 {
-		c.MaxMisses = 3
+		c.MaxMisses = DefaultMaxMisses
 	}
 	if c.TryTimeout == 0 {
-		c.TryTimeout = 250 * time.Millisecond
+		c.TryTimeout = DefaultTryTimeout
 	}
 	if c.Tries == 0 {
-		c.Tries = 2
+		c.Tries = DefaultTries
 	}
 	if c.MaxPending == 0 {
-		c.MaxPending = 32768
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxFails == 0 {
+		c.MaxFails = DefaultMaxFails
+	}
+	if c.EjectTime == 0 {
+		c.EjectTime = DefaultEjectTime
+	}
+	if c.MaxEjectPercent == 0 {
+		c.MaxEjectPercent = DefaultMaxEjectPercent
 	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(10, int(c.RateLimit/10))
@@ -155,6 +191,11 @@ func (c *Config) fill() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	return c.validate()
+}
+
+// validate checks a filled Config.
+func (c *Config) validate() error {
 	switch {
 	case c.Poll < time.Millisecond:
 		return fmt.Errorf("udpproxy: poll interval %v: must be at least 1ms", c.Poll)
@@ -162,8 +203,12 @@ func (c *Config) fill() error {
 		return fmt.Errorf("udpproxy: poll timeout %v: must lie in (0, poll interval]", c.PollTimeout)
 	case c.TryTimeout < time.Millisecond:
 		return fmt.Errorf("udpproxy: try timeout %v: must be at least 1ms", c.TryTimeout)
-	case c.MaxMisses < 1, c.Tries < 1, c.MaxPending < 1, c.Readers < 1:
-		return fmt.Errorf("udpproxy: misses, tries, max pending and readers must be positive")
+	case c.MaxMisses < 1, c.Tries < 1, c.MaxPending < 1, c.Readers < 1, c.MaxFails < 1:
+		return fmt.Errorf("udpproxy: misses, tries, max pending, readers and max fails must be positive")
+	case c.EjectTime < time.Millisecond:
+		return fmt.Errorf("udpproxy: eject time %v: must be at least 1ms", c.EjectTime)
+	case c.MaxEjectPercent > 100:
+		return fmt.Errorf("udpproxy: max eject percent %d: at most 100", c.MaxEjectPercent)
 	case c.RateLimit < 0 || c.RateBurst < 0:
 		return fmt.Errorf("udpproxy: rate limit and burst must not be negative")
 	case c.Tries > 255:

@@ -22,7 +22,7 @@ import (
 // failed lookup it tries again sooner, a second later and then twice as
 // long each time, up to SRVInterval: a proxy whose DNS was not ready when
 // it started finds its servers soon after.
-func (p *Proxy) discover(ctx context.Context) {
+func (m *membership) discover(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	retry := time.Duration(0) // the wait after a failure; 0 while lookups work
@@ -31,7 +31,7 @@ func (p *Proxy) discover(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-p.rediscover:
+		case <-m.rediscover:
 			if !t.Stop() {
 				select {
 				case <-t.C:
@@ -39,24 +39,24 @@ func (p *Proxy) discover(ctx context.Context) {
 				}
 			}
 		}
-		want, err := p.lookupSRV(ctx)
+		want, err := m.lookupSRV(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
 			if retry == 0 {
-				p.cfg.Logger.Warn("udpproxy: SRV lookup failed; keeping the servers found before", "name", p.cfg.SRV, "err", err)
+				m.cfg.Logger.Warn("udpproxy: SRV lookup failed; keeping the servers found before", "name", m.cfg.SRV, "err", err)
 				retry = time.Second / 2
 			}
-			retry = min(2*retry, p.cfg.SRVInterval)
+			retry = min(2*retry, m.cfg.SRVInterval)
 			t.Reset(retry)
 			continue
 		case retry != 0:
-			p.cfg.Logger.Info("udpproxy: SRV lookup works again", "name", p.cfg.SRV)
+			m.cfg.Logger.Info("udpproxy: SRV lookup works again", "name", m.cfg.SRV)
 			retry = 0
 		}
-		p.applySRV(want)
-		t.Reset(p.cfg.SRVInterval)
+		m.applySRV(want)
+		t.Reset(m.cfg.SRVInterval)
 	}
 }
 
@@ -67,9 +67,9 @@ const lookupTimeout = 5 * time.Second
 // or has no SRV records, is an answer: no servers. Each record's target
 // counts once, at one address (IPv4 if it has one), so a dual-stack host
 // is not two servers.
-func (p *Proxy) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
+func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 	qctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	_, srvs, err := p.cfg.Resolver.LookupSRV(qctx, "", "", p.cfg.SRV)
+	_, srvs, err := m.cfg.Resolver.LookupSRV(qctx, "", "", m.cfg.SRV)
 	cancel()
 	if err != nil {
 		dnsErr, ok := errors.AsType[*net.DNSError](err)
@@ -80,18 +80,18 @@ func (p *Proxy) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 			return nil, err
 		}
 		// Records with invalid names were left out; the rest stand.
-		if p.badSRVLog.allow(nanotime()) {
-			p.cfg.Logger.Warn("udpproxy: SRV answer has invalid records; using the rest", "name", p.cfg.SRV, "err", err)
+		if m.badSRVLog.allow(nanotime()) {
+			m.cfg.Logger.Warn("udpproxy: SRV answer has invalid records; using the rest", "name", m.cfg.SRV, "err", err)
 		}
 	}
 	var out []ServerAddr
 	for _, srv := range srvs {
-		status := int(srv.Port) + p.cfg.SRVStatusOffset
+		status := int(srv.Port) + m.cfg.SRVStatusOffset
 		if srv.Port == 0 || status <= 0 || status > 65535 {
 			continue
 		}
 		qctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		ips, err := p.cfg.Resolver.LookupNetIP(qctx, "ip", srv.Target)
+		ips, err := m.cfg.Resolver.LookupNetIP(qctx, "ip", srv.Target)
 		cancel()
 		if err != nil {
 			if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
@@ -116,27 +116,37 @@ func (p *Proxy) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 }
 
 // applySRV makes the SRV servers in the list those in want.
-func (p *Proxy) applySRV(want []ServerAddr) {
-	p.members.Lock()
-	defer p.members.Unlock()
-	for _, b := range p.backends() {
-		if b.source == fromSRV && !slices.Contains(want, b.addr) {
-			p.removeLocked(b, "no longer in DNS")
+func (m *membership) applySRV(want []ServerAddr) {
+	m.mu.Lock()
+	var gone, added []*Server
+	for _, s := range m.servers() {
+		if s.source == fromSRV && !slices.Contains(want, s.addr) && m.removeLocked(s) {
+			gone = append(gone, s)
 		}
 	}
 	full := false
 	for _, a := range want {
 		calc, err1 := netip.ParseAddrPort(a.Calc)
 		status, err2 := netip.ParseAddrPort(a.Status)
-		if err1 != nil || err2 != nil || p.findLocked(calc, status) != nil {
+		if err1 != nil || err2 != nil || m.find(calc, status) != nil {
 			continue // known already, from any source
 		}
-		if !p.addLocked(newLearned(a, calc, status, p.cfg.Poll, &p.allDraining, fromSRV), "") {
+		s := newLearned(a, calc, status, m.cfg.Poll, fromSRV)
+		if !m.addLocked(s) {
 			full = true
+			continue
 		}
+		added = append(added, s)
+	}
+	m.mu.Unlock()
+	for _, s := range gone {
+		m.logRemoved(s, "no longer in DNS")
+	}
+	for _, s := range added {
+		m.logAdded(s, "")
 	}
 	if full {
-		p.cfg.Logger.Warn("udpproxy: SRV lists more servers than fit", "name", p.cfg.SRV,
-			"listed", strconv.Itoa(len(want)), "max_servers", p.cfg.MaxServers)
+		m.cfg.Logger.Warn("udpproxy: SRV lists more servers than fit", "name", m.cfg.SRV,
+			"listed", strconv.Itoa(len(want)), "max_servers", m.cfg.MaxServers)
 	}
 }

@@ -6,5 +6,7 @@ import "errors"
 // Close.
 var ErrServerClosed = errors.New("udpproxy: proxy closed")
 
-// ErrNoServers is returned by New when the configuration names no server.
-var ErrNoServers = errors.New("udpproxy: no servers configured")
+// ErrNotUDP is returned by Serve when it is handed a socket that is not a
+// *net.UDPConn: the proxy reads and writes in batches (recvmmsg, sendmmsg,
+// GSO), which need the UDP socket itself.
+var ErrNotUDP = errors.New("udpproxy: Serve needs a *net.UDPConn")

@@ -95,10 +95,13 @@ func TestServerStoppedMidRun(t *testing.T) {
 
 // TestTimeoutAnswered sends requests to two servers that never answer: each
 // is tried on both, then answered "timeout", and nothing stays pending.
+// (Passive health is off here, so that both stay in rotation: see
+// TestEjection for what it does with such servers.)
 func TestTimeoutAnswered(t *testing.T) {
 	p, addr := startProxy(t, udpproxy.Config{
-		Servers:    []udpproxy.ServerAddr{blackHole(t), blackHole(t)},
-		TryTimeout: 30 * time.Millisecond,
+		Servers:         []udpproxy.ServerAddr{blackHole(t), blackHole(t)},
+		TryTimeout:      30 * time.Millisecond,
+		MaxEjectPercent: -1,
 	})
 	cl := dialClient(t, addr, udpclient.Config{Timeout: 2 * time.Second, NoRetries: true})
 	for range 5 {
@@ -206,5 +209,46 @@ func TestBusyWhenFull(t *testing.T) {
 	}
 	if st := p.Stats(); st.Busy != 2 || st.Pending != 0 {
 		t.Fatalf("stats: busy %d, pending %d", st.Busy, st.Pending)
+	}
+}
+
+// packetOnly hides a socket's concrete type, as a wrapper would.
+type packetOnly struct{ net.PacketConn }
+
+// TestServeReturnsWhenItsSocketCloses: Serve ends, with an error that says
+// so, when the socket it serves is closed under it, and refuses at once a
+// socket it cannot batch.
+func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(conn) }()
+	waitFor(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
+	conn.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Serve returned %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return when its socket was closed")
+	}
+
+	p2, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Serve(packetOnly{c2}); !errors.Is(err, udpproxy.ErrNotUDP) {
+		t.Fatalf("Serve of a wrapped socket returned %v, want ErrNotUDP", err)
 	}
 }

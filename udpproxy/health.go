@@ -1,153 +1,198 @@
 package udpproxy
 
 import (
-	"context"
-	"math/rand/v2"
-	"net"
-	"net/netip"
+	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/discal/discal/codec"
 )
 
-// poller keeps every backend's report fresh and its state right. Each
-// backend has its own ticker goroutine, jittered so that polls do not go out
-// in lockstep; one reader takes the answers from the shared poll socket.
-type poller struct {
-	p    *Proxy
-	conn *net.UDPConn
-	// mu guards load: the reader updates it with every report, and a
-	// backend that leaves the list is taken out of it.
-	mu   sync.Mutex
-	load *loadModel
+// Health: which servers take new work, and passive health, which ejects a
+// server whose calculator port stopped answering.
+//
+// The status port says what a server claims; the calculator port is what
+// matters. A server whose status port answers while its calculator port is
+// dead (a firewall, a wedged worker, a lying status port) would stay in
+// rotation forever on polls alone, and every request sent there would wait
+// the whole try timeout. So the answers themselves are watched, the way
+// nginx (max_fails, fail_timeout) and Envoy (outlier detection) do:
+//
+//   - MaxFails tries in a row that get no answer eject the server for
+//     EjectTime, doubled each time it is ejected again soon after it came
+//     back (up to 32 times), so a flapping server spends longer out.
+//   - A status answer never brings it back. Once its time is up, the poller
+//     sends a canary calculation to its calculator port with every poll; the
+//     first right answer returns it to rotation.
+//   - At most MaxEjectPercent of the servers are ejected at once: a network
+//     blip that times out every server must not empty the rotation.
+
+// serverHealth is one server's passive health. fails and ejected are read
+// and written on the hot path; the rest changes only at an ejection or a
+// return, under health.mu.
+type serverHealth struct {
+	fails     atomic.Int32  // tries in a row that got no answer
+	ejected   atomic.Bool   // out of rotation until a canary is answered
+	canaryID  atomic.Uint64 // the canary awaiting an answer, 0 when none
+	ejections atomic.Uint64 // times ejected
+
+	reason   atomic.Pointer[string] // why it was ejected, nil when it is not
+	since    atomic.Int64           // nanotime of the ejection
+	until    int64                  // nanotime from which canaries go
+	streak   int                    // ejections with no quiet spell between them
+	lastBack int64                  // nanotime of the last return, 0 before any
 }
 
-// forget takes a backend that left the list out of the load model.
-func (pl *poller) forget(b *Server) {
-	pl.mu.Lock()
-	pl.load.leave(b)
-	pl.mu.Unlock()
+// health applies the passive health rules to every server.
+type health struct {
+	maxFails    int32
+	ejectTime   time.Duration
+	maxEjectPct int
+	log         *slog.Logger
+	listed      func() int // how many servers are in the list
+	changed     func()     // a server's state changed: rebuild the rotation
+
+	mu      sync.Mutex // serializes ejections and returns, so the cap holds
+	ejected int        // servers ejected now
+	capLog  logLimit
 }
 
-// run polls b until ctx ends. A poll that has no answer within the poll
-// timeout is a miss, and the next poll goes at once rather than a whole
-// interval later: MaxMisses in a row take b out of rotation, so a dead
-// server is out within about PollTimeout×MaxMisses of its first missed
-// poll, less than three intervals after it died. Down backends are polled
-// every interval too, and come back on their first answer.
-func (pl *poller) run(ctx context.Context, b *Server, seed [32]byte) {
-	r := rand.New(rand.NewChaCha8(seed))
-	buf := make([]byte, 0, codec.StatusQuerySize)
-	cfg := &pl.p.cfg
-	// A random first delay spreads the backends' phases across an interval.
-	t := time.NewTimer(time.Duration(r.Int64N(int64(cfg.Poll))))
-	defer t.Stop()
-	wait := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
-	for wait() {
-		// A fresh unguessable ID per poll: a forged status reply would
-		// have to guess it to put a lie about load in the report.
-		id := r.Uint64() | 1 // never 0, which means "not awaiting"
-		b.pollID.Store(id)
-		buf = codec.AppendStatusQuery(buf[:0], id)
-		_, _ = pl.conn.WriteToUDPAddrPort(buf, b.status)
-		t.Reset(cfg.PollTimeout)
-		if !wait() {
-			return
-		}
-		// ±25% jitter around the interval, counted from when the poll went.
-		next := cfg.Poll*3/4 + time.Duration(r.Int64N(int64(cfg.Poll)/2+1)) - cfg.PollTimeout
-		if b.pollID.CompareAndSwap(id, 0) { // still unanswered: a miss
-			n := b.misses.Add(1)
-			if int(n) >= cfg.MaxMisses && b.source == fromJoin {
-				// A server that joined is forgotten once it stops
-				// answering: if it comes back, it joins again.
-				b.down.Store(true)
-				pl.p.remove(b, "missed polls")
-				return
-			}
-			if int(n) >= cfg.MaxMisses && !b.down.Swap(true) {
-				cfg.Logger.Warn("udpproxy: server out of rotation", "server", b.name(),
-					"addr", b.addr.Calc, "missed_polls", n)
-				pl.p.noteDraining()
-			}
-			if !b.down.Load() {
-				next = 0 // ask again at once: is it gone, or was a datagram lost?
-			}
-		}
-		t.Reset(max(next, 0))
+// maxStreak bounds the doubling of the ejection time: 2^5 × EjectTime.
+const maxStreak = 5
+
+// quietSpell is how long a server must stay in rotation after a return for
+// its next ejection to count as a new one, not a repeat.
+const quietSpell = 30 * time.Second
+
+// answered notes an answer from s: its failures in a row are over. It
+// writes only when there is something to reset, so that the hot path does
+// not bounce the cache line between cores for nothing.
+func (h *health) answered(s *Server) {
+	if s.health.fails.Load() != 0 {
+		s.health.fails.Store(0)
 	}
 }
 
-// read takes status replies until the socket closes.
-func (pl *poller) read() {
-	in := make([]byte, codec.MaxDatagram+1)
-	for {
-		n, from, err := pl.conn.ReadFromUDPAddrPort(in)
-		if err != nil {
-			if pl.p.closed.Load() || isClosed(err) {
-				return
-			}
-			continue
-		}
-		pl.handle(in[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+// failed notes a try at s that got no answer in time.
+func (h *health) failed(s *Server, now int64) {
+	n := s.health.fails.Add(1)
+	if n >= h.maxFails && !s.health.ejected.Load() {
+		h.eject(s, now, strconv.Itoa(int(n))+" tries in a row got no answer")
 	}
 }
 
-func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
-	h, err := codec.ParseHeader(pkt)
-	if err != nil || h.Kind != codec.KindStatusReply {
-		pl.p.drops.add(dropStatus)
+// maxEjected is how many of n listed servers may be ejected at once.
+func (h *health) maxEjected(n int) int { return n * max(h.maxEjectPct, 0) / 100 }
+
+// eject takes s out of rotation, unless the cap says no.
+func (h *health) eject(s *Server, now int64, reason string) {
+	sh := &s.health
+	h.mu.Lock()
+	if sh.ejected.Load() || s.removed.Load() {
+		h.mu.Unlock()
 		return
 	}
-	// Decode first: a reply that cannot be read is no answer, and the poll
-	// it claims to answer counts as missed.
-	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
-	if err != nil {
-		pl.p.drops.add(dropStatus)
+	if h.ejected+1 > h.maxEjected(h.listed()) {
+		h.mu.Unlock()
+		if h.capLog.allow(now) {
+			h.log.Warn("udpproxy: server not ejected: too many are out already", "server", s.Name(),
+				"addr", s.addr.Calc, "reason", reason, "max_eject_percent", h.maxEjectPct)
+		}
 		return
 	}
-	var b *Server
-	for _, c := range pl.p.backends() {
-		// Taking the ID answers the poll exactly once, even if the next
-		// poll goes out meanwhile.
-		if c.status == from && c.pollID.CompareAndSwap(h.ID, 0) {
-			b = c
-			break
+	h.ejected++
+	if sh.lastBack != 0 && now-sh.lastBack > int64(quietSpell) {
+		sh.streak = 0
+	}
+	d := h.ejectTime << min(sh.streak, maxStreak)
+	sh.streak++
+	sh.reason.Store(&reason)
+	sh.since.Store(now)
+	sh.until = now + int64(d)
+	sh.canaryID.Store(0)
+	sh.ejections.Add(1)
+	sh.ejected.Store(true)
+	h.mu.Unlock()
+	h.changed()
+	h.log.Warn("udpproxy: server ejected", "server", s.Name(), "addr", s.addr.Calc, "reason", reason, "for_at_least", d)
+}
+
+// canaryDue reports whether s is ejected and its time is up, so that a
+// canary should go with its next poll.
+func (h *health) canaryDue(s *Server, now int64) bool {
+	if !s.health.ejected.Load() {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now >= s.health.until
+}
+
+// back returns s to rotation: its calculator port answered a canary right.
+func (h *health) back(s *Server, now int64) {
+	sh := &s.health
+	h.mu.Lock()
+	if !sh.ejected.Load() {
+		h.mu.Unlock()
+		return
+	}
+	h.ejected--
+	out := time.Duration(now - sh.since.Load())
+	sh.lastBack = now
+	sh.reason.Store(nil)
+	sh.fails.Store(0)
+	sh.ejected.Store(false)
+	h.mu.Unlock()
+	h.changed()
+	h.log.Info("udpproxy: server back from ejection: its calculator port answers", "server", s.Name(),
+		"addr", s.addr.Calc, "out", out.Round(time.Millisecond))
+}
+
+// forget takes a server that left the list out of the count of ejected ones.
+func (h *health) forget(s *Server) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.health.ejected.Swap(false) {
+		h.ejected--
+	}
+}
+
+// snapshot is s's ejection state for Stats.
+func (sh *serverHealth) snapshot(now int64) (ejected bool, reason string, out time.Duration, ejections uint64) {
+	ejections = sh.ejections.Load()
+	r := sh.reason.Load()
+	if !sh.ejected.Load() || r == nil {
+		return false, "", 0, ejections
+	}
+	return true, *r, time.Duration(now - sh.since.Load()), ejections
+}
+
+// takesWork reports whether s is fit for new work on every count: polled
+// and answering, not draining, not ejected.
+func (s *Server) takesWork() bool {
+	return !s.down.Load() && !s.draining.Load() && !s.health.ejected.Load()
+}
+
+// rotationOf is the rule for which servers take new work: those fit on
+// every count. If there are none, a draining server is better than none
+// (a lame duck still answers), and an ejected one better than no answer at
+// all; a server that is down gets nothing.
+func rotationOf(all []*Server) []*Server {
+	rules := [...]func(*Server) bool{
+		(*Server).takesWork,
+		func(s *Server) bool { return !s.down.Load() && !s.health.ejected.Load() },
+		func(s *Server) bool { return !s.down.Load() },
+	}
+	for _, fit := range rules {
+		var rot []*Server
+		for _, s := range all {
+			if fit(s) {
+				rot = append(rot, s)
+			}
+		}
+		if len(rot) > 0 {
+			return rot
 		}
 	}
-	if b == nil {
-		pl.p.drops.add(dropStatus)
-		return
-	}
-	r := &report{Status: st, at: nanotime()}
-	first := b.report.Load() == nil
-	if !pl.p.verify(b, st, first) {
-		return
-	}
-	pl.mu.Lock()
-	if !b.removed.Load() { // else forget has run, or is waiting to
-		pl.load.update(b, b.report.Load(), figures(b, r), r.at)
-	}
-	pl.mu.Unlock()
-	b.report.Store(r)
-	if b.draining.Swap(st.Draining) != st.Draining {
-		pl.p.cfg.Logger.Info("udpproxy: server draining", "server", b.name(), "draining", st.Draining)
-	}
-	pl.p.noteDraining()
-	b.misses.Store(0)
-	if b.down.Swap(false) {
-		msg := "udpproxy: server back in rotation"
-		if first {
-			msg = "udpproxy: server in rotation"
-		}
-		pl.p.cfg.Logger.Info(msg, "server", b.name(), "addr", b.addr.Calc)
-	}
+	return nil
 }

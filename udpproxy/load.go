@@ -131,8 +131,10 @@ func (m *loadModel) leave(b *Server) {
 	}
 }
 
-// update folds one server's report into the model and recomputes every
-// group's background.
+// update folds one server's report into the model. It costs the same
+// whatever the size of the fleet: what is about every group (the cost of
+// a request, each group's background) is worked out by recompute, on the
+// fleet loop's tick.
 func (m *loadModel) update(b *Server, prev *report, st *statusFigures, now int64) {
 	if prev != nil && st.served >= prev.Served && now > prev.at {
 		r := float64(st.served-prev.Served) / (float64(now-prev.at) / 1e9)
@@ -146,7 +148,11 @@ func (m *loadModel) update(b *Server, prev *report, st *statusFigures, now int64
 	proc.cores, proc.fresh = st.cores, false
 	host.busy = smooth(host.busy, st.hostBusy, hostWeight, host.fresh)
 	host.cores, host.fresh = st.hostCores, false
+}
 
+// recompute works out the cost of a request and every group's background,
+// in one pass over the groups and their members.
+func (m *loadModel) recompute() {
 	// The cost of a request: the lowest CPU per request among processes
 	// busy enough to say. The least burdened process is the one whose CPU
 	// is all requests.
@@ -195,8 +201,8 @@ type statusFigures struct {
 }
 
 func figures(b *Server, st *report) *statusFigures {
-	cores := float64(max(1, st.Cores))
-	hostCores := float64(max(st.Cores, st.HostCores, 1))
+	cores := float64(plausibleCores(st.Status))
+	hostCores := float64(min(max(st.Cores, st.HostCores, 1), maxCores))
 	f := &statusFigures{
 		procBusy:  sane(st.ProcCPU/100, cores),
 		hostBusy:  sane(st.HostCPU/100, 1) * hostCores,

@@ -2,9 +2,11 @@ package udpproxy
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,12 +17,17 @@ import (
 // Membership: the servers the proxy routes to can change while it runs.
 // Three sources feed the list: the Servers of the Config (-server), which
 // stay for the proxy's life; servers that join (udpserver -join), which
-// leave after MaxMisses missed polls; and DNS SRV records (-server-srv),
-// which follow the DNS answer. The list is copy-on-write: a change takes
-// p.members and stores a new slice, so the hot path reads it with one
-// atomic load and never waits for a change.
+// leave after MaxMisses missed polls; and DNS SRV records (-server-srv,
+// discovery.go), which follow the DNS answer.
+//
+// The list is copy-on-write. A change takes membership.mu and stores a new
+// roster: the list, an index by address for the poller, and the rotation,
+// the servers that take new work. The rotation is rebuilt whenever a
+// server's state changes (down, draining, ejected, back), so the hot path
+// reads it with one atomic load and never looks at a server that cannot
+// take work, however many are listed.
 
-// source says where a backend came from.
+// source says where a server came from.
 type source uint8
 
 const (
@@ -39,72 +46,206 @@ func (s source) String() string {
 	return "config"
 }
 
-// findLocked returns the backend with both these addresses, or nil. The
-// caller holds p.members.
-func (p *Proxy) findLocked(calc, status netip.AddrPort) *Server {
-	for _, b := range p.backends() {
-		if b.calc == calc && b.status == status {
-			return b
+// roster is one immutable view of the membership.
+type roster struct {
+	all      []*Server
+	byStatus map[netip.AddrPort][]*Server // for status replies
+	byCalc   map[netip.AddrPort][]*Server // for canary replies
+	rotation []*Server                    // the servers that take new work now
+}
+
+// membership owns the list of servers and everything that changes it.
+type membership struct {
+	cfg      *Config
+	counters *counters
+	health   *health
+
+	mu    sync.Mutex // serializes changes to the list
+	rotMu sync.Mutex // serializes storing a roster, so no change is lost
+	snap  atomic.Pointer[roster]
+
+	// Set by start while the proxy serves, under mu.
+	spawn  func(*Server)  // starts a new server's poller
+	forget func(*Server)  // takes a server that left out of the load model
+	ack    *net.UDPConn   // the client socket, where joins are acknowledged from
+	joins  chan joinOffer // joins read on the client socket, for run
+
+	rediscover chan struct{} // asks the SRV loop to look up now
+	refusedLog logLimit
+	fullLog    logLimit
+	badSRVLog  logLimit
+}
+
+func newMembership(cfg *Config, c *counters, h *health, servers []*Server) *membership {
+	m := &membership{cfg: cfg, counters: c, health: h, rediscover: make(chan struct{}, 1),
+		joins: make(chan joinOffer, joinQueue)}
+	m.store(servers)
+	h.listed = func() int { return len(m.servers()) }
+	h.changed = m.changed
+	return m
+}
+
+// servers is every server in the list, in rotation or not.
+func (m *membership) servers() []*Server { return m.snap.Load().all }
+
+// rotation is the servers that take new work now.
+func (m *membership) rotation() []*Server { return m.snap.Load().rotation }
+
+// byStatus is the servers whose status port is a.
+func (m *membership) byStatus(a netip.AddrPort) []*Server { return m.snap.Load().byStatus[a] }
+
+// byCalc is the servers whose calculator port is a.
+func (m *membership) byCalc(a netip.AddrPort) []*Server { return m.snap.Load().byCalc[a] }
+
+// store makes all the list, with a new index and rotation.
+func (m *membership) store(all []*Server) {
+	r := &roster{all: all, byStatus: make(map[netip.AddrPort][]*Server, len(all)),
+		byCalc: make(map[netip.AddrPort][]*Server, len(all))}
+	for _, s := range all {
+		r.byStatus[s.status] = append(r.byStatus[s.status], s)
+		r.byCalc[s.calc] = append(r.byCalc[s.calc], s)
+	}
+	m.rotMu.Lock()
+	r.rotation = rotationOf(all)
+	m.snap.Store(r)
+	m.rotMu.Unlock()
+}
+
+// changed rebuilds the rotation after a server's state changed. It costs a
+// pass over the list, once per change, never per request.
+func (m *membership) changed() {
+	m.rotMu.Lock()
+	defer m.rotMu.Unlock()
+	cur := m.snap.Load()
+	r := *cur
+	r.rotation = rotationOf(cur.all)
+	m.snap.Store(&r)
+}
+
+// find returns the server with both these addresses, or nil.
+func (m *membership) find(calc, status netip.AddrPort) *Server {
+	for _, s := range m.byStatus(status) {
+		if s.calc == calc {
+			return s
 		}
 	}
 	return nil
 }
 
-// newLearned returns a backend learned while running. Unlike the
-// configured ones, it takes no work until its status port has answered a
-// poll: a join may be spoofed, and a DNS record may be wrong about the
-// status port.
-func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, fallback *atomic.Bool, src source) *Server {
-	b := newBackendAt(a, calc, status, poll, fallback)
-	b.source = src
-	b.down.Store(true)
-	return b
+// newLearned returns a server learned while running. Unlike the configured
+// ones, it takes no work until its status port has answered a poll: a join
+// may be spoofed, and a DNS record may be wrong about the status port.
+func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, src source) *Server {
+	s := newServerAt(a, calc, status, poll)
+	s.source = src
+	s.down.Store(true)
+	return s
 }
 
-// addLocked puts b in the list and starts polling it if the proxy is
-// serving; name, if known, is for the log. It reports false when the list
-// is full. The caller holds p.members.
-func (p *Proxy) addLocked(b *Server, name string) bool {
-	old := p.backends()
-	if len(old) >= p.cfg.MaxServers {
+// addLocked puts s in the list and starts polling it if the proxy is
+// serving. It reports false when the list is full. The caller holds m.mu.
+func (m *membership) addLocked(s *Server) bool {
+	old := m.servers()
+	if len(old) >= m.cfg.MaxServers {
 		return false
 	}
-	bs := append(slices.Clip(old), b)
-	p.list.Store(&bs)
-	if p.spawn != nil {
-		p.spawn(b)
+	m.store(append(slices.Clip(old), s))
+	if m.spawn != nil {
+		m.spawn(s)
 	}
-	p.cfg.Logger.Info("udpproxy: server added", "name", name, "addr", b.addr.Calc, "status", b.addr.Status, "via", b.source.String())
 	return true
 }
 
-// removeLocked takes b out of the list and stops its poller. Requests in
-// flight to it still get its answers: the pending table holds the backend
-// itself, not its place in the list. The caller holds p.members.
-func (p *Proxy) removeLocked(b *Server, why string) {
-	old := p.backends()
-	i := slices.Index(old, b)
+// removeLocked takes s out of the list and stops its poller. Requests in
+// flight to it still get its answers: the pending table holds the server
+// itself, not its place in the list. The caller holds m.mu and logs.
+func (m *membership) removeLocked(s *Server) bool {
+	old := m.servers()
+	i := slices.Index(old, s)
 	if i < 0 {
-		return
+		return false
 	}
-	bs := slices.Delete(slices.Clone(old), i, i+1)
-	p.list.Store(&bs)
-	b.removed.Store(true)
-	if b.stopPoll != nil {
-		b.stopPoll()
+	m.store(slices.Delete(slices.Clone(old), i, i+1))
+	s.removed.Store(true)
+	if s.stopPoll != nil {
+		s.stopPoll()
 	}
-	if p.pl != nil {
-		p.pl.forget(b)
+	if m.forget != nil {
+		m.forget(s)
 	}
-	p.noteDraining()
-	p.cfg.Logger.Info("udpproxy: server removed", "server", b.name(), "addr", b.addr.Calc, "via", b.source.String(), "why", why)
+	m.health.forget(s)
+	return true
 }
 
-// remove is removeLocked for callers that do not hold p.members.
-func (p *Proxy) remove(b *Server, why string) {
-	p.members.Lock()
-	defer p.members.Unlock()
-	p.removeLocked(b, why)
+// remove takes s out of the list, for a reason it logs.
+func (m *membership) remove(s *Server, why string) {
+	m.mu.Lock()
+	ok := m.removeLocked(s)
+	m.mu.Unlock()
+	if ok {
+		m.logRemoved(s, why)
+	}
+}
+
+func (m *membership) logRemoved(s *Server, why string) {
+	m.cfg.Logger.Info("udpproxy: server removed", "server", s.Name(), "addr", s.addr.Calc, "via", s.source.String(), "why", why)
+}
+
+func (m *membership) logAdded(s *Server, name string) {
+	m.cfg.Logger.Info("udpproxy: server added", "name", name, "addr", s.addr.Calc, "status", s.addr.Status, "via", s.source.String())
+}
+
+// verify checks a joined server's status report against its join: the
+// calculator port it reports must be the one the join claimed (a spoofed
+// join names a wrong one; a server restarted on another port no longer
+// has it). It reports whether s may stay; a server that fails is removed.
+// At its first report a server that passes replaces the joined servers
+// that share one of its addresses: they are what it was before.
+func (m *membership) verify(s *Server, st codec.Status, first bool) bool {
+	mismatch := st.CalcPort != 0 && st.CalcPort != s.calc.Port()
+	if s.source != fromJoin || (!mismatch && !first) {
+		return true
+	}
+	if mismatch {
+		m.remove(s, "its status port reports calculator port "+strconv.Itoa(int(st.CalcPort)))
+		return false
+	}
+	m.mu.Lock()
+	var gone []*Server
+	for _, o := range m.servers() {
+		if o != s && o.source == fromJoin && (o.calc == s.calc || o.status == s.status) && m.removeLocked(o) {
+			gone = append(gone, o)
+		}
+	}
+	m.mu.Unlock()
+	for _, o := range gone {
+		m.logRemoved(o, "replaced by "+s.addr.String())
+	}
+	return true
+}
+
+// start is called by Serve: it starts a poller for every server in the
+// list and for every one added later, until ctx ends.
+func (m *membership) start(ctx context.Context, client *net.UDPConn, forget func(*Server), spawn func(context.Context, *Server)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ack, m.forget = client, forget
+	m.spawn = func(s *Server) {
+		sctx, cancel := context.WithCancel(ctx)
+		s.stopPoll = cancel
+		spawn(sctx, s)
+	}
+	for _, s := range m.servers() {
+		m.spawn(s)
+	}
+}
+
+// stop ends additions of pollers: Serve calls it before it waits for its
+// goroutines.
+func (m *membership) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.spawn = nil
 }
 
 // maxUnverified bounds the joined servers whose status port has not yet
@@ -113,87 +254,103 @@ func (p *Proxy) remove(b *Server, why string) {
 // servers, which are verified within a poll interval of joining.
 const maxUnverified = 16
 
-// handleJoin takes a server's announcement (codec.KindJoin) on the client
-// port: a server in a JoinAllow network is added, or kept if known, and
-// the join is acknowledged. The status address is where the join came
-// from, the calculator address the same host and the announced port.
+// joinQueue is how many joins may wait for membership's goroutine. Servers
+// join once a second each, so a full queue means a flood: what does not
+// fit is dropped and counted, and a real server joins again a second later.
+const joinQueue = 256
+
+// joinOffer is a join as read on the client socket.
+type joinOffer struct {
+	from netip.AddrPort
+	id   uint64
+	body []byte
+}
+
+// offerJoin hands a join (codec.KindJoin) read on the client port to
+// membership's goroutine, without waiting: the reader that found it has
+// requests to route.
+func (m *membership) offerJoin(pkt []byte, from netip.AddrPort, id uint64, now int64) {
+	if !netlist.Contains(m.cfg.JoinAllow, from.Addr()) {
+		m.counters.drops.add(dropJoinRefused)
+		if m.refusedLog.allow(now) {
+			m.cfg.Logger.Warn("udpproxy: join refused: the source is outside -join-allow", "from", from.String())
+		}
+		return
+	}
+	select {
+	case m.joins <- joinOffer{from: from, id: id, body: slices.Clone(pkt[codec.HeaderSize:])}:
+	default:
+		m.counters.drops.add(dropJoinRefused)
+	}
+}
+
+// runJoins takes the joins offered until ctx ends.
+func (m *membership) runJoins(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-m.joins:
+			m.join(j)
+		}
+	}
+}
+
+// join takes one server's announcement: a server is added, or kept if
+// known, and the join is acknowledged. The status address is where the
+// join came from, the calculator address the same host and the announced
+// port.
 //
 // A join never displaces a server already in the list. It adds one that
 // takes no work until its status port answers a poll with the calculator
 // port the join claimed (see verify); only then does it replace the joined
 // servers that shared one of its addresses, a server that came back on
 // other ports, say.
-func (p *Proxy) handleJoin(rd *reader, i int, pkt []byte, from netip.AddrPort, id uint64) {
-	if !p.joinAllowed(from.Addr()) {
-		p.drops.add(dropJoinRefused)
-		if p.refusedLog.allow(rd.now) {
-			p.cfg.Logger.Warn("udpproxy: join refused: the source is outside -join-allow", "from", from.String())
-		}
-		return
-	}
-	j, err := codec.DecodeJoin(pkt[codec.HeaderSize:])
+func (m *membership) join(o joinOffer) {
+	j, err := codec.DecodeJoin(o.body)
 	if err != nil {
-		p.drops.add(dropJoinRefused)
+		m.counters.drops.add(dropJoinRefused)
 		return
 	}
-	status := from
-	calc := netip.AddrPortFrom(from.Addr(), j.CalcPort)
-	p.members.Lock()
-	why := ""
-	if p.findLocked(calc, status) == nil {
+	status := o.from
+	calc := netip.AddrPortFrom(o.from.Addr(), j.CalcPort)
+	m.mu.Lock()
+	why, added := "", (*Server)(nil)
+	if m.find(calc, status) == nil {
 		unverified := 0
-		for _, b := range p.backends() {
-			if b.source == fromJoin && b.report.Load() == nil {
+		for _, s := range m.servers() {
+			if s.source == fromJoin && s.report.Load() == nil {
 				unverified++
 			}
 		}
-		nb := newLearned(ServerAddr{Calc: calc.String(), Status: status.String()}, calc, status, p.cfg.Poll, &p.allDraining, fromJoin)
+		nb := newLearned(ServerAddr{Calc: calc.String(), Status: status.String()}, calc, status, m.cfg.Poll, fromJoin)
 		switch {
 		case unverified >= maxUnverified:
 			why = "too many joins not yet verified"
-		case !p.addLocked(nb, j.Name):
+		case !m.addLocked(nb):
 			why = "the server list is full"
+		default:
+			added = nb
 		}
 	}
-	p.members.Unlock()
+	ack := m.ack
+	m.mu.Unlock()
 	if why != "" {
-		p.drops.add(dropJoinRefused)
-		if p.fullLog.allow(rd.now) {
-			p.cfg.Logger.Warn("udpproxy: join refused: "+why, "from", from.String(), "max_servers", p.cfg.MaxServers)
+		m.counters.drops.add(dropJoinRefused)
+		if m.fullLog.allow(nanotime()) {
+			m.cfg.Logger.Warn("udpproxy: join refused: "+why, "from", o.from.String(), "max_servers", m.cfg.MaxServers)
 		}
 		return
 	}
-	p.joins.Add(1)
-	// The acknowledgement is a bare header, smaller than the join.
-	rd.toClient(codec.AppendJoinAck(rd.slot(i), id), from)
+	if added != nil {
+		m.logAdded(added, j.Name)
+	}
+	m.counters.joins.Add(1)
+	if ack != nil {
+		// The acknowledgement is a bare header, smaller than the join.
+		_, _ = ack.WriteToUDPAddrPort(codec.AppendJoinAck(nil, o.id), o.from)
+	}
 }
-
-// verify checks a joined server's status report against its join: the
-// calculator port it reports must be the one the join claimed (a spoofed
-// join names a wrong one; a server restarted on another port no longer
-// has it). It reports whether b may stay; a server that fails is removed.
-// At its first report a server that passes replaces the joined servers
-// that share one of its addresses: they are what it was before.
-func (p *Proxy) verify(b *Server, st codec.Status, first bool) bool {
-	mismatch := st.CalcPort != 0 && st.CalcPort != b.calc.Port()
-	if b.source != fromJoin || (!mismatch && !first) {
-		return true
-	}
-	p.members.Lock()
-	defer p.members.Unlock()
-	if mismatch {
-		p.removeLocked(b, "its status port reports calculator port "+strconv.Itoa(int(st.CalcPort)))
-		return false
-	}
-	for _, o := range p.backends() {
-		if o != b && o.source == fromJoin && (o.calc == b.calc || o.status == b.status) {
-			p.removeLocked(o, "replaced by "+b.addr.String())
-		}
-	}
-	return true
-}
-
-func (p *Proxy) joinAllowed(a netip.Addr) bool { return netlist.Contains(p.cfg.JoinAllow, a) }
 
 // logLimit lets a warning that a flood could repeat be logged once a
 // second at most.
@@ -203,28 +360,4 @@ func (l *logLimit) allow(now int64) bool {
 	last := l.last.Load()
 	now = max(now, 1) // 0 means "never logged"
 	return (last == 0 || now-last >= int64(time.Second)) && l.last.CompareAndSwap(last, now)
-}
-
-// startMembership is called by Serve: it starts a poller for every backend
-// in the list and for every one added later, until ctx ends.
-func (p *Proxy) startMembership(ctx context.Context, pl *poller, spawn func(context.Context, *Server)) {
-	p.members.Lock()
-	defer p.members.Unlock()
-	p.pl = pl
-	p.spawn = func(b *Server) {
-		bctx, cancel := context.WithCancel(ctx)
-		b.stopPoll = cancel
-		spawn(bctx, b)
-	}
-	for _, b := range p.backends() {
-		p.spawn(b)
-	}
-}
-
-// stopMembership ends additions of pollers: Serve calls it before it waits
-// for its goroutines.
-func (p *Proxy) stopMembership() {
-	p.members.Lock()
-	defer p.members.Unlock()
-	p.spawn = nil
 }

@@ -14,7 +14,7 @@ import (
 
 func joinProxy(t *testing.T) *Proxy {
 	t.Helper()
-	p, err := New(Config{JoinAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Poll: 20 * time.Millisecond})
+	p, err := New(Config{JoinAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Poll: 20 * time.Millisecond, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,22 +30,22 @@ func addrs(p *Proxy) []string {
 	return out
 }
 
-// join hands the proxy a join as if it came from status.
-func join(p *Proxy, rd *reader, status string, calcPort uint16) {
-	pkt := codec.AppendJoin(nil, 1, codec.Join{CalcPort: calcPort})
-	p.handleJoin(rd, 0, pkt, netip.MustParseAddrPort(status), 1)
-	rd.toClients = rd.toClients[:0]
+// join hands the proxy's membership a join as if it came from status, as
+// its goroutine would, and returns once it is handled.
+func join(p *Proxy, status string, calcPort uint16) {
+	body := codec.AppendJoin(nil, 1, codec.Join{CalcPort: calcPort})[codec.HeaderSize:]
+	p.members.join(joinOffer{from: netip.MustParseAddrPort(status), id: 1, body: body})
 }
 
 // TestVerify: a joined server whose status port reports another calculator
 // port than its join claimed is removed; one that matches replaces the
 // joined servers that shared one of its addresses, and no one else.
 func TestVerify(t *testing.T) {
-	p, rd := joinProxy(t), (&Proxy{}).newReader(nil)
-	join(p, rd, "127.0.0.1:7101", 7001) // a server
-	join(p, rd, "127.0.0.1:7102", 7002) // another
-	join(p, rd, "127.0.0.1:7101", 7009) // the first one's status port, claiming another calculator port
-	join(p, rd, "127.0.0.1:7103", 7001) // the first one's calculator port, from another status port
+	p := joinProxy(t)
+	join(p, "127.0.0.1:7101", 7001) // a server
+	join(p, "127.0.0.1:7102", 7002) // another
+	join(p, "127.0.0.1:7101", 7009) // the first one's status port, claiming another calculator port
+	join(p, "127.0.0.1:7103", 7001) // the first one's calculator port, from another status port
 	if got := addrs(p); len(got) != 4 {
 		t.Fatalf("joins added %v, want 4 servers: a join displaces no one", got)
 	}
@@ -60,12 +60,12 @@ func TestVerify(t *testing.T) {
 	}
 	// The status port at 7101 answers for calculator port 7001: the
 	// claim of 7009 was false.
-	if p.verify(find("127.0.0.1:7009,127.0.0.1:7101"), codec.Status{CalcPort: 7001}, true) {
+	if p.members.verify(find("127.0.0.1:7009,127.0.0.1:7101"), codec.Status{CalcPort: 7001}, true) {
 		t.Fatal("a report contradicting the join passed")
 	}
 	// The server at 7101 reports 7001, as it claimed: it stays, and so
 	// does the one at 7102; the other claimant of 7001 goes.
-	if !p.verify(find("127.0.0.1:7001,127.0.0.1:7101"), codec.Status{CalcPort: 7001}, true) {
+	if !p.members.verify(find("127.0.0.1:7001,127.0.0.1:7101"), codec.Status{CalcPort: 7001}, true) {
 		t.Fatal("a report matching the join failed")
 	}
 	want := []string{"127.0.0.1:7001,127.0.0.1:7101", "127.0.0.1:7002,127.0.0.1:7102"}
@@ -73,11 +73,11 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("servers %v, want %v", got, want)
 	}
 	// A report without calc_port (an older server) is taken on trust.
-	if !p.verify(find("127.0.0.1:7002,127.0.0.1:7102"), codec.Status{}, true) {
+	if !p.members.verify(find("127.0.0.1:7002,127.0.0.1:7102"), codec.Status{}, true) {
 		t.Fatal("a report without calc_port failed")
 	}
 	// Later reports are checked too: a server restarted on another port.
-	if p.verify(find("127.0.0.1:7002,127.0.0.1:7102"), codec.Status{CalcPort: 7005}, false) {
+	if p.members.verify(find("127.0.0.1:7002,127.0.0.1:7102"), codec.Status{CalcPort: 7005}, false) {
 		t.Fatal("a changed calculator port passed")
 	}
 	if got := addrs(p); !slices.Equal(got, want[:1]) {
@@ -88,9 +88,9 @@ func TestVerify(t *testing.T) {
 // TestUnverifiedJoinsBounded: joins whose status ports have not answered
 // yet are limited, so a flood of spoofed ones cannot fill the list.
 func TestUnverifiedJoinsBounded(t *testing.T) {
-	p, rd := joinProxy(t), (&Proxy{}).newReader(nil)
+	p := joinProxy(t)
 	for i := range 100 {
-		join(p, rd, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}), 7101).String(), 7001)
+		join(p, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}), 7101).String(), 7001)
 	}
 	if n := len(p.backends()); n != maxUnverified {
 		t.Fatalf("%d servers after 100 unanswered joins, want %d", n, maxUnverified)
@@ -131,7 +131,7 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 
 	up := func() bool {
 		bs := p.backends()
-		return len(bs) == 1 && bs[0].up() && bs[0].report.Load() != nil
+		return len(bs) == 1 && bs[0].takesWork() && bs[0].report.Load() != nil
 	}
 	for deadline := time.Now().Add(5 * time.Second); !up(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -139,8 +139,7 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 		}
 	}
 	real := p.backends()[0]
-	rd := (&Proxy{}).newReader(nil)
-	join(p, rd, status.LocalAddr().String(), 9) // forged: port 9 is not its calculator port
+	join(p, status.LocalAddr().String(), 9) // forged: port 9 is not its calculator port
 	if n := len(p.backends()); n != 2 {
 		t.Fatalf("%d servers after the forged join, want 2", n)
 	}
@@ -149,7 +148,7 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 			t.Fatal("the forged server was never removed")
 		}
 	}
-	if p.backends()[0] != real || !real.up() {
+	if p.backends()[0] != real || !real.takesWork() {
 		t.Fatal("the real server did not survive the forged join")
 	}
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	srvSent, srvAnswered, srvTimeouts        *prometheus.Desc
 	srvRetries, srvInFlight, srvCPU          *prometheus.Desc
 	srvAge, srvUp, srvDraining, srvLatency   *prometheus.Desc
+	srvEjected, srvEjections, srvInRotation  *prometheus.Desc
 }
 
 // Collector returns the proxy's metrics for a Prometheus registry. From
@@ -34,24 +35,27 @@ func (p *Proxy) Collector() prometheus.Collector {
 			// millisecond, a retry takes the try timeout.
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 		}),
-		requests:     prometheus.NewDesc("discal_proxy_requests_total", "Client requests read.", nil, nil),
-		repliesTotal: prometheus.NewDesc("discal_proxy_replies_total", "Server replies routed back to clients.", nil, nil),
-		retries:      prometheus.NewDesc("discal_proxy_retries_total", "Requests sent to another server after a try timed out.", nil, nil),
-		pending:      prometheus.NewDesc("discal_proxy_pending", "Requests waiting for an answer.", nil, nil),
-		errors:       prometheus.NewDesc("discal_proxy_errors_total", "Requests the proxy answered with an error of its own, by reason.", []string{"reason"}, nil),
-		drops:        prometheus.NewDesc("discal_proxy_drops_total", "Datagrams dropped unanswered, by reason.", []string{"reason"}, nil),
-		joins:        prometheus.NewDesc("discal_proxy_joins_total", "Server joins taken and acknowledged, repeats included.", nil, nil),
-		servers:      prometheus.NewDesc("discal_proxy_servers", "Servers in the list, by how the proxy learned of them.", []string{"via"}, nil),
-		srvSent:      prometheus.NewDesc("discal_proxy_server_requests_total", "Requests forwarded to the server, retries included.", server, nil),
-		srvAnswered:  prometheus.NewDesc("discal_proxy_server_answers_total", "Replies from the server routed back.", server, nil),
-		srvTimeouts:  prometheus.NewDesc("discal_proxy_server_timeouts_total", "Tries at the server that got no answer in time.", server, nil),
-		srvRetries:   prometheus.NewDesc("discal_proxy_server_retries_total", "Retries sent to the server after a try elsewhere timed out.", server, nil),
-		srvInFlight:  prometheus.NewDesc("discal_proxy_server_in_flight", "Requests sent to the server and not yet answered.", server, nil),
-		srvCPU:       prometheus.NewDesc("discal_proxy_server_cpu_percent", "CPU the server last reported: its process (percent of one core) or its host (percent of all cores).", append(server, "of"), nil),
-		srvAge:       prometheus.NewDesc("discal_proxy_server_report_age_seconds", "Age of the server's last status report.", server, nil),
-		srvUp:        prometheus.NewDesc("discal_proxy_server_up", "1 if the server is in rotation.", server, nil),
-		srvDraining:  prometheus.NewDesc("discal_proxy_server_draining", "1 if the server reports draining.", server, nil),
-		srvLatency:   prometheus.NewDesc("discal_proxy_server_latency_seconds", "The server's recent mean reply time.", server, nil),
+		requests:      prometheus.NewDesc("discal_proxy_requests_total", "Client requests read.", nil, nil),
+		repliesTotal:  prometheus.NewDesc("discal_proxy_replies_total", "Server replies routed back to clients.", nil, nil),
+		retries:       prometheus.NewDesc("discal_proxy_retries_total", "Requests sent to another server after a try timed out.", nil, nil),
+		pending:       prometheus.NewDesc("discal_proxy_pending", "Requests waiting for an answer.", nil, nil),
+		errors:        prometheus.NewDesc("discal_proxy_errors_total", "Requests the proxy answered with an error of its own, by reason.", []string{"reason"}, nil),
+		drops:         prometheus.NewDesc("discal_proxy_drops_total", "Datagrams dropped unanswered, by reason.", []string{"reason"}, nil),
+		joins:         prometheus.NewDesc("discal_proxy_joins_total", "Server joins taken and acknowledged, repeats included.", nil, nil),
+		servers:       prometheus.NewDesc("discal_proxy_servers", "Servers in the list, by how the proxy learned of them.", []string{"via"}, nil),
+		srvSent:       prometheus.NewDesc("discal_proxy_server_requests_total", "Requests forwarded to the server, retries included.", server, nil),
+		srvAnswered:   prometheus.NewDesc("discal_proxy_server_answers_total", "Replies from the server routed back.", server, nil),
+		srvTimeouts:   prometheus.NewDesc("discal_proxy_server_timeouts_total", "Tries at the server that got no answer in time.", server, nil),
+		srvRetries:    prometheus.NewDesc("discal_proxy_server_retries_total", "Retries sent to the server after a try elsewhere timed out.", server, nil),
+		srvInFlight:   prometheus.NewDesc("discal_proxy_server_in_flight", "Requests sent to the server and not yet answered.", server, nil),
+		srvCPU:        prometheus.NewDesc("discal_proxy_server_cpu_percent", "CPU the server last reported: its process (percent of one core) or its host (percent of all cores).", append(server, "of"), nil),
+		srvAge:        prometheus.NewDesc("discal_proxy_server_report_age_seconds", "Age of the server's last status report.", server, nil),
+		srvUp:         prometheus.NewDesc("discal_proxy_server_up", "1 if the server is in rotation.", server, nil),
+		srvDraining:   prometheus.NewDesc("discal_proxy_server_draining", "1 if the server reports draining.", server, nil),
+		srvLatency:    prometheus.NewDesc("discal_proxy_server_latency_seconds", "The server's recent mean reply time.", server, nil),
+		srvEjected:    prometheus.NewDesc("discal_proxy_server_ejected", "1 while passive health keeps the server out of rotation: its calculator port stopped answering.", server, nil),
+		srvEjections:  prometheus.NewDesc("discal_proxy_server_ejections_total", "Times passive health ejected the server, by reason.", append(server, "reason"), nil),
+		srvInRotation: prometheus.NewDesc("discal_proxy_server_in_rotation", "1 if the server takes new work now (up, not draining, not ejected).", server, nil),
 	}
 	if !p.metrics.CompareAndSwap(nil, m) {
 		return p.metrics.Load()
@@ -62,7 +66,8 @@ func (p *Proxy) Collector() prometheus.Collector {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.replies.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers,
-		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency} {
+		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency,
+		m.srvEjected, m.srvEjections, m.srvInRotation} {
 		ch <- d
 	}
 }
@@ -110,6 +115,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.srvUp, one(b.Up), l...)
 		gauge(m.srvDraining, one(b.Draining), l...)
 		gauge(m.srvLatency, b.LatencyUS/1e6, l...)
+		gauge(m.srvEjected, one(b.Ejected), l...)
+		gauge(m.srvInRotation, one(b.InRotation), l...)
+		// Ejections have one reason today, tries left unanswered; the label
+		// leaves room for more rules without renaming the metric.
+		counter(m.srvEjections, b.Ejections, append(l, "timeouts")...)
 		if b.HasReport {
 			gauge(m.srvCPU, b.Report.ProcCPU, append(l, "process")...)
 			gauge(m.srvCPU, b.Report.HostCPU, append(l, "host")...)

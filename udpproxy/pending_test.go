@@ -13,7 +13,7 @@ import (
 
 func testBackend(t testing.TB, calc string) *Server {
 	t.Helper()
-	b, err := newBackend(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond, nil)
+	b, err := newServer(ServerAddr{Calc: calc, Status: calc}, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestLoadModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &poller{p: p, load: newLoadModel()}
+	pl := &poller{cfg: &p.cfg, members: p.members, health: p.health, drop: func() {}, load: newLoadModel()}
 	bs := p.backends()
 	served := make([]uint64, 3)
 	id := uint64(0)
@@ -251,7 +251,8 @@ func TestLoadModel(t *testing.T) {
 			old.at -= int64(100 * time.Millisecond)
 			bs[i].report.Store(&old)
 		}
-		pl.handle(codec.AppendStatus(nil, id, st), bs[i].status)
+		pl.handleStatus(codec.AppendStatus(nil, id, st), id, bs[i].status)
+		pl.recompute()
 	}
 	// Each request costs 0.001 CPU seconds. s1 and s2 share process "a"
 	// and serve 100/s each: 20% of a core. s3, process "b", serves 100/s
@@ -289,7 +290,7 @@ func TestLoadModel(t *testing.T) {
 			t.Fatalf("after nonsense reports, a figure of %v", v)
 		}
 	}
-	if LeastLoad().Pick(bs, nil, rand.New(rand.NewPCG(1, 1))) == nil {
+	if pick(LeastLoad(), bs, nil, rand.New(rand.NewPCG(1, 1))) == nil {
 		t.Fatal("no server picked after nonsense reports")
 	}
 }

@@ -30,33 +30,109 @@ func setReport(b *Server, host, proc float64, cores int) {
 	b.proc.Store(p)
 }
 
-func TestLeastLoadPicksLowestScore(t *testing.T) {
+// pick runs p as the proxy does: over the rotation that bs makes and a
+// fleet worked out from bs now.
+func pick(p Policy, bs []*Server, avoid *Server, r *rand.Rand) *Server {
+	rot := rotationOf(bs)
+	if len(rot) == 0 {
+		return nil
+	}
+	now := nanotime()
+	return p.Pick(&Choice{Servers: rot, Avoid: avoid, Rand: r, now: now, fleet: newFleet(bs, now)})
+}
+
+// TestLeastLoadChoices: of three servers or fewer the lowest score wins,
+// as a full least-load scan would choose; of many, a choice among three
+// drawn at random never takes one of the two worst.
+func TestLeastLoadChoices(t *testing.T) {
 	bs := backends(t, 3)
 	setReport(bs[0], 50, 80, 2)
 	setReport(bs[1], 50, 10, 2)
 	setReport(bs[2], 50, 40, 2)
 	r := rand.New(rand.NewPCG(1, 2))
 	p := LeastLoad()
-	if got := p.Pick(bs, nil, r); got != bs[1] {
-		t.Fatalf("picked %s, want the server with the least process CPU", got.addr.Calc)
+	for range 100 {
+		if got := pick(p, bs, nil, r); got != bs[1] {
+			t.Fatalf("picked %s, want the server with the least process CPU", got.addr.Calc)
+		}
 	}
-	// In-flight requests count at once: 4 outstanding on 2 cores outweigh
-	// 30 points of process CPU.
-	bs[1].inFlight.Store(4)
-	if got := p.Pick(bs, nil, r); got != bs[2] {
+	// In-flight requests count at once: 6 outstanding on 2 cores (0.375)
+	// outweigh 30 points of one core's CPU (0.15 of the server, weighed
+	// double) by more than the tie band.
+	bs[1].inFlight.Store(6)
+	if got := pick(p, bs, nil, r); got != bs[2] {
 		t.Fatalf("picked %s, want the next server once the first has work in flight", got.addr.Calc)
 	}
-	if got := p.Pick(bs, bs[2], r); got != bs[1] {
-		t.Fatalf("avoiding the best, picked %s", got.addr.Calc)
+	for range 100 {
+		if got := pick(p, bs, bs[2], r); got == bs[2] {
+			t.Fatal("picked the server to avoid while others are up")
+		}
 	}
 	bs[1].down.Store(true)
 	bs[0].down.Store(true)
-	if got := p.Pick(bs, bs[2], r); got != bs[2] {
+	if got := pick(p, bs, bs[2], r); got != bs[2] {
 		t.Fatal("with only the avoided server up, it must still be picked")
 	}
 	bs[2].down.Store(true)
-	if got := p.Pick(bs, nil, r); got != nil {
+	if got := pick(p, bs, nil, r); got != nil {
 		t.Fatal("picked a server when all are down")
+	}
+
+	many := backends(t, 10)
+	for i, s := range many {
+		setReport(s, 0, float64(10*i), 2) // scores rise with i
+	}
+	counts := map[*Server]int{}
+	for range 10000 {
+		counts[pick(p, many, nil, r)]++
+	}
+	if counts[many[8]]+counts[many[9]] != 0 || counts[many[0]] < 2500 {
+		t.Fatalf("of ten: the best won %d of 10000 (want about 3000), the two worst %d and %d (want 0)",
+			counts[many[0]], counts[many[8]], counts[many[9]])
+	}
+}
+
+// TestWhatIsSeenOutranksClaims: a server that claims a million idle cores
+// but answers 25 times slower than its peers is believed to have twice
+// their cores at most, and with two requests in flight it loses to a busy
+// honest peer with as many: its queue counts 25 times.
+func TestWhatIsSeenOutranksClaims(t *testing.T) {
+	bs := backends(t, 3)
+	now := nanotime()
+	setReport(bs[0], 0, 0, 1<<20) // a liar
+	setReport(bs[1], 20, 40, 2)
+	setReport(bs[2], 20, 40, 2)
+	bs[0].observe(5*time.Millisecond, now)
+	bs[1].observe(200*time.Microsecond, now)
+	bs[2].observe(200*time.Microsecond, now)
+	f := newFleet(bs, now)
+	if c := f.cores(bs[0]); c != 4 {
+		t.Fatalf("the liar is believed to have %v cores, want 4 (twice its peers)", c)
+	}
+	for _, s := range bs {
+		s.inFlight.Store(2)
+	}
+	liar, honest := f.score(bs[0], now), f.score(bs[1], now)
+	if liar <= honest+tieBand {
+		t.Fatalf("with two in flight each, the liar scores %.3f, the busy honest server %.3f: the liar must lose", liar, honest)
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 100 {
+		if got := pick(LeastLoad(), bs, nil, r); got == bs[0] {
+			t.Fatal("the slow liar won a choice")
+		}
+	}
+}
+
+func TestPlausibleCores(t *testing.T) {
+	for _, c := range []struct {
+		cores, host, want int
+	}{
+		{0, 0, 1}, {-5, 4, 1}, {2, 0, 2}, {8, 4, 4}, {4, 8, 4}, {1 << 20, 0, maxCores}, {1 << 20, 1 << 20, maxCores},
+	} {
+		if got := plausibleCores(codec.Status{Cores: c.cores, HostCores: c.host}); got != c.want {
+			t.Errorf("cores %d host %d: %d, want %d", c.cores, c.host, got, c.want)
+		}
 	}
 }
 
@@ -68,7 +144,7 @@ func TestLeastLoadMoreCoresMoreWork(t *testing.T) {
 	setReport(bs[1], 0, 0, 4)
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 600 {
-		LeastLoad().Pick(bs, nil, r).inFlight.Add(1) // nothing is answered
+		pick(LeastLoad(), bs, nil, r).inFlight.Add(1) // nothing is answered
 	}
 	if a, b := float64(bs[0].inFlight.Load()), float64(bs[1].inFlight.Load()); b < 1.8*a || b > 2.2*a {
 		t.Fatalf("in flight: 2 cores %.0f, 4 cores %.0f; want about 1:2", a, b)
@@ -82,7 +158,7 @@ func TestLeastLoadTiesAreRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	counts := map[*Server]int{}
 	for range 8000 {
-		counts[LeastLoad().Pick(bs, nil, r)]++
+		counts[pick(LeastLoad(), bs, nil, r)]++
 	}
 	for _, b := range bs {
 		if n := counts[b]; n < 1800 || n > 2200 {
@@ -103,7 +179,7 @@ func TestLeastLoadNoisyReports(t *testing.T) {
 				setReport(b, 40+4*r.Float64(), 10+4*r.Float64(), 2)
 			}
 		}
-		counts[LeastLoad().Pick(bs, nil, r)]++
+		counts[pick(LeastLoad(), bs, nil, r)]++
 	}
 	for _, b := range bs {
 		if n := counts[b]; n < 800 {
@@ -122,16 +198,18 @@ func TestStaleReportFadesToMean(t *testing.T) {
 	bs[0].report.Store(&old)
 	setReport(bs[1], 50, 20, 2)
 	setReport(bs[2], 50, 40, 2)
-	f := newFleet(bs)
+	now := nanotime()
+	f := newFleet(bs, now)
 	want := 2 * ((0.1 + 0.5) + (0.2 + 0.5)) / 2 // cpuWeight × the mean of the fresh two
-	if got := f.score(bs[0]); got < want-1e-9 || got > want+1e-9 {
+	if got := f.score(bs[0], now); got < want-1e-9 || got > want+1e-9 {
 		t.Fatalf("stale score %v, want the fresh mean %v", got, want)
 	}
 	// Halfway between two and five intervals it is half and half.
 	old.at = nanotime() - int64(35*bs[0].poll/10)
 	bs[0].report.Store(&old)
-	f = newFleet(bs)
-	if got, mid := f.score(bs[0]), (want+2*(0.95+0.5))/2; got < mid-0.02 || got > mid+0.02 {
+	now = nanotime()
+	f = newFleet(bs, now)
+	if got, mid := f.score(bs[0], now), (want+2*(0.95+0.5))/2; got < mid-0.02 || got > mid+0.02 {
 		t.Fatalf("aging score %v, want about %v", got, mid)
 	}
 }
@@ -146,21 +224,21 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 		bs[i].inFlight.Store(2)
 		bs[i].observe(lat*time.Microsecond, now)
 	}
-	f := newFleet(bs)
-	fast, slow := f.score(bs[0]), f.score(bs[2])
-	if fast != f.score(bs[1]) {
+	f := newFleet(bs, now)
+	fast, slow := f.score(bs[0], now), f.score(bs[2], now)
+	if fast != f.score(bs[1], now) {
 		t.Fatal("two equal servers score differently")
 	}
 	base := 2*(0.1+0.5) + 2.0/16
 	if fast != base {
-		t.Fatalf("a server faster than the mean scored %v, want %v (no reward)", fast, base)
+		t.Fatalf("a server no slower than the median scored %v, want %v (no reward)", fast, base)
 	}
-	if want := 2*(0.1+0.5) + 2.0*2/16; slow < want-1e-9 || slow > want+1e-9 { // 400 over a mean of 200
+	if want := 2*(0.1+0.5) + 2.0*4/16; slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100
 		t.Fatalf("the slow server scored %v, want %v", slow, want)
 	}
 	// A latency no reply has fed for over a second no longer counts.
 	bs[2].latencyAt.Store(now - 2*latencyMaxAge)
-	if f := newFleet(bs); f.score(bs[2]) != f.score(bs[0]) {
+	if f := newFleet(bs, now); f.score(bs[2], now) != f.score(bs[0], now) {
 		t.Fatal("an old latency still counts")
 	}
 }
@@ -172,12 +250,12 @@ func TestRoundRobinAndRandom(t *testing.T) {
 	for _, p := range []Policy{RoundRobin(), Random()} {
 		counts := map[*Server]int{}
 		for range 3000 {
-			counts[p.Pick(bs, nil, r)]++
+			counts[pick(p, bs, nil, r)]++
 		}
 		if counts[bs[1]] != 0 || counts[bs[0]] < 1300 || counts[bs[2]] < 1300 {
 			t.Errorf("%s: counts %v", p, counts)
 		}
-		if got := p.Pick(bs, bs[0], r); got != bs[2] {
+		if got := pick(p, bs, bs[0], r); got != bs[2] {
 			t.Errorf("%s: avoiding s0 picked %v", p, got.addr.Calc)
 		}
 	}

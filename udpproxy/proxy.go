@@ -18,32 +18,27 @@ import (
 
 // Proxy is the discal load balancer. Create it with New, start it with Serve
 // or ListenAndServe, stop it with Shutdown or Close.
+//
+// It is wired from parts that each own one concern: the membership (the
+// server list, joins, DNS SRV: membership.go, discovery.go), the poller
+// (status polls and canaries: poll.go), passive health (health.go), the
+// policy that chooses (policy.go, score.go), the pending table
+// (pending.go), and the loops that move datagrams (client.go,
+// upstream.go, retry.go).
 type Proxy struct {
 	cfg     Config
-	list    atomic.Pointer[[]*Server]
+	members *membership
+	health  *health
+	fleet   atomic.Pointer[fleet] // the fleet's figures, from the fleet loop
 	pending *pendingTable
 	limiter *limiter                // nil when there is no rate limit
 	metrics atomic.Pointer[metrics] // nil unless Collector was called
-	// allDraining is set when every server in rotation is draining, so that
-	// they take work again rather than none doing.
-	allDraining atomic.Bool
 	counters
 
 	// Set once by Serve before any goroutine starts.
 	client   *net.UDPConn
 	upstream *net.UDPConn
 	poll     *net.UDPConn
-
-	// members serializes changes to list (see membership.go); spawn and
-	// pl are set while serving, to start pollers for servers that come.
-	members    sync.Mutex
-	spawn      func(*Server)
-	pl         *poller
-	refusedLog logLimit
-	fullLog    logLimit
-	badSRVLog  logLimit
-	// rediscover asks the SRV loop to look its name up now (Rediscover).
-	rediscover chan struct{}
 
 	mu          sync.Mutex
 	serving     bool
@@ -61,26 +56,26 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{}),
-		readersDone: make(chan struct{}), rediscover: make(chan struct{}, 1)}
-	bs := make([]*Server, 0, len(cfg.Servers))
+		readersDone: make(chan struct{})}
+	servers := make([]*Server, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
-		b, err := newBackend(a, cfg.Poll, &p.allDraining)
+		s, err := newServer(a, cfg.Poll)
 		if err != nil {
 			return nil, err
 		}
-		bs = append(bs, b)
-	}
-	if len(bs) == 0 && len(cfg.JoinAllow) == 0 && cfg.SRV == "" {
-		return nil, ErrNoServers
+		servers = append(servers, s)
 	}
 	if cfg.RateLimit > 0 {
 		p.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
-	p.list.Store(&bs)
+	p.health = &health{maxFails: int32(cfg.MaxFails), ejectTime: cfg.EjectTime,
+		maxEjectPct: cfg.MaxEjectPercent, log: cfg.Logger}
+	p.members = newMembership(&p.cfg, &p.counters, p.health, servers)
+	p.fleet.Store(newFleet(servers, nanotime()))
 	return p, nil
 }
 
-func (p *Proxy) backends() []*Server { return *p.list.Load() }
+func (p *Proxy) backends() []*Server { return p.members.servers() }
 
 // ListenAndServe opens the client-facing port of the Config and serves it
 // until Shutdown or Close.
@@ -92,15 +87,17 @@ func (p *Proxy) ListenAndServe() error {
 	return p.Serve(conn)
 }
 
-// Serve routes the requests that arrive on conn, a UDP socket, until
-// Shutdown or Close; it then returns ErrServerClosed. It opens two sockets
-// of its own, one to talk to the servers' calculator ports and one for
-// status polls, and closes all three when it returns.
+// Serve routes the requests that arrive on conn until Shutdown or Close; it
+// then returns ErrServerClosed. conn must be a *net.UDPConn (ErrNotUDP
+// otherwise): the proxy reads and writes it in batches. If conn fails or
+// is closed under it, Serve stops everything and returns that error. It
+// opens two sockets of its own, one to talk to the servers' calculator
+// ports and one for status polls, and closes all three when it returns.
 func (p *Proxy) Serve(conn net.PacketConn) error {
 	client, ok := conn.(*net.UDPConn)
 	if !ok {
 		conn.Close()
-		return errors.New("udpproxy: Serve needs a UDP socket")
+		return ErrNotUDP
 	}
 	p.mu.Lock()
 	if p.serving || p.closed.Load() || p.draining.Load() {
@@ -138,26 +135,53 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		background.Go(func() { p.upstreamLoop(p.newReader(upstream)) })
 	}
 	background.Go(func() { p.sweep(ctx) })
-	pl := &poller{p: p, conn: poll, load: newLoadModel()}
+	pl := &poller{conn: poll, cfg: &p.cfg, members: p.members, health: p.health,
+		drop: func() { p.drops.add(dropStatus) }, load: newLoadModel()}
 	background.Go(pl.read)
-	p.startMembership(ctx, pl, func(ctx context.Context, b *Server) {
+	background.Go(func() { p.fleetLoop(ctx, pl) })
+	background.Go(func() { p.members.runJoins(ctx) })
+	p.members.start(ctx, client, pl.forget, func(ctx context.Context, s *Server) {
 		seed := seed()
-		background.Go(func() { pl.run(ctx, b, seed) })
+		background.Go(func() { pl.run(ctx, s, seed) })
 	})
 	if p.cfg.SRV != "" {
-		background.Go(func() { p.discover(ctx) })
+		background.Go(func() { p.members.discover(ctx) })
 	}
 
 	readers.Wait() // the client side stops first, at Shutdown
 	close(p.readersDone)
+	err = ErrServerClosed
+	if !p.draining.Load() {
+		// The readers stopped on their own: the socket failed or was
+		// closed under the proxy. Nothing more can arrive; stop.
+		err = fmt.Errorf("udpproxy: client socket: %w", net.ErrClosed)
+		p.closed.Store(true)
+		stop()
+	}
 	<-ctx.Done() // then, once pending requests are done, the rest
-	p.stopMembership()
+	p.members.stop()
 	p.upstream.Close()
 	p.poll.Close()
 	background.Wait()
 	p.client.Close()
 	close(p.done)
-	return ErrServerClosed
+	return err
+}
+
+// fleetLoop works out, every fleetEvery, what is about the whole fleet:
+// the load model's cost and backgrounds, and the figures scores use.
+func (p *Proxy) fleetLoop(ctx context.Context, pl *poller) {
+	t := time.NewTicker(fleetEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pl.recompute()
+			p.fleet.Store(newFleet(p.backends(), nanotime()))
+		}
+	}
 }
 
 // Shutdown stops taking requests, waits until every pending request has
@@ -215,7 +239,7 @@ func (p *Proxy) Close() error {
 // no SRV name is configured, and never waits for the lookup.
 func (p *Proxy) Rediscover() {
 	select {
-	case p.rediscover <- struct{}{}:
+	case p.members.rediscover <- struct{}{}:
 	default: // one is already asked for
 	}
 }
@@ -230,24 +254,10 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 	if !serving {
 		return false, "not serving"
 	}
-	for _, b := range p.backends() {
-		if b.up() {
-			return true, ""
-		}
+	if len(p.members.rotation()) == 0 {
+		return false, "no server in rotation"
 	}
-	return false, "no server in rotation"
-}
-
-// UpstreamAddr returns the address of the socket the proxy talks to the
-// servers from, once Serve has started: where their replies go, and where
-// a forged one would be aimed.
-func (p *Proxy) UpstreamAddr() net.Addr {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.upstream == nil {
-		return nil
-	}
-	return p.upstream.LocalAddr()
+	return true, ""
 }
 
 // Addr returns the client-facing address once Serve has started.
@@ -281,6 +291,7 @@ type reader struct {
 	wall      time.Time // the same moment for the rate limiter, read only when there is one
 	inLen     int       // the size of the client datagram being handled
 	tmpl      entry     // a new request's entry, filled here and copied into the table
+	choice    Choice    // what the policy sees, reused for every request
 }
 
 func (p *Proxy) newReader(from *net.UDPConn) *reader {
@@ -292,6 +303,7 @@ func (p *Proxy) newReader(from *net.UDPConn) *reader {
 		slab:      make([]byte, batch*codec.MaxDatagram),
 		rng:       mrand.New(mrand.NewChaCha8(seed())),
 	}
+	rd.choice.Rand = rd.rng
 	if from != nil {
 		rd.r = udpbatch.NewReader(from, opt)
 	}
@@ -308,6 +320,20 @@ func (p *Proxy) newReader(from *net.UDPConn) *reader {
 func (rd *reader) slot(i int) []byte {
 	i %= batch
 	return rd.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+}
+
+// pick asks the policy for a server for a request read at rd.now, passing
+// over avoid if it can; nil when no server is in rotation.
+func (p *Proxy) pick(rd *reader, avoid *Server) *Server {
+	rot := p.members.rotation()
+	if len(rot) == 0 {
+		return nil
+	}
+	c := &rd.choice
+	c.Servers, c.Avoid, c.now, c.fleet = rot, avoid, rd.now, p.fleet.Load()
+	s := p.cfg.Policy.Pick(c)
+	c.Servers, c.Avoid = nil, nil // hold no server past the choice
+	return s
 }
 
 func (rd *reader) toServer(pkt []byte, b *Server) {

@@ -55,8 +55,9 @@ func (p *Proxy) expire(rd *reader, i int, id uint64, e *entry) {
 	old := e.backend
 	old.inFlight.Add(-1)
 	old.timeouts.Add(1)
+	p.health.failed(old, rd.now)
 	if int(e.tries) < p.cfg.Tries {
-		if b := p.cfg.Policy.Pick(p.backends(), old, rd.rng); b != nil {
+		if b := p.pick(rd, old); b != nil {
 			e.tries++
 			p.retries.Add(1)
 			b.retried.Add(1)

@@ -54,12 +54,12 @@ type Stats struct {
 	Servers                                                    []ServerStats
 }
 
-// Stats returns the proxy's counters and the state of every backend.
-func (p *Proxy) Stats() Stats { return p.statsOf(p.backends()) }
+// Stats returns the proxy's counters and the state of every server.
+func (p *Proxy) Stats() Stats { return p.statsOf(p.members.snap.Load()) }
 
-// statsOf is Stats for one snapshot of the backend list, which the list's
+// statsOf is Stats for one snapshot of the membership, which the list's
 // changes cannot disturb.
-func (p *Proxy) statsOf(bs []*Server) Stats {
+func (p *Proxy) statsOf(r *roster) Stats {
 	s := Stats{
 		Requests: p.requests.Load(),
 		Text:     p.text.Load(),
@@ -75,9 +75,13 @@ func (p *Proxy) statsOf(bs []*Server) Stats {
 	for i := range p.drops {
 		s.Drops[dropNames[i]] = p.drops[i].Load()
 	}
-	now := nanotime()
-	for _, b := range bs {
-		s.Servers = append(s.Servers, b.stats(now))
+	now, f := nanotime(), p.fleet.Load()
+	inRotation := make(map[*Server]bool, len(r.rotation))
+	for _, b := range r.rotation {
+		inRotation[b] = true
+	}
+	for _, b := range r.all {
+		s.Servers = append(s.Servers, b.stats(now, f, inRotation[b]))
 	}
 	return s
 }
@@ -87,8 +91,9 @@ func (p *Proxy) statsOf(bs []*Server) Stats {
 //
 //	proxy policy=least-load pending=0 requests=10 replies=10 retries=0 timeouts=0 no_server=0 busy=0 dropped=0
 //	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 latency=153µs age=42ms sent=4 answered=4 timeouts=0 score=0.000
+//	s2 127.0.0.1:7002 ejected host_cpu=3.0% proc_cpu=0.1% cores=2 in_flight=0 latency=0s age=12ms sent=9 answered=2 timeouts=7 score=0.000 ejections=1 ejected_for=1.2s reason="5 tries in a row got no answer"
 func (p *Proxy) appendStatsText(b []byte) []byte {
-	all := p.backends()
+	all := p.members.snap.Load()
 	s := p.statsOf(all)
 	var dropped uint64
 	for _, n := range s.Drops {
@@ -104,10 +109,10 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "no_server", s.NoServer)
 	b = appendKV(b, "busy", s.Busy)
 	b = appendKV(b, "dropped", dropped)
-	b = appendKV(b, "servers", uint64(len(all)))
+	b = appendKV(b, "servers", uint64(len(all.all)))
+	b = appendKV(b, "in_rotation", uint64(len(all.rotation)))
 	b = appendKV(b, "goroutines", uint64(runtime.NumGoroutine()))
 	b = append(b, '\n')
-	f := newFleet(all)
 	for i, bs := range s.Servers {
 		if len(b) > maxStatsText {
 			// A datagram holds 65,507 bytes at most: say what is left out
@@ -117,47 +122,63 @@ func (p *Proxy) appendStatsText(b []byte) []byte {
 			b = append(b, " more servers; see the metrics for all\n"...)
 			break
 		}
-		b = append(b, bs.Name...)
-		b = append(b, ' ')
-		b = append(b, bs.Addr.Calc...)
-		switch {
-		case !bs.Up:
-			b = append(b, " down"...)
-		case bs.Draining:
-			b = append(b, " draining"...)
-		default:
-			b = append(b, " up"...)
-		}
-		if bs.HasReport {
-			b = append(b, " host_cpu="...)
-			b = strconv.AppendFloat(b, bs.Report.HostCPU, 'f', 1, 64)
-			b = append(b, "% proc_cpu="...)
-			b = strconv.AppendFloat(b, bs.Report.ProcCPU, 'f', 1, 64)
-			b = append(b, '%')
-			b = appendKV(b, "cores", uint64(bs.Report.Cores))
-		} else {
-			b = append(b, " no_report"...)
-		}
-		b = append(b, " in_flight="...)
-		b = strconv.AppendInt(b, bs.InFlight, 10)
-		b = append(b, " latency="...)
-		b = append(b, (time.Duration(bs.LatencyUS) * time.Microsecond).String()...)
-		if bs.HasReport {
-			b = append(b, " age="...)
-			b = append(b, bs.ReportAge.Round(time.Millisecond).String()...)
-		}
-		b = appendKV(b, "sent", bs.Sent)
-		b = appendKV(b, "answered", bs.Answered)
-		b = appendKV(b, "timeouts", bs.Timeouts)
-		b = append(b, " score="...)
-		b = strconv.AppendFloat(b, f.score(all[i]), 'f', 3, 64)
-		if bs.Source != "config" {
-			b = append(b, " via="...)
-			b = append(b, bs.Source...)
-		}
-		b = append(b, '\n')
+		b = appendServerLine(b, &bs)
 	}
 	return b
+}
+
+// appendServerLine is one server's line of the stats text.
+func appendServerLine(b []byte, bs *ServerStats) []byte {
+	b = append(b, bs.Name...)
+	b = append(b, ' ')
+	b = append(b, bs.Addr.Calc...)
+	switch {
+	case !bs.Up:
+		b = append(b, " down"...)
+	case bs.Ejected:
+		b = append(b, " ejected"...)
+	case bs.Draining:
+		b = append(b, " draining"...)
+	default:
+		b = append(b, " up"...)
+	}
+	if bs.HasReport {
+		b = append(b, " host_cpu="...)
+		b = strconv.AppendFloat(b, bs.Report.HostCPU, 'f', 1, 64)
+		b = append(b, "% proc_cpu="...)
+		b = strconv.AppendFloat(b, bs.Report.ProcCPU, 'f', 1, 64)
+		b = append(b, '%')
+		b = appendKV(b, "cores", uint64(bs.Report.Cores))
+	} else {
+		b = append(b, " no_report"...)
+	}
+	b = append(b, " in_flight="...)
+	b = strconv.AppendInt(b, bs.InFlight, 10)
+	b = append(b, " latency="...)
+	b = append(b, (time.Duration(bs.LatencyUS) * time.Microsecond).String()...)
+	if bs.HasReport {
+		b = append(b, " age="...)
+		b = append(b, bs.ReportAge.Round(time.Millisecond).String()...)
+	}
+	b = appendKV(b, "sent", bs.Sent)
+	b = appendKV(b, "answered", bs.Answered)
+	b = appendKV(b, "timeouts", bs.Timeouts)
+	b = append(b, " score="...)
+	b = strconv.AppendFloat(b, bs.Score, 'f', 3, 64)
+	if bs.Ejections > 0 {
+		b = appendKV(b, "ejections", bs.Ejections)
+	}
+	if bs.Ejected {
+		b = append(b, " ejected_for="...)
+		b = append(b, bs.EjectedFor.Round(time.Millisecond).String()...)
+		b = append(b, " reason="...)
+		b = strconv.AppendQuote(b, bs.EjectReason)
+	}
+	if bs.Source != "config" {
+		b = append(b, " via="...)
+		b = append(b, bs.Source...)
+	}
+	return append(b, '\n')
 }
 
 // maxStatsText is where the stats text stops adding server lines: one more

@@ -50,6 +50,7 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 	rt.backend.inFlight.Add(-1)
 	rt.backend.answered.Add(1)
 	rt.backend.observe(time.Duration(rd.now-rt.sentAt), rd.now)
+	p.health.answered(rt.backend)
 	if m := p.metrics.Load(); m != nil {
 		m.replies.Observe(float64(rd.now-rt.sentAt) / 1e9)
 	}

@@ -66,7 +66,7 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 		p.drops.add(dropShort)
 		return
 	case h.Kind == codec.KindJoin:
-		p.handleJoin(rd, i, pkt, from, h.ID)
+		p.members.offerJoin(pkt, from, h.ID, rd.now)
 		return
 	case h.Kind != codec.KindRequest:
 		p.drops.add(dropKind)
@@ -109,7 +109,7 @@ func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 // a fresh internal ID, and remembers where its answer goes. pkt must stay
 // untouched until the batch is sent: it is the reader's own memory.
 func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool) {
-	b := p.cfg.Policy.Pick(p.backends(), nil, rd.rng)
+	b := p.pick(rd, nil)
 	if b == nil {
 		p.noServer.Add(1)
 		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrNoServer)

@@ -1,0 +1,194 @@
+package udpproxy_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/calc"
+	"github.com/discal/discal/codec"
+	"github.com/discal/discal/udpclient"
+	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpserver"
+)
+
+// halfDead is a server whose status port always answers, reporting itself
+// idle, while its calculator port answers only when alive is set: a
+// calculator that hangs, or a link that lost one port.
+type halfDead struct {
+	addr  udpproxy.ServerAddr
+	alive atomic.Bool
+	seen  atomic.Int64 // datagrams that reached the calculator port
+}
+
+func startHalfDead(t *testing.T, name string) *halfDead {
+	t.Helper()
+	calcConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &halfDead{addr: udpproxy.ServerAddr{Calc: calcConn.LocalAddr().String(), Status: status.LocalAddr().String()}}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := calcConn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			h.seen.Add(1)
+			hd, err := codec.ParseHeader(buf[:n])
+			if err != nil || !h.alive.Load() {
+				continue
+			}
+			req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
+			if err != nil {
+				continue
+			}
+			res, err := calc.Eval(req.Op, req.A, req.B)
+			r := codec.Reply{Result: res, Server: name}
+			if err != nil {
+				r = codec.Reply{Err: codec.AsError(err), Server: name}
+			}
+			_, _ = calcConn.WriteTo(codec.AppendReply(nil, hd.ID, r), from)
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := status.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if hd, err := codec.ParseHeader(buf[:n]); err == nil && hd.Kind == codec.KindStatusQuery {
+				st := codec.Status{Server: name, Cores: 2, HostCores: 2}
+				_, _ = status.WriteTo(codec.AppendStatus(nil, hd.ID, st), from)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		calcConn.Close()
+		status.Close()
+		wg.Wait()
+	})
+	return h
+}
+
+// load sends requests through the proxy from a few goroutines until stop
+// is closed or limit has passed, and counts the wrong answers.
+func load(t *testing.T, addr net.Addr, stop <-chan struct{}, limit time.Duration) (wrong *atomic.Int64, wait func()) {
+	t.Helper()
+	wrong = new(atomic.Int64)
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(limit)
+	for range 4 {
+		c := dialClient(t, addr, udpclient.Config{Timeout: 2 * time.Second})
+		wg.Go(func() {
+			for i := int64(0); time.Now().Before(deadline); i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := c.Calc(context.Background(), codec.OpAdd, codec.IntNumber(i), codec.IntNumber(1))
+				if err != nil || !r.Equal(codec.IntNumber(i+1)) {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	return wrong, wg.Wait
+}
+
+// TestEjection: a server whose status port answers but whose calculator
+// port does not is ejected once its tries time out in a row, gets no first
+// tries while out, is not brought back by its status answers or by time
+// alone, and returns once its calculator port answers a canary. Every
+// client request is answered right throughout.
+func TestEjection(t *testing.T) {
+	good := serveServer(t, udpserver.Config{Name: "good"}, nil, nil)
+	hole := startHalfDead(t, "hole")
+	p, addr := startProxy(t, udpproxy.Config{
+		Servers:    []udpproxy.ServerAddr{{Calc: good.calc.String(), Status: good.status.String()}, hole.addr},
+		Poll:       20 * time.Millisecond,
+		TryTimeout: 50 * time.Millisecond,
+		EjectTime:  100 * time.Millisecond,
+	})
+	stop := make(chan struct{})
+	wrong, wait := load(t, addr, stop, 20*time.Second)
+	defer func() {
+		close(stop)
+		wait()
+		if n := wrong.Load(); n != 0 {
+			t.Errorf("%d requests answered wrong or not at all", n)
+		}
+	}()
+
+	waitFor(t, 10*time.Second, "the hole to be ejected", func() bool { return backendByName(p, "hole").Ejected })
+	st := backendByName(p, "hole")
+	if st.EjectReason == "" || st.Ejections != 1 || st.InRotation {
+		t.Fatalf("ejected hole: %+v", st)
+	}
+	// Its time is up after 100 ms; canaries go with every poll from then
+	// on. Status answers keep coming, yet it stays out until a canary is
+	// answered.
+	canaries := hole.seen.Load()
+	waitFor(t, 10*time.Second, "canaries at the hole", func() bool { return hole.seen.Load() >= canaries+5 })
+	after := backendByName(p, "hole")
+	if !after.Ejected || !after.Up {
+		t.Fatalf("the hole came back on status answers alone: %+v", after)
+	}
+	if after.Sent != st.Sent {
+		t.Fatalf("the ejected hole got %d more tries", after.Sent-st.Sent)
+	}
+	hole.alive.Store(true)
+	waitFor(t, 10*time.Second, "the hole to be back", func() bool { return backendByName(p, "hole").InRotation })
+	waitFor(t, 10*time.Second, "the hole to answer requests", func() bool { return backendByName(p, "hole").Answered > 0 })
+}
+
+// TestEjectionCap: with two of three servers dead on their calculator
+// ports, at most half of the servers (one) is ejected; the other stays in
+// rotation, and every request is still answered by the live one (or after
+// a retry).
+func TestEjectionCap(t *testing.T) {
+	good := serveServer(t, udpserver.Config{Name: "good"}, nil, nil)
+	h1, h2 := startHalfDead(t, "h1"), startHalfDead(t, "h2")
+	p, addr := startProxy(t, udpproxy.Config{
+		Servers:    []udpproxy.ServerAddr{{Calc: good.calc.String(), Status: good.status.String()}, h1.addr, h2.addr},
+		Poll:       20 * time.Millisecond,
+		TryTimeout: 30 * time.Millisecond,
+		Tries:      3,
+	})
+	stop := make(chan struct{})
+	wrong, wait := load(t, addr, stop, 20*time.Second)
+	ejected := func() int {
+		n := 0
+		for _, s := range p.Stats().Servers {
+			if s.Ejected {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "one hole to be ejected", func() bool { return ejected() == 1 })
+	// Both holes keep failing; wait until the one still in rotation has
+	// failed well past MaxFails, and check the cap held.
+	waitFor(t, 10*time.Second, "the other hole to fail more", func() bool {
+		return backendByName(p, "h1").Timeouts+backendByName(p, "h2").Timeouts > 3*udpproxy.DefaultMaxFails
+	})
+	if n := ejected(); n != 1 {
+		t.Fatalf("%d servers ejected of 3, want 1 (50%%)", n)
+	}
+	close(stop)
+	wait()
+	if n := wrong.Load(); n != 0 {
+		t.Errorf("%d requests answered wrong or not at all", n)
+	}
+}
