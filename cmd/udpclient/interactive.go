@@ -22,13 +22,15 @@ help shows this; quit, exit or Ctrl-D ends.
 func interact(ctx context.Context, c *udpclient.Client, in io.Reader, out, msg io.Writer, p printer) (int, error) {
 	lines := make(chan string)
 	readErr := make(chan error, 1)
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(in)
 		for sc.Scan() {
 			select {
 			case lines <- sc.Text():
-			case <-ctx.Done():
+			case <-quit:
 				return
 			}
 		}

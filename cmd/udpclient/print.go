@@ -28,9 +28,9 @@ func (p printer) format(r result) string {
 	if r.skip {
 		return ""
 	}
-	line := "error: " + errorText(r.err, escape)
-	if r.err == nil {
-		line = r.ans.Result.String()
+	line := r.ans.Result.String()
+	if r.err != nil {
+		line = "error: " + errorText(r.err, escape)
 	}
 	if p.verbose && r.ans.Server != "" {
 		line += " (server " + escape(r.ans.Server) + ")"
