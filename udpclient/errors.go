@@ -23,9 +23,10 @@ var (
 type NoAnswerError struct {
 	Proxies []string // the addresses tried, in the order of their first try
 	Tries   int      // how many times the request was sent
-	// Cause is the last reason a try failed: nil when the proxies were
-	// silent, a transient *codec.Error, syscall.ECONNREFUSED when the
-	// network said nothing listens there, or context.DeadlineExceeded.
+	// Cause is the last reason given for a failed try: a transient
+	// *codec.Error, syscall.ECONNREFUSED when the network said nothing
+	// listens there, or context.DeadlineExceeded; nil when the proxies
+	// were only ever silent.
 	Cause error
 }
 

@@ -87,8 +87,8 @@ func ExampleDialContext() {
 		panic(err)
 	}
 	ans, err := c.Exchange(ctx, req)
-	fmt.Println(ans.Result, ans.Server, ans.Proxy == proxy, ans.Tries, err)
-	// Output: 3.5 s1 true 1 <nil>
+	fmt.Println(ans.Result, ans.Server, ans.Proxy == proxy, ans.Tries >= 1, ans.Latency > 0, err)
+	// Output: 3.5 s1 true true true <nil>
 }
 
 // With no proxy listening, the network says so and the request fails at

@@ -139,10 +139,11 @@ func (a *attempt) try(ctx context.Context, pkt []byte, timer *time.Timer) (deliv
 	a.ans.Tries++
 	a.tried |= bit(at)
 	// A failed send is handled like a lost datagram, the timer retries,
-	// except a refusal: the kernel hands an earlier ICMP error to
-	// whichever of send or receive comes first.
+	// except a refusal: the kernel hands the ICMP error of an earlier
+	// datagram, perhaps another call's, to whichever of send or receive
+	// comes first, so it goes to every call at that proxy, this one too.
 	if _, err := a.c.conns[at].Write(pkt); errors.Is(err, syscall.ECONNREFUSED) {
-		return a.note(delivery{from: at, refused: true}, refused)
+		a.c.refused(at)
 	}
 	d, res, err := a.await(ctx, timer)
 	if res == timedOut {

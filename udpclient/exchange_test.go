@@ -116,9 +116,10 @@ func TestDeadlineBoundsRetries(t *testing.T) {
 		t.Fatalf("error %v, want no answer from %s at the deadline", err, p.addr())
 	}
 	// 20 + 40 + 80 ms fit before the deadline: three tries, or a fourth
-	// just sent as the deadline came.
-	if got := p.tries(ans.ID); got < 3 || got > 4 || ans.Tries != got {
-		t.Errorf("peer saw %d tries, the answer says %d; want 3 or 4", got, ans.Tries)
+	// just sent as the deadline came; a loaded machine may fire a timer
+	// late and fit one fewer, but never a retry past the deadline.
+	if got := p.tries(ans.ID); ans.Tries < 2 || ans.Tries > 4 || got > ans.Tries {
+		t.Errorf("peer saw %d tries, the answer says %d; want 2 to 4", got, ans.Tries)
 	}
 }
 

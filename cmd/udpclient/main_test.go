@@ -209,7 +209,7 @@ func TestJSON(t *testing.T) {
 	}
 	ok := recs[0]
 	if ok["expr"] != "2 + 3" || ok["result"] != 5.0 || ok["server"] != "s1" || ok["proxy"] != addr ||
-		len(ok["id"].(string)) != 16 || ok["tries"] != 1.0 || ok["latency_ms"] == nil || ok["error"] != nil {
+		len(ok["id"].(string)) != 16 || ok["tries"].(float64) < 1 || ok["latency_ms"] == nil || ok["error"] != nil {
 		t.Errorf("answer: %s", lines[0])
 	}
 	if lines[1] != `{"expr":""}` {
