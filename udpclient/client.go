@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/discal/discal/codec"
@@ -43,13 +44,15 @@ func (c *Config) fill() {
 // calculator port. It is safe for concurrent use.
 //
 // With several proxies, it sends to one at a time, the first at the start.
-// A try that gets no answer, or only a transient error ("timeout", "no
-// server available", "busy"), is retried at the next proxy, and later
-// requests go there too: a client stays with a proxy that answers and
-// moves on from one that does not.
+// A try that gets no answer, only a transient error ("timeout", "no server
+// available", "busy"), or a refusal from the network (nothing listens at
+// that address) is retried at the next proxy, and later requests go there
+// too: a client stays with a proxy that answers and moves on from one that
+// does not.
 type Client struct {
 	cfg   Config
 	conns []*net.UDPConn // one connected socket per proxy
+	addrs []string       // their addresses, as answers and errors name them
 	cur   atomic.Int32   // the proxy new tries go to
 
 	mu     sync.Mutex
@@ -66,43 +69,59 @@ type Client struct {
 // delivers to a call only while it is registered, under c.mu.
 type call struct {
 	ch chan delivery
+	at atomic.Int32 // the proxy the latest try went to, for refusals
 }
 
-// delivery is a reply and the proxy it came from (an index into conns).
+// delivery is a reply and the proxy it came from (an index into conns), or
+// the news that the proxy's host refused the try.
 type delivery struct {
-	r    codec.Reply
-	from int32
+	r       codec.Reply
+	from    int32
+	refused bool
 }
 
 var calls = sync.Pool{New: func() any { return &call{ch: make(chan delivery, 1)} }}
 
 // Dial returns a client for the endpoint at addr, or for several proxies
 // given as a comma-separated list ("10.0.0.5:7000,10.0.0.6:7000"), in the
-// order to try them.
+// order to try them. It is DialContext without a context.
 func Dial(addr string, cfg Config) (*Client, error) {
+	var addrs []string
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("udpclient: no address in %q", addr)
+	}
+	return DialContext(context.Background(), addrs, cfg)
+}
+
+// DialContext returns a client for the proxies at addrs ("host:port"), in
+// the order to try them. ctx bounds the name lookups; once the client is
+// returned, it no longer matters. Nothing is sent yet: a proxy that is not
+// there shows itself on the first request.
+func DialContext(ctx context.Context, addrs []string, cfg Config) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("udpclient: no address")
+	}
 	cfg.fill()
 	c := &Client{cfg: cfg, calls: make(map[uint64]*call), done: make(chan struct{})}
-	for _, a := range strings.Split(addr, ",") {
-		if a = strings.TrimSpace(a); a == "" {
-			continue
-		}
-		ra, err := net.ResolveUDPAddr("udp", a)
-		if err == nil {
-			// A connected socket: the kernel passes up only datagrams
-			// from this proxy, and reads and writes need no address.
-			var conn *net.UDPConn
-			if conn, err = net.DialUDP("udp", nil, ra); err == nil {
-				c.conns = append(c.conns, conn)
-				continue
+	var d net.Dialer
+	for _, a := range addrs {
+		// A connected socket: the kernel passes up only datagrams from
+		// this proxy, reads and writes need no address, and an ICMP "port
+		// unreachable" comes back as a refused read or write.
+		conn, err := d.DialContext(ctx, "udp", a)
+		if err != nil {
+			for _, conn := range c.conns {
+				conn.Close()
 			}
+			return nil, fmt.Errorf("udpclient: %w", err)
 		}
-		for _, conn := range c.conns {
-			conn.Close()
-		}
-		return nil, fmt.Errorf("udpclient: %w", err)
-	}
-	if len(c.conns) == 0 {
-		return nil, fmt.Errorf("udpclient: no address in %q", addr)
+		c.conns = append(c.conns, conn.(*net.UDPConn))
+		c.addrs = append(c.addrs, conn.RemoteAddr().String())
 	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -118,7 +137,9 @@ func Dial(addr string, cfg Config) (*Client, error) {
 func (c *Client) LocalAddr() net.Addr { return c.conns[0].LocalAddr() }
 
 // Proxy returns the address new requests go to now.
-func (c *Client) Proxy() string { return c.conns[c.cur.Load()].RemoteAddr().String() }
+func (c *Client) Proxy() string { return c.proxy(c.cur.Load()) }
+
+func (c *Client) proxy(i int32) string { return c.addrs[i] }
 
 // failed moves new tries on from proxy i, unless another call has already.
 func (c *Client) failed(i int32) {
@@ -147,120 +168,16 @@ func (c *Client) Close() error {
 	return errors.Join(errs...)
 }
 
-// Calc computes a op b and returns the result, or the calculation's error
-// as a *codec.Error.
-func (c *Client) Calc(ctx context.Context, op codec.Op, a, b codec.Number) (codec.Number, error) {
-	r, err := c.Do(ctx, codec.Request{Op: op, A: a, B: b})
-	if err != nil {
-		return codec.Number{}, err
-	}
-	return r.Result, nil
-}
-
-// Do sends a request and waits for its reply, retransmitting it with the
-// same ID when no answer comes in time. A reply carrying an error returns
-// that error too. A transient error from the proxy ("timeout", "no server
-// available", "busy") ends the try: the request is sent again after a
-// pause of a quarter of Timeout, and if that was the last try, the error
-// matches both ErrNoAnswer and the proxy's *codec.Error.
-func (c *Client) Do(ctx context.Context, req codec.Request) (codec.Reply, error) {
-	id := c.nextID.Add(1)
-	var buf [codec.MaxDatagram]byte
-	pkt := codec.AppendRequest(buf[:0], id, req)
-	return c.exchange(ctx, id, pkt)
-}
-
-func (c *Client) exchange(ctx context.Context, id uint64, pkt []byte) (codec.Reply, error) {
-	cl := calls.Get().(*call)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		calls.Put(cl)
-		return codec.Reply{}, ErrClosed
-	}
-	c.calls[id] = cl
-	c.mu.Unlock()
-	defer c.forget(id, cl)
-
-	wait := c.cfg.Timeout
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	var transient *codec.Error
-	for try := 0; ; try++ {
-		// A failed send is handled like a lost datagram: the timer retries.
-		at := c.cur.Load()
-		_, _ = c.conns[at].Write(pkt)
-		d, res, err := c.await(ctx, cl, timer)
-		switch res {
-		case answered:
-			return d.r, err
-		case transientError:
-			transient = d.r.Err
-			at = d.from // the proxy that gave up, which may be an earlier one
-		}
-		if len(c.conns) > 1 {
-			c.failed(at) // the retry, and new requests, go to the next proxy
-		}
-		if try >= c.cfg.Retries {
-			if transient != nil {
-				return codec.Reply{Err: transient}, fmt.Errorf("%w: %w", ErrNoAnswer, transient)
-			}
-			return codec.Reply{}, ErrNoAnswer
-		}
-		if res == transientError {
-			// The proxy has given up on this try and said so. Pause a
-			// little before asking again, so that "no server available"
-			// is not asked again at once, but listen meanwhile: an answer
-			// to an earlier transmission still counts.
-			timer.Reset(min(wait, c.cfg.Timeout/4))
-			for res == transientError {
-				if d, res, err = c.await(ctx, cl, timer); res == answered {
-					return d.r, err
-				}
-			}
-		}
-		wait = min(2*wait, 4*c.cfg.Timeout)
-		timer.Reset(wait) // since Go 1.23, Reset needs no Stop and drain first
-	}
-}
-
-// awaitResult says how a wait for an answer ended.
-type awaitResult int
-
-const (
-	answered       awaitResult = iota // a result, an error, or the call cannot go on
-	timedOut                          // the timer fired
-	transientError                    // the proxy answered with a transient error
-)
-
-// await waits for the call's answer until the timer fires.
-func (c *Client) await(ctx context.Context, cl *call, timer *time.Timer) (delivery, awaitResult, error) {
-	select {
-	case <-ctx.Done():
-		return delivery{}, answered, ctx.Err()
-	case <-c.done:
-		return delivery{}, answered, ErrClosed
-	case <-timer.C:
-		return delivery{}, timedOut, nil
-	case d := <-cl.ch:
-		switch {
-		case d.r.Err == nil:
-			return d, answered, nil
-		case d.r.Err.Code.Transient():
-			return d, transientError, nil
-		}
-		return d, answered, d.r.Err
-	}
-}
-
 // forget unregisters a call and returns it to the pool, emptied.
 func (c *Client) forget(id uint64, cl *call) {
 	c.mu.Lock()
 	delete(c.calls, id)
 	c.mu.Unlock()
 	select {
-	case <-cl.ch:
-		c.ignored.Add(1) // a duplicate delivered after the answer was taken
+	case d := <-cl.ch:
+		if !d.refused {
+			c.ignored.Add(1) // a duplicate delivered after the answer was taken
+		}
 	default:
 	}
 	calls.Put(cl)
@@ -280,37 +197,63 @@ func (c *Client) read(conn *net.UDPConn, from int32) {
 			if closed {
 				return
 			}
-			// Connection refused and the like: the retry timer covers it.
-			continue
-		}
-		h, err := codec.ParseHeader(buf[:n])
-		if err != nil || h.Kind != codec.KindReply {
-			c.ignored.Add(1)
-			continue
-		}
-		c.mu.Lock()
-		cl := c.calls[h.ID]
-		c.mu.Unlock()
-		if cl == nil {
-			c.ignored.Add(1)
-			continue
-		}
-		r, err := codec.DecodeReply(buf[codec.HeaderSize:n])
-		if err != nil {
-			// Not an answer we can use; the retry timer will ask again.
-			c.ignored.Add(1)
-			continue
-		}
-		c.mu.Lock()
-		if c.calls[h.ID] == cl {
-			select {
-			case cl.ch <- delivery{r, from}:
-			default:
-				c.ignored.Add(1) // a duplicate of an answer not yet taken
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				c.refused(from)
 			}
-		} else {
-			c.ignored.Add(1)
+			// Other errors are handled like lost datagrams: the retry
+			// timer covers them.
+			continue
 		}
-		c.mu.Unlock()
+		c.deliver(buf[:n], from)
+	}
+}
+
+// deliver hands one datagram from proxy from to the call it answers.
+func (c *Client) deliver(pkt []byte, from int32) {
+	h, err := codec.ParseHeader(pkt)
+	if err != nil || h.Kind != codec.KindReply {
+		c.ignored.Add(1)
+		return
+	}
+	c.mu.Lock()
+	cl := c.calls[h.ID]
+	c.mu.Unlock()
+	if cl == nil {
+		c.ignored.Add(1)
+		return
+	}
+	r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+	if err != nil {
+		// Not an answer we can use; the retry timer will ask again.
+		c.ignored.Add(1)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls[h.ID] != cl {
+		c.ignored.Add(1)
+		return
+	}
+	select {
+	case cl.ch <- delivery{r: r, from: from}:
+	default:
+		c.ignored.Add(1) // a duplicate of an answer not yet taken
+	}
+}
+
+// refused tells every call whose latest try went to proxy i that the
+// network said nothing listens there. The kernel reports one ICMP error
+// for the socket, not for a datagram, so each of those calls hears it.
+func (c *Client) refused(i int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cl := range c.calls {
+		if cl.at.Load() != i {
+			continue
+		}
+		select {
+		case cl.ch <- delivery{from: i, refused: true}:
+		default: // an answer is already waiting
+		}
 	}
 }

@@ -3,9 +3,7 @@ package udpclient
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +95,7 @@ func (p *peer) serve() {
 		if p.transient != nil && (try == 1 || p.always) {
 			r.Err = p.transient
 		} else if res, err := calc.Eval(req.Op, req.A, req.B); err != nil {
-			r.Err = codec.AsError(err)
+			r.Err, r.Server = codec.AsError(err), "peer"
 		} else {
 			r.Result, r.Server = res, "peer"
 		}
@@ -126,6 +124,19 @@ func dial(t *testing.T, addr string, cfg Config) *Client {
 }
 
 var ctx = context.Background()
+
+// waitFor polls cond until it holds, and fails the test after 5 seconds
+// instead of hanging.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // TestConcurrentCallersGetTheirOwnAnswers shares one client among many
 // goroutines whose answers arrive out of order, with stray and duplicate
@@ -222,39 +233,13 @@ func TestContextAndClose(t *testing.T) {
 		_, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
 		done <- err
 	}()
-	for p.tries(c.nextID.Load()) == 0 {
-		time.Sleep(time.Millisecond) // until the call is waiting
-	}
+	waitFor(t, "the call to be sent", func() bool { return p.tries(c.nextID.Load()) > 0 })
 	c.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("call on a closing client returned %v", err)
 	}
 	if _, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("call on a closed client returned %v", err)
-	}
-}
-
-func TestEvalLinesKeepsOrder(t *testing.T) {
-	p := newPeer(t, nil)
-	c := dial(t, p.addr(), Config{})
-	var in strings.Builder
-	var want strings.Builder
-	for i := range 300 {
-		in.WriteString("# a comment\n")
-		in.WriteString(strings.Repeat(" ", i%3))
-		in.WriteString(codec.Request{Op: codec.OpAdd, A: codec.IntNumber(int64(i)), B: codec.IntNumber(1)}.String())
-		in.WriteString("\n\n")
-		want.WriteString(codec.IntNumber(int64(i+1)).String() + "\n")
-	}
-	in.WriteString("1 / 0\nnonsense\n")
-	want.WriteString("error: division by zero\nerror: syntax error: \"nonsense\" is not a number\n")
-	var out strings.Builder
-	status, err := c.EvalLines(ctx, strings.NewReader(in.String()), &out, 16, false)
-	if err != nil || status != ExitFailed {
-		t.Fatalf("status %d, %v; want %d", status, err, ExitFailed)
-	}
-	if out.String() != want.String() {
-		t.Fatalf("output differs:\n%s\nwant:\n%s", out.String(), want.String())
 	}
 }
 
@@ -272,49 +257,6 @@ func BenchmarkDo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// TestEvalLinesStopsOnCancel: Ctrl-C while reading a terminal that sends
-// nothing more must end EvalLines at once.
-func TestEvalLinesStopsOnCancel(t *testing.T) {
-	p := newPeer(t, nil)
-	c := dial(t, p.addr(), Config{})
-	r, w := io.Pipe()
-	defer w.Close()
-	cctx, cancel := context.WithCancel(ctx)
-	var out syncWriter
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.EvalLines(cctx, r, &out, 4, false)
-		done <- err
-	}()
-	if _, err := w.Write([]byte("20 + 22\n")); err != nil {
-		t.Fatal(err)
-	}
-	for out.String() != "42\n" {
-		time.Sleep(time.Millisecond) // until the first answer is out
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("EvalLines after cancel = %v", err)
-	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // TestMovesToTheNextProxy: with two proxies, the first silent, a request's

@@ -1,13 +1,15 @@
 // Command udpclient sends calculations to discal and prints the answers.
 //
-//	udpclient [-proxy 127.0.0.1:7000[,ANOTHER:7000]] [-timeout 1s] [-retries 3] [-v] [EXPR]
+//	udpclient [-proxy 127.0.0.1:7000[,ANOTHER:7000]] [-timeout 1s] [-retries 3] [-v] [-json] [EXPR]
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,15 +20,26 @@ import (
 	"github.com/discal/discal/udpclient"
 )
 
+// The command's exit statuses. Scripts rely on them.
+const (
+	exitOK       = 0   // every expression was answered with a result
+	exitFailed   = 1   // a calculation failed: "error: ..." was printed
+	exitNoAnswer = 2   // no answer came after the retries
+	exitUsage    = 64  // the command line was wrong (EX_USAGE)
+	exitSignal   = 130 // interrupted (Ctrl-C), as shells report SIGINT
+)
+
 const usage = `udpclient: send calculations to discal.
 
 Usage:
   udpclient [flags] EXPR
   udpclient [flags] < FILE        one expression a line, one answer a line
+  udpclient [flags]               on a terminal: a prompt; help, quit or Ctrl-D
 
 EXPR is "A OP B" with OP one of + - * /, or "add|sub|mul|div A B".
 Quote * from the shell, and put -- before an expression that starts with
-a minus sign.
+a minus sign. From a file or pipe, every input line gets exactly one output
+line: a blank line or a '#' comment gets an empty one.
 
 Exit status: 0 answered, 1 the calculation failed ("error: ..." on
 standard error), 2 no answer after the retries, 64 usage error, 130
@@ -38,6 +51,7 @@ Examples:
   udpclient '6 * 7'               # 42
   udpclient -v add 2 3            # 5 (server s2)
   udpclient -- -3 - 4             # -7
+  udpclient -json 2 + 3           # {"expr":"2 + 3","result":5,"server":"s1",...}
   printf '1+1\n2*3\n' | udpclient
   udpclient -proxy 10.0.0.5:7000,10.0.0.6:7000 2 + 3   # two proxies: the second if the first is silent
 
@@ -46,72 +60,105 @@ Flags:
 `
 
 func main() {
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run() int {
-	var cfg udpclient.Config
-	var proxy string
-	var verbose bool
-	flag.StringVar(&proxy, "proxy", "127.0.0.1:7000", "proxy `addresses`, comma-separated: a request no proxy answers in time goes to the next, and so do the requests after it")
-	flag.DurationVar(&cfg.Timeout, "timeout", time.Second, "wait for the first answer; each retry waits twice as long, up to 4×")
-	flag.IntVar(&cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
-	flag.BoolVar(&verbose, "v", false, "also print which server answered")
-	common := cli.Register(flag.CommandLine, "udpclient")
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
-	}
-	flag.CommandLine.Init("udpclient", flag.ContinueOnError)
-	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			return udpclient.ExitOK
-		}
-		fmt.Fprintln(os.Stderr, "udpclient:", err)
-		return udpclient.ExitUsage
-	}
-	if cfg.Timeout <= 0 || cfg.Retries < 0 {
-		fmt.Fprintln(os.Stderr, "udpclient: -timeout must be positive and -retries not negative")
-		return udpclient.ExitUsage
-	}
-	cfg.NoRetries = cfg.Retries == 0
+// options are the command line's choices.
+type options struct {
+	cfg     udpclient.Config
+	proxy   string
+	verbose bool
+	json    bool
+	expr    string // the expression on the command line, "" to read stdin
+}
 
-	var expr string
-	if flag.NArg() > 0 {
-		expr = strings.Join(flag.Args(), " ")
-		if _, err := codec.ParseExpr(expr); err != nil {
-			fmt.Fprintf(os.Stderr, "udpclient: %v\n", err)
-			fmt.Fprintln(os.Stderr, `usage: udpclient [flags] EXPR, e.g. udpclient 2 + 3 (udpclient -h for more)`)
-			return udpclient.ExitUsage
+// parse reads the command line. -h and -version print to stdout and return
+// done; a usage error prints one line to stderr and returns exitUsage.
+func parse(args []string, stdout, stderr io.Writer) (o options, code int, done bool) {
+	fs := flag.NewFlagSet("udpclient", flag.ContinueOnError)
+	timeout := durationFlag(time.Second)
+	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:7000", "proxy `addresses`, comma-separated: a request no proxy answers in time goes to the next, and so do the requests after it")
+	fs.Var(&timeout, "timeout", "`duration` to wait for the first answer, with a unit (1s, 250ms); each retry waits twice as long, up to 4×")
+	fs.IntVar(&o.cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
+	fs.BoolVar(&o.verbose, "v", false, "also print which server answered")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per answer: expr, result or error {code, message}, server, proxy, id, tries, latency_ms")
+	common := cli.Register(fs, "udpclient")
+	// The flag package prints an error with the whole usage; we print one
+	// line instead, and the usage only when asked for, on stdout.
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.Usage = func() {}
+	err := common.Parse(fs, args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fmt.Fprint(stdout, usage)
+		fs.PrintDefaults()
+		return o, exitOK, true
+	case errors.Is(err, cli.ErrVersion):
+		_, _ = out.WriteTo(stdout)
+		return o, exitOK, true
+	case err != nil:
+		fmt.Fprintf(stderr, "udpclient: %v (see -h)\n", err)
+		return o, exitUsage, true
+	}
+	o.cfg.Timeout = time.Duration(timeout)
+	if o.cfg.Timeout <= 0 || o.cfg.Retries < 0 {
+		fmt.Fprintln(stderr, "udpclient: -timeout must be positive and -retries not negative (see -h)")
+		return o, exitUsage, true
+	}
+	o.cfg.NoRetries = o.cfg.Retries == 0
+	if fs.NArg() > 0 {
+		o.expr = strings.Join(fs.Args(), " ")
+		if _, err := codec.ParseExpr(o.expr); err != nil {
+			fmt.Fprintf(stderr, "udpclient: %v\n", err)
+			fmt.Fprintln(stderr, `usage: udpclient [flags] EXPR, e.g. udpclient 2 + 3 (udpclient -h for more)`)
+			return o, exitUsage, true
 		}
 	}
-	c, err := udpclient.Dial(proxy, cfg)
+	return o, exitOK, false
+}
+
+// run is the whole command; ctx ends with Ctrl-C.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, code, done := parse(args, stdout, stderr)
+	if done {
+		return code
+	}
+	c, err := udpclient.Dial(o.proxy, o.cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return udpclient.ExitUsage
+		fmt.Fprintln(stderr, err)
+		return exitUsage
 	}
 	defer c.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	p := printer{verbose: o.verbose, json: o.json}
 
-	if expr == "" {
-		status, err := c.EvalLines(ctx, os.Stdin, os.Stdout, 64, verbose)
+	if o.expr == "" {
+		var status int
+		if isTerminal(stdin) {
+			status, err = interact(ctx, c, stdin, stdout, stderr, p)
+		} else {
+			status, err = evalLines(ctx, c, stdin, stdout, 64, p)
+		}
 		if ctx.Err() != nil {
-			return udpclient.ExitSignal
+			return exitSignal
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "udpclient:", err)
+			fmt.Fprintln(stderr, "udpclient:", err)
 		}
 		return status
 	}
-	r := c.Eval(ctx, expr)
+	r := eval(ctx, c, o.expr)
 	if ctx.Err() != nil {
-		return udpclient.ExitSignal
+		return exitSignal
 	}
-	if r.Status == udpclient.ExitOK {
-		fmt.Println(udpclient.FormatResult(r, verbose))
+	if r.status == exitOK || o.json {
+		fmt.Fprintln(stdout, p.format(r))
 	} else {
-		fmt.Fprintln(os.Stderr, udpclient.FormatResult(r, verbose))
+		fmt.Fprintln(stderr, p.format(r))
 	}
-	return r.Status
+	return r.status
 }
