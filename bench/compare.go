@@ -273,13 +273,18 @@ func startLoggedEnv(env []string, path, ready string, args ...string) (*managed,
 	m := &managed{cmd: cmd, done: make(chan struct{})}
 	re := regexp.MustCompile(ready)
 	found := make(chan bool, 1)
+	var last string // the last line before exiting, to say why it did not start
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		seen := false
 		for sc.Scan() {
 			if !seen && re.MatchString(sc.Text()) {
 				seen = true
 				found <- true
+			}
+			if !seen {
+				last = sc.Text()
 			}
 		}
 		if !seen {
@@ -293,17 +298,21 @@ func startLoggedEnv(env []string, path, ready string, args ...string) (*managed,
 		if ok {
 			return m, nil
 		}
+		// It exited: last is written and no longer changes.
+		stopProcess(m)
+		return nil, fmt.Errorf("%s did not start: %s", filepath.Base(path), strings.TrimSpace(last))
 	case <-time.After(10 * time.Second):
 	}
 	stopProcess(m)
-	return nil, fmt.Errorf("%s %s did not start", filepath.Base(path), strings.Join(args, " "))
+	return nil, fmt.Errorf("%s did not start in 10s", filepath.Base(path))
 }
 
 // managed is a process this run started, with its Wait already running,
 // so that its exit can be noticed at any time.
 type managed struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	cmd   *exec.Cmd
+	done  chan struct{}  // closed when the process has exited
+	stdin io.WriteCloser // closed on stop when set: some children end with their input
 }
 
 func (m *managed) pid() int { return m.cmd.Process.Pid }
@@ -315,6 +324,9 @@ func stopProcess(m *managed) {
 		return
 	}
 	_ = m.cmd.Process.Signal(os.Interrupt)
+	if m.stdin != nil {
+		_ = m.stdin.Close()
+	}
 	done := m.done
 	select {
 	case <-done:

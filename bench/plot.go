@@ -84,7 +84,7 @@ func (lr *loadRecorder) finish() []loadSample {
 
 // writePlot draws, against time, each server's share of the answers (top)
 // and the process CPU it reported to the proxy (bottom), as a PNG.
-func writePlot(path, title string, tl []flood.Bucket, loads []loadSample) error {
+func writePlot(path, title string, tl []flood.Bucket, loads []loadSample, local bool) error {
 	names := map[string]bool{}
 	for _, b := range tl {
 		for n := range b.PerServer {

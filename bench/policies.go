@@ -121,7 +121,7 @@ func runPolicies(ctx context.Context, pc policiesConfig) error {
 				round, pol, r.rps, r.p50, r.p99, r.p999, res.PerServer)
 			if plot {
 				path := fmt.Sprintf("%s-%s.png", strings.TrimSuffix(pc.plotPrefix, ".png"), pol)
-				if err := writePlot(path, fmt.Sprintf("policy %s, s1 burning %g of a core", pol, pc.burn), res.Timeline, loads.finish()); err != nil {
+				if err := writePlot(path, fmt.Sprintf("policy %s, s1 burning %g of a core", pol, pc.burn), res.Timeline, loads.finish(), false); err != nil {
 					return err
 				}
 			}
