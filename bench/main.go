@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -78,6 +79,7 @@ type options struct {
 	down     int
 	perProc  int
 	idle     time.Duration
+	burdens  burdenList
 }
 
 // parseFlags reads the command line; it returns false and the exit status
@@ -114,6 +116,7 @@ func parseFlags(args []string) (options, int, bool) {
 	fs.IntVar(&o.down, "down", 0, "-fleet: also give the proxy this many -server entries where nothing listens")
 	fs.IntVar(&o.perProc, "per-proc", 0, "-fleet: servers per process (default: as many as keep it to 8 processes)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "-fleet: how long the proxy's CPU is measured with no load, before the flood")
+	fs.Var(&o.burdens, "burden", "tell a server to burn a fraction of a core for part of the run, marked on -plot: `WHO=F@FROM-TO`, WHO a server's name with -local or its status port; repeatable")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -214,6 +217,11 @@ func runFlood(ctx context.Context, o options) int {
 		return code
 	}
 	cfg.Targets = t.targets
+	burdens, err := t.resolve(o.burdens)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 64
+	}
 	var loads *loadRecorder
 	if o.plotFile != "" {
 		if cfg.Timeline == 0 {
@@ -224,7 +232,9 @@ func runFlood(ctx context.Context, o options) int {
 	if !o.noProg && isTerminal(os.Stderr) {
 		cfg.Progress = func(s flood.Snapshot) { fmt.Fprintf(os.Stderr, "\r\033[K%s", s.Line()) }
 	}
+	lift := applyBurdens(ctx, burdens)
 	res, err := flood.Run(ctx, cfg)
+	lift()
 	if cfg.Progress != nil {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
@@ -234,7 +244,8 @@ func runFlood(ctx context.Context, o options) int {
 	}
 	res.CPULabel = t.cpuLabel
 	if loads != nil {
-		if err := writePlot(o.plotFile, t.plotTitle(o), res.Timeline, loads.finish(), t.local); err != nil {
+		in := plotInput{title: t.plotTitle(o), res: res, loads: loads.finish(), burdens: burdens, local: t.local}
+		if err := writePlot(o.plotFile, in); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: plot:", err)
 			return 1
 		}
@@ -270,8 +281,22 @@ type targets struct {
 	targets  []string
 	stats    string // the proxy itself, for -plot: not through a relay
 	cpuLabel string
-	local    bool // the proxy and servers run in this process
+	local    bool              // the proxy and servers run in this process
+	status   map[string]string // -local: each server's status port by name
 	closers  []func()
+}
+
+// resolve finds the status port of each burden named by a server's name.
+func (t *targets) resolve(bs []burden) ([]burden, error) {
+	out := slices.Clone(bs)
+	for i, b := range out {
+		if addr, ok := t.status[b.who]; ok {
+			out[i].addr = addr
+		} else if _, _, err := net.SplitHostPort(b.who); err != nil {
+			return nil, fmt.Errorf("-burden %s: no server of that name (give a status port HOST:PORT without -local)", b.who)
+		}
+	}
+	return out, nil
 }
 
 func (t *targets) close() {
@@ -329,6 +354,10 @@ func startTargets(o options) (*targets, int) {
 		t.targets = []string{c.ProxyAddr.String()}
 		t.cpuLabel = "process CPU" // the proxy and the servers run in this process too
 		t.local = true
+		t.status = map[string]string{}
+		for _, s := range c.Servers {
+			t.status[s.Name] = s.StatAddr.String()
+		}
 	} else {
 		if _, ok := udpproxy.ParsePolicy(o.policy); !ok {
 			fmt.Fprintf(os.Stderr, "bench: unknown policy %q\n", o.policy)

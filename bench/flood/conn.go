@@ -58,7 +58,7 @@ type conn struct {
 	overruns    uint64
 	hist        *hdrhistogram.Histogram
 	perServer   map[string]uint64
-	timeline    []map[string]uint64 // answers per server per Config.Timeline bucket
+	timeline    []*timeSlice // answers per server and their latency per Config.Timeline slice
 
 	lastAnswer int64
 	next       int64 // open loop: the next request's intended moment
@@ -306,20 +306,19 @@ func (c *conn) answer(pkt []byte, now int64) {
 	default:
 		c.wrong++
 	}
+	lat := max(1, (now-s.start)/int64(time.Microsecond))
+	var ts *timeSlice
+	if c.rs.cfg.Timeline > 0 {
+		ts = c.slice(now)
+		ts.lat[latBin(lat)]++
+	}
 	if r.Server != "" {
 		c.perServer[r.Server]++
-		if w := int64(c.rs.cfg.Timeline); w > 0 {
-			b := int(now / w)
-			for len(c.timeline) <= b {
-				c.timeline = append(c.timeline, nil)
-			}
-			if c.timeline[b] == nil {
-				c.timeline[b] = map[string]uint64{}
-			}
-			c.timeline[b][r.Server]++
+		if ts != nil {
+			ts.perServer[r.Server]++
 		}
 	}
-	_ = c.hist.RecordValue(max(1, (now-s.start)/int64(time.Microsecond)))
+	_ = c.hist.RecordValue(lat)
 	c.lastAnswer = max(c.lastAnswer, now)
 	c.end(i, now, &c.rOut)
 }

@@ -191,18 +191,11 @@ func collect(rs *run, conns []*conn, cpu time.Duration) *Result {
 		for k, v := range c.perServer {
 			r.PerServer[k] += v
 		}
-		for i, b := range c.timeline {
-			for len(r.Timeline) <= i {
-				r.Timeline = append(r.Timeline, Bucket{Start: time.Duration(len(r.Timeline)) * cfg.Timeline, PerServer: map[string]uint64{}})
-			}
-			for k, v := range b {
-				r.Timeline[i].PerServer[k] += v
-			}
-		}
 		h.Merge(c.hist)
 		last = max(last, c.lastAnswer)
 		c.mu.Unlock()
 	}
+	r.Timeline = timeline(cfg.Timeline, conns) // the readers have stopped: no lock needed
 	r.Duration = time.Duration(last)
 	if last > 0 {
 		r.RPS = float64(r.OK+r.Wrong+r.Errors) / r.Duration.Seconds()
