@@ -40,20 +40,21 @@ const maxFleetProcs = 8
 // fleetRow is one fleet size's figures; its JSON keys are part of the
 // bench's output contract.
 type fleetRow struct {
-	Servers    int     `json:"servers"`
-	Down       int     `json:"down"`
-	Processes  int     `json:"processes"`
-	RPS        float64 `json:"rps"`
-	P50        float64 `json:"p50_us"`
-	P99        float64 `json:"p99_us"`
-	ProxyCPU   float64 `json:"proxy_cpu_us_per_req"`
-	ServersCPU float64 `json:"servers_cpu_us_per_req"`
-	ProxyIdle  float64 `json:"proxy_idle_cpu_percent"`
-	OK         uint64  `json:"ok"`
-	Wrong      uint64  `json:"wrong"`
-	Errors     uint64  `json:"errors"`
-	Timeouts   uint64  `json:"timeouts"`
-	Err        string  `json:"error,omitempty"`
+	Servers     int     `json:"servers"`
+	Down        int     `json:"down"`
+	Processes   int     `json:"processes"`
+	RPS         float64 `json:"rps"`
+	P50         float64 `json:"p50_us"`
+	P99         float64 `json:"p99_us"`
+	ProxyCPU    float64 `json:"proxy_cpu_us_per_req"`
+	ServersCPU  float64 `json:"servers_cpu_us_per_req"`
+	ProxyIdle   float64 `json:"proxy_idle_cpu_percent"`
+	ServersIdle float64 `json:"servers_idle_cpu_percent"`
+	OK          uint64  `json:"ok"`
+	Wrong       uint64  `json:"wrong"`
+	Errors      uint64  `json:"errors"`
+	Timeouts    uint64  `json:"timeouts"`
+	Err         string  `json:"error,omitempty"`
 }
 
 // parseSizes reads -fleet's comma-separated list of server counts.
@@ -149,17 +150,20 @@ func measureFleet(ctx context.Context, fc fleetConfig, self, proxyBin string, n 
 	}
 	// The idle CPU is the proxy's polling of every server: no load, no
 	// scrapes, nothing but its own timers.
-	cpu0 := processCPU(proxy.pid())
+	// The servers' idle CPU (their samplers, answering polls) is beside
+	// it: on a small machine it takes cores the proxy would use.
+	cpu0, srv0 := processCPU(proxy.pid()), serversCPU(f.pids())
 	select {
 	case <-ctx.Done():
 		return row, ctx.Err()
 	case <-time.After(fc.idle):
 	}
 	row.ProxyIdle = 100 * float64(processCPU(proxy.pid())-cpu0) / float64(fc.idle)
+	row.ServersIdle = 100 * float64(serversCPU(f.pids())-srv0) / float64(fc.idle)
 
 	load := fc.load
 	load.Targets = []string{addr.calc}
-	cpu0, srv0 := processCPU(proxy.pid()), serversCPU(f.pids())
+	cpu0, srv0 = processCPU(proxy.pid()), serversCPU(f.pids())
 	res, err := flood.Run(ctx, load)
 	if err != nil {
 		return row, err
@@ -177,16 +181,16 @@ func measureFleet(ctx context.Context, fc fleetConfig, self, proxyBin string, n 
 }
 
 func printFleet(w io.Writer, rows []fleetRow) error {
-	fmt.Fprintln(w, "CPU from /proc: the proxy's per answered request, the servers' (all their processes) per answered request, and the proxy's with no load (its polling)")
+	fmt.Fprintln(w, "CPU from /proc: the proxy's and the servers' (all their processes) per answered request; with no load (the proxy's polling, the servers' sampling), in % of one core")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "servers\tdown\tprocesses\treq/s\tp50 us\tp99 us\tproxy CPU us/req\tservers CPU us/req\tproxy idle CPU\t")
+	fmt.Fprintln(tw, "servers\tdown\tprocesses\treq/s\tp50 us\tp99 us\tproxy CPU us/req\tservers CPU us/req\tproxy idle\tservers idle\t")
 	for _, r := range rows {
 		if r.Err != "" && r.OK == 0 {
-			fmt.Fprintf(tw, "%d\t%d\t%d\tfailed: %s\t\t\t\t\t\t\n", r.Servers, r.Down, r.Processes, r.Err)
+			fmt.Fprintf(tw, "%d\t%d\t%d\tfailed\t\t\t\t\t\t\t\n", r.Servers, r.Down, r.Processes)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f%%\t\n", r.Servers, r.Down, r.Processes,
-			r.RPS, r.P50, r.P99, r.ProxyCPU, r.ServersCPU, r.ProxyIdle)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f%%\t%.1f%%\t\n", r.Servers, r.Down, r.Processes,
+			r.RPS, r.P50, r.P99, r.ProxyCPU, r.ServersCPU, r.ProxyIdle, r.ServersIdle)
 	}
 	return tw.Flush()
 }

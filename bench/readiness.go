@@ -54,8 +54,8 @@ func waitForFleet(ctx context.Context, addr string, live, down int) error {
 	deadline := time.Now().Add(10*time.Second + time.Duration(live+down)*20*time.Millisecond)
 	client := &http.Client{Timeout: 2 * time.Second}
 	var up, out int
+	var err error
 	for time.Now().Before(deadline) {
-		var err error
 		if up, out, err = serversUp(client, addr); err == nil && up == live && out == down {
 			return nil
 		}
@@ -64,6 +64,9 @@ func waitForFleet(ctx context.Context, addr string, live, down int) error {
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("the proxy's metrics did not show %d servers up and %d down in time: %w", live, down, err)
 	}
 	return fmt.Errorf("the proxy did not see %d servers up and %d down in time (last: %d up, %d down)", live, down, up, out)
 }
