@@ -292,8 +292,16 @@ func (t *targets) resolve(bs []burden) ([]burden, error) {
 	for i, b := range out {
 		if addr, ok := t.status[b.who]; ok {
 			out[i].addr = addr
-		} else if _, _, err := net.SplitHostPort(b.who); err != nil {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(b.who); err != nil {
 			return nil, fmt.Errorf("-burden %s: no server of that name (give a status port HOST:PORT without -local)", b.who)
+		}
+		// The plot names the server, as the answers do, not its port.
+		if text, err := askText(b.addr, "status\n"); err == nil {
+			if name, ok := strings.CutPrefix(strings.Fields(text + " ")[0], "server="); ok && name != "" {
+				out[i].who = name
+			}
 		}
 	}
 	return out, nil
@@ -308,6 +316,9 @@ func (t *targets) close() {
 // plotTitle says what ran, not which ephemeral address it ran on.
 func (t *targets) plotTitle(o options) string {
 	what := "udpproxy at " + o.target
+	if policy, servers, ok := proxyShape(t.stats); ok {
+		what = fmt.Sprintf("udpproxy (%s), %s servers", policy, servers)
+	}
 	if t.local {
 		what = fmt.Sprintf("embedded udpproxy (%s), %d servers", o.policy, o.local)
 	}
@@ -322,6 +333,24 @@ func (t *targets) plotTitle(o options) string {
 		load += ", faults"
 	}
 	return fmt.Sprintf("discal: %s; %s", what, load)
+}
+
+// proxyShape asks the proxy at addr for its policy and number of servers,
+// from the first line of its text stats.
+func proxyShape(addr string) (policy, servers string, ok bool) {
+	text, err := askText(addr, "stats\n")
+	if err != nil {
+		return "", "", false
+	}
+	first, _, _ := strings.Cut(text, "\n")
+	for _, kv := range strings.Fields(first) {
+		if v, found := strings.CutPrefix(kv, "policy="); found {
+			policy = v
+		} else if v, found := strings.CutPrefix(kv, "servers="); found {
+			servers = v
+		}
+	}
+	return policy, servers, policy != "" && servers != ""
 }
 
 // startTargets starts the embedded cluster of -local, or reads -target,
