@@ -58,64 +58,12 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 	if err := goBuild(dir, "./cmd/udpserver", "./cmd/udpproxy", "./bench/hop"); err != nil {
 		return err
 	}
-	var procs []*managed
-	defer func() {
-		for _, p := range procs {
-			stopProcess(p)
-		}
-	}()
-
-	var serverTargets, proxyArgs []string
-	var serverPIDs []int
-	for i := range cc.servers {
-		calc := fmt.Sprintf("127.0.0.1:%d", cc.basePort+1+i)
-		status := fmt.Sprintf("127.0.0.1:%d", cc.basePort+101+i)
-		p, err := startLogged(filepath.Join(dir, "udpserver"), `udpserver serving`,
-			"-quiet", "-name", fmt.Sprintf("s%d", i+1), "-addr", calc, "-status-addr", status)
-		if err != nil {
-			return err
-		}
-		procs = append(procs, p)
-		serverPIDs = append(serverPIDs, p.pid())
-		serverTargets = append(serverTargets, calc)
-		proxyArgs = append(proxyArgs, "-server", calc+","+status)
-	}
-	proxyAddr := fmt.Sprintf("127.0.0.1:%d", cc.basePort)
-	proxy, err := startLogged(filepath.Join(dir, "udpproxy"), `udpproxy serving`, append(proxyArgs, "-addr", proxyAddr)...)
+	var procs processes
+	defer procs.stop()
+	contenders, serverPIDs, err := startContenders(cc, dir, &procs)
 	if err != nil {
 		return err
 	}
-	procs = append(procs, proxy)
-
-	hopAddr := fmt.Sprintf("127.0.0.1:%d", cc.basePort+40)
-	hop, err := startLogged(filepath.Join(dir, "hop"), `hop serving`, "-addr", hopAddr, "-servers", strings.Join(serverTargets, ","))
-	if err != nil {
-		return err
-	}
-	procs = append(procs, hop)
-
-	contenders := []*contender{
-		{name: "direct", target: serverTargets},
-		{name: "udpproxy", target: []string{proxyAddr}, pid: proxy.pid()},
-		{name: "hop (forwarding only)", target: []string{hopAddr}, pid: hop.pid()},
-	}
-	nginx, why := findNginx(cc.out)
-	if nginx == "" {
-		fmt.Fprintf(cc.out, "nginx: skipped: %s\n", why)
-	} else {
-		for i, v := range nginxVariants {
-			port := cc.basePort + 50 + i
-			p, err := startNginx(nginx, dir, v, port, serverTargets)
-			if err != nil {
-				fmt.Fprintf(cc.out, "nginx %s: skipped: %v\n", v.name, err)
-				continue
-			}
-			procs = append(procs, p)
-			contenders = append(contenders, &contender{name: "nginx " + v.name,
-				target: []string{fmt.Sprintf("127.0.0.1:%d", port)}, pid: p.pid()})
-		}
-	}
-
 	fmt.Fprintln(cc.out, "CPU per answered request from /proc: the proxy's (nginx: master and workers), the three servers', and the bench's own")
 	// A short warm-up for each, so that first-run effects do not land on
 	// whoever goes first.
@@ -136,36 +84,115 @@ func runCompare(ctx context.Context, cc compareConfig) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			load := cc.load
-			load.Targets = c.target
-			cpu0, srv0 := processCPU(c.pid), serversCPU(serverPIDs)
-			res, err := flood.Run(ctx, load)
-			if err != nil {
+			if err := runContender(ctx, cc, round, c, serverPIDs); err != nil {
 				return err
 			}
-			cpu, srv := processCPU(c.pid)-cpu0, serversCPU(serverPIDs)-srv0
-			answered := float64(res.OK + res.Wrong + res.Errors)
-			run := compareRun{rps: res.RPS, p50: us(res.P50), p99: us(res.P99), wrong: res.Wrong}
-			if answered > 0 {
-				run.serverCPU = us(srv) / answered
-				run.benchCPU = us(res.CPU) / answered
-				if c.pid != 0 {
-					run.cpuPerReq = us(cpu) / answered
-				}
-			}
-			c.runs = append(c.runs, run)
-			fmt.Fprintf(cc.out, "round %d  %-36s %9.0f req/s  p50 %6.0fus  p99 %6.0fus  CPU us/req: servers %.2f bench %.2f",
-				round, c.name, run.rps, run.p50, run.p99, run.serverCPU, run.benchCPU)
-			if c.pid != 0 {
-				fmt.Fprintf(cc.out, " proxy %.2f", run.cpuPerReq)
-			}
-			if res.Timeouts+res.Errors+res.Wrong > 0 {
-				fmt.Fprintf(cc.out, "  (timeouts %d errors %d wrong %d)", res.Timeouts, res.Errors, res.Wrong)
-			}
-			fmt.Fprintln(cc.out)
 		}
 	}
 	return printComparison(cc.out, contenders)
+}
+
+// processes is what a mode started, to stop on the way out.
+type processes []*managed
+
+func (ps *processes) add(p *managed) { *ps = append(*ps, p) }
+
+func (ps *processes) stop() {
+	for _, p := range *ps {
+		stopProcess(p)
+	}
+}
+
+// startContenders starts the servers, the proxy, hop and the nginx
+// variants that can run, and returns the contenders with the servers' PIDs.
+func startContenders(cc compareConfig, dir string, procs *processes) ([]*contender, []int, error) {
+	var serverTargets, proxyArgs []string
+	var serverPIDs []int
+	for i := range cc.servers {
+		calc := fmt.Sprintf("127.0.0.1:%d", cc.basePort+1+i)
+		status := fmt.Sprintf("127.0.0.1:%d", cc.basePort+101+i)
+		p, err := startLogged(filepath.Join(dir, "udpserver"), `udpserver serving`,
+			"-quiet", "-name", fmt.Sprintf("s%d", i+1), "-addr", calc, "-status-addr", status)
+		if err != nil {
+			return nil, nil, err
+		}
+		procs.add(p)
+		serverPIDs = append(serverPIDs, p.pid())
+		serverTargets = append(serverTargets, calc)
+		proxyArgs = append(proxyArgs, "-server", calc+","+status)
+	}
+	proxyAddr := fmt.Sprintf("127.0.0.1:%d", cc.basePort)
+	proxy, err := startLogged(filepath.Join(dir, "udpproxy"), `udpproxy serving`, append(proxyArgs, "-addr", proxyAddr)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	procs.add(proxy)
+	hopAddr := fmt.Sprintf("127.0.0.1:%d", cc.basePort+40)
+	hop, err := startLogged(filepath.Join(dir, "hop"), `hop serving`, "-addr", hopAddr, "-servers", strings.Join(serverTargets, ","))
+	if err != nil {
+		return nil, nil, err
+	}
+	procs.add(hop)
+	contenders := []*contender{
+		{name: "direct", target: serverTargets},
+		{name: "udpproxy", target: []string{proxyAddr}, pid: proxy.pid()},
+		{name: "hop (forwarding only)", target: []string{hopAddr}, pid: hop.pid()},
+	}
+	return append(contenders, startNginxes(cc, dir, serverTargets, procs)...), serverPIDs, nil
+}
+
+// startNginxes starts each nginx variant that can run; it says why one
+// cannot and goes on without it.
+func startNginxes(cc compareConfig, dir string, servers []string, procs *processes) []*contender {
+	nginx, why := findNginx(cc.out)
+	if nginx == "" {
+		fmt.Fprintf(cc.out, "nginx: skipped: %s\n", why)
+		return nil
+	}
+	var cs []*contender
+	for i, v := range nginxVariants {
+		port := cc.basePort + 50 + i
+		p, err := startNginx(nginx, dir, v, port, servers)
+		if err != nil {
+			fmt.Fprintf(cc.out, "nginx %s: skipped: %v\n", v.name, err)
+			continue
+		}
+		procs.add(p)
+		cs = append(cs, &contender{name: "nginx " + v.name, target: []string{fmt.Sprintf("127.0.0.1:%d", port)}, pid: p.pid()})
+	}
+	return cs
+}
+
+// runContender floods one contender once, records the run and prints it.
+func runContender(ctx context.Context, cc compareConfig, round int, c *contender, serverPIDs []int) error {
+	load := cc.load
+	load.Targets = c.target
+	cpu0, srv0 := processCPU(c.pid), serversCPU(serverPIDs)
+	res, err := flood.Run(ctx, load)
+	if err != nil {
+		return err
+	}
+	cpu, srv := processCPU(c.pid)-cpu0, serversCPU(serverPIDs)-srv0
+	answered := float64(res.OK + res.Wrong + res.Errors)
+	run := compareRun{rps: res.RPS, p50: us(res.P50), p99: us(res.P99), wrong: res.Wrong}
+	if answered > 0 {
+		run.serverCPU = us(srv) / answered
+		run.benchCPU = us(res.CPU) / answered
+		if c.pid != 0 {
+			run.cpuPerReq = us(cpu) / answered
+		}
+	}
+	c.runs = append(c.runs, run)
+	fmt.Fprintf(cc.out, "round %d  %-36s %9.0f req/s  p50 %6.0fus  p99 %6.0fus  CPU us/req: servers %.2f bench %.2f",
+		round, c.name, run.rps, run.p50, run.p99, run.serverCPU, run.benchCPU)
+	if c.pid != 0 {
+		fmt.Fprintf(cc.out, " proxy %.2f", run.cpuPerReq)
+	}
+	if res.Timeouts+res.Errors+res.Wrong > 0 {
+		fmt.Fprintf(cc.out, "  (timeouts %d errors %d wrong %d)", res.Timeouts, res.Errors, res.Wrong)
+	}
+	fmt.Fprintln(cc.out)
+	return nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -273,13 +300,18 @@ func startLoggedEnv(env []string, path, ready string, args ...string) (*managed,
 	m := &managed{cmd: cmd, done: make(chan struct{})}
 	re := regexp.MustCompile(ready)
 	found := make(chan bool, 1)
+	var last string // the last line before exiting, to say why it did not start
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		seen := false
 		for sc.Scan() {
 			if !seen && re.MatchString(sc.Text()) {
 				seen = true
 				found <- true
+			}
+			if !seen {
+				last = sc.Text()
 			}
 		}
 		if !seen {
@@ -293,17 +325,21 @@ func startLoggedEnv(env []string, path, ready string, args ...string) (*managed,
 		if ok {
 			return m, nil
 		}
+		// It exited: last is written and no longer changes.
+		stopProcess(m)
+		return nil, fmt.Errorf("%s did not start: %s", filepath.Base(path), strings.TrimSpace(last))
 	case <-time.After(10 * time.Second):
 	}
 	stopProcess(m)
-	return nil, fmt.Errorf("%s %s did not start", filepath.Base(path), strings.Join(args, " "))
+	return nil, fmt.Errorf("%s did not start in 10s", filepath.Base(path))
 }
 
 // managed is a process this run started, with its Wait already running,
 // so that its exit can be noticed at any time.
 type managed struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	cmd   *exec.Cmd
+	done  chan struct{}  // closed when the process has exited
+	stdin io.WriteCloser // closed on stop when set: some children end with their input
 }
 
 func (m *managed) pid() int { return m.cmd.Process.Pid }
@@ -315,6 +351,9 @@ func stopProcess(m *managed) {
 		return
 	}
 	_ = m.cmd.Process.Signal(os.Interrupt)
+	if m.stdin != nil {
+		_ = m.stdin.Close()
+	}
 	done := m.done
 	select {
 	case <-done:

@@ -58,7 +58,7 @@ type conn struct {
 	overruns    uint64
 	hist        *hdrhistogram.Histogram
 	perServer   map[string]uint64
-	timeline    []map[string]uint64 // answers per server per Config.Timeline bucket
+	timeline    []*timeSlice // answers per server and their latency per Config.Timeline slice
 
 	lastAnswer int64
 	next       int64 // open loop: the next request's intended moment
@@ -105,41 +105,42 @@ func (q *deadlines) popDue(now int64) (deadline, bool) {
 	return d, true
 }
 
-// outbox collects datagrams to send with one call. Each datagram is copied
-// in, under c.mu, so that a slot refilled meanwhile cannot change bytes
-// that are on their way out.
+// outbox collects datagrams to send once c.mu is released: locks guard
+// memory, not I/O. Each datagram is copied in, under c.mu, so that a slot
+// refilled meanwhile cannot change bytes that are on their way out; the
+// outbox grows to whatever one hold of the lock queues (a whole window at
+// the start of a closed loop), and flush sends it batch by batch.
 type outbox struct {
 	w    *udpbatch.Writer
-	slab []byte
+	slab []byte // the queued datagrams, codec.RequestSize each
 	msgs []udpbatch.Message
 }
 
 func newOutbox(sock *net.UDPConn, noGSO bool) outbox {
 	return outbox{
 		w:    udpbatch.NewWriter(sock, udpbatch.Options{Batch: batch, NoGSO: noGSO}),
-		slab: make([]byte, batch*codec.RequestSize),
+		slab: make([]byte, 0, batch*codec.RequestSize),
 		msgs: make([]udpbatch.Message, 0, batch),
 	}
 }
 
-// add copies pkt in; it reports false when the outbox is full and must be
-// flushed first.
-func (o *outbox) add(pkt []byte) bool {
-	i := len(o.msgs)
-	if i == batch {
-		return false
-	}
-	b := o.slab[i*codec.RequestSize : (i+1)*codec.RequestSize]
-	copy(b, pkt)
-	o.msgs = append(o.msgs, udpbatch.Message{Buf: b})
-	return true
+// add copies pkt in. Called under c.mu.
+func (o *outbox) add(pkt []byte) {
+	o.slab = append(o.slab, pkt[:codec.RequestSize]...)
 }
 
+// flush sends what was queued. Called without c.mu, by the one goroutine
+// that owns this outbox.
 func (o *outbox) flush() {
-	if len(o.msgs) > 0 {
-		_, _ = o.w.WriteBatch(o.msgs)
+	for off := 0; off < len(o.slab); {
 		o.msgs = o.msgs[:0]
+		for len(o.msgs) < batch && off < len(o.slab) {
+			o.msgs = append(o.msgs, udpbatch.Message{Buf: o.slab[off : off+codec.RequestSize]})
+			off += codec.RequestSize
+		}
+		_, _ = o.w.WriteBatch(o.msgs)
 	}
+	o.slab = o.slab[:0]
 }
 
 func newConn(rs *run, i int, target string) (*conn, error) {
@@ -231,22 +232,22 @@ func (c *conn) checkDone(now int64) {
 	}
 }
 
-// fill starts the closed loop: one request in every slot.
+// fill starts the closed loop: one request in every slot. It has an
+// outbox of its own, since the reader may already be using rOut when fill
+// sends, after releasing mu.
 func (c *conn) fill() {
+	o := newOutbox(c.sock, c.rs.cfg.NoGSO)
 	c.mu.Lock()
 	now := c.rs.now()
 	for i := range c.slots {
 		if !c.canStart(now) {
 			break
 		}
-		if len(c.rOut.msgs) == batch {
-			c.rOut.flush()
-		}
-		c.begin(i, now, &c.rOut)
+		c.begin(i, now, &o)
 	}
 	c.checkDone(now)
-	c.rOut.flush()
 	c.mu.Unlock()
+	o.flush()
 }
 
 // read takes replies until the socket closes.
@@ -264,9 +265,6 @@ func (c *conn) read() {
 		now := c.rs.now()
 		for _, m := range in[:n] {
 			c.answer(m.Buf, now)
-			if len(c.rOut.msgs) == batch {
-				c.rOut.flush()
-			}
 		}
 		c.mu.Unlock()
 		c.rOut.flush()
@@ -308,20 +306,19 @@ func (c *conn) answer(pkt []byte, now int64) {
 	default:
 		c.wrong++
 	}
+	lat := max(1, (now-s.start)/int64(time.Microsecond))
+	var ts *timeSlice
+	if c.rs.cfg.Timeline > 0 {
+		ts = c.slice(now)
+		ts.lat[latBin(lat)]++
+	}
 	if r.Server != "" {
 		c.perServer[r.Server]++
-		if w := int64(c.rs.cfg.Timeline); w > 0 {
-			b := int(now / w)
-			for len(c.timeline) <= b {
-				c.timeline = append(c.timeline, nil)
-			}
-			if c.timeline[b] == nil {
-				c.timeline[b] = map[string]uint64{}
-			}
-			c.timeline[b][r.Server]++
+		if ts != nil {
+			ts.perServer[r.Server]++
 		}
 	}
-	_ = c.hist.RecordValue(max(1, (now-s.start)/int64(time.Microsecond)))
+	_ = c.hist.RecordValue(lat)
 	c.lastAnswer = max(c.lastAnswer, now)
 	c.end(i, now, &c.rOut)
 }
@@ -361,9 +358,6 @@ func (c *conn) tick(ctx context.Context) {
 				if !s.busy || s.id != d.id || s.deadline != d.at {
 					continue // answered, or sent again since
 				}
-				if len(c.tOut.msgs) == batch {
-					c.tOut.flush()
-				}
 				if s.tries <= c.rs.cfg.Retries {
 					c.retry(d.slot, now, &c.tOut)
 					continue
@@ -387,9 +381,6 @@ func (c *conn) paceDue() (next int64, more bool) {
 	c.mu.Lock()
 	now := c.rs.now()
 	for c.next <= now && c.canStart(c.next) {
-		if len(c.pOut.msgs) == batch {
-			c.pOut.flush()
-		}
 		if n := len(c.free); n > 0 {
 			i := c.free[n-1]
 			c.free = c.free[:n-1]

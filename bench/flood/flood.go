@@ -20,51 +20,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Duration > 0 {
 		rs.stopAt = int64(cfg.Duration)
 	}
-	conns := make([]*conn, 0, cfg.Conns)
+	conns, err := openConns(rs)
 	defer func() {
 		for _, c := range conns {
 			c.sock.Close()
 		}
 	}()
-	for i := range cfg.Conns {
-		target := cfg.Targets[i%len(cfg.Targets)]
-		c, err := newConn(rs, i, target)
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, c)
+	if err != nil {
+		return nil, err
 	}
-	share := func(total, i int) int { // split total over the connections
-		n := total / cfg.Conns
-		if i < total%cfg.Conns {
-			n++
-		}
-		return n
-	}
-	for i, c := range conns {
-		if cfg.Requests > 0 {
-			c.quota = share(cfg.Requests, i)
-		} else {
-			c.quota = -1
-		}
-		if cfg.Rate > 0 {
-			c.window = openSlots(cfg)
-		} else {
-			c.window = share(cfg.InFlight, i)
-		}
-		c.initSlots()
-	}
-
-	if cfg.Rate > 0 {
-		// Set before any goroutine runs: the ticker reads them.
-		interval := int64(float64(time.Second) * float64(len(conns)) / cfg.Rate)
-		if interval < 1 {
-			return nil, fmt.Errorf("flood: rate %v is beyond what can be paced", cfg.Rate)
-		}
-		for i, c := range conns {
-			c.interval = interval
-			c.next = int64(i) * interval / int64(len(conns)) // stagger the connections
-		}
+	if err := setPace(cfg, conns); err != nil {
+		return nil, err
 	}
 	cpu0 := cpuTime()
 	rs.start = time.Now()
@@ -83,18 +49,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var progress sync.WaitGroup
 	if cfg.Progress != nil {
-		progress.Go(func() {
-			t := time.NewTicker(250 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					cfg.Progress(snapshot(rs, conns))
-				}
-			}
-		})
+		progress.Go(func() { showProgress(ctx, rs, conns) })
 	}
 	for _, c := range conns {
 		select {
@@ -110,6 +65,70 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	cpu := cpuTime() - cpu0
 	return collect(rs, conns, cpu), nil
+}
+
+// openConns dials a connection for each of cfg.Conns, spread over the
+// targets in turn, and gives each its share of the requests and slots.
+// It returns what it opened even on error, for the caller to close.
+func openConns(rs *run) ([]*conn, error) {
+	cfg := rs.cfg
+	conns := make([]*conn, 0, cfg.Conns)
+	share := func(total, i int) int { // split total over the connections
+		n := total / cfg.Conns
+		if i < total%cfg.Conns {
+			n++
+		}
+		return n
+	}
+	for i := range cfg.Conns {
+		c, err := newConn(rs, i, cfg.Targets[i%len(cfg.Targets)])
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, c)
+		c.quota = -1
+		if cfg.Requests > 0 {
+			c.quota = share(cfg.Requests, i)
+		}
+		c.window = share(cfg.InFlight, i)
+		if cfg.Rate > 0 {
+			c.window = openSlots(cfg)
+		}
+		c.initSlots()
+	}
+	return conns, nil
+}
+
+// setPace gives each connection of the open loop its interval and first
+// moment, staggered. It runs before any goroutine does: the pacer reads
+// them.
+func setPace(cfg Config, conns []*conn) error {
+	if cfg.Rate == 0 {
+		return nil
+	}
+	interval := int64(float64(time.Second) * float64(len(conns)) / cfg.Rate)
+	if interval < 1 {
+		return fmt.Errorf("flood: rate %v is beyond what can be paced", cfg.Rate)
+	}
+	for i, c := range conns {
+		c.interval = interval
+		c.next = int64(i) * interval / int64(len(conns))
+	}
+	return nil
+}
+
+// showProgress calls cfg.Progress four times a second until ctx ends.
+func showProgress(ctx context.Context, rs *run, conns []*conn) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rs.cfg.Progress(snapshot(rs, conns))
+		}
+	}
 }
 
 // run is what the connections of one run share.
@@ -172,18 +191,11 @@ func collect(rs *run, conns []*conn, cpu time.Duration) *Result {
 		for k, v := range c.perServer {
 			r.PerServer[k] += v
 		}
-		for i, b := range c.timeline {
-			for len(r.Timeline) <= i {
-				r.Timeline = append(r.Timeline, Bucket{Start: time.Duration(len(r.Timeline)) * cfg.Timeline, PerServer: map[string]uint64{}})
-			}
-			for k, v := range b {
-				r.Timeline[i].PerServer[k] += v
-			}
-		}
 		h.Merge(c.hist)
 		last = max(last, c.lastAnswer)
 		c.mu.Unlock()
 	}
+	r.Timeline = timeline(cfg.Timeline, conns) // the readers have stopped: no lock needed
 	r.Duration = time.Duration(last)
 	if last > 0 {
 		r.RPS = float64(r.OK+r.Wrong+r.Errors) / r.Duration.Seconds()

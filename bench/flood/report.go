@@ -46,15 +46,21 @@ type Result struct {
 	CPULabel string
 }
 
-// Bucket counts the answers per server that arrived in one slice of time.
+// Bucket counts the answers per server that arrived in one slice of time,
+// and their latency.
 type Bucket struct {
 	Start     time.Duration // from the start of the run
 	PerServer map[string]uint64
+	// P50 and P99 are the latency quantiles of the answers in the slice,
+	// each at most a quarter high (coarse bins); 0 with no answers.
+	P50, P99 time.Duration
 }
 
 type jsonBucket struct {
 	StartS    float64           `json:"t_s"`
 	PerServer map[string]uint64 `json:"per_server"`
+	P50       float64           `json:"p50_us"`
+	P99       float64           `json:"p99_us"`
 }
 
 // jsonResult fixes the JSON keys: scripts rely on them.
@@ -107,7 +113,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		j.CPUPerReqUS = us(r.CPU) / float64(n)
 	}
 	for _, b := range r.Timeline {
-		j.Timeline = append(j.Timeline, jsonBucket{StartS: b.Start.Seconds(), PerServer: b.PerServer})
+		j.Timeline = append(j.Timeline, jsonBucket{StartS: b.Start.Seconds(), PerServer: b.PerServer, P50: us(b.P50), P99: us(b.P99)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -56,38 +56,56 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "hop serving addr=%s\n", client.LocalAddr())
+	h := &hop{client: client, up: up, backs: backs,
+		routes: make([]atomic.Pointer[netip.AddrPort], slots), addrs: make([]netip.AddrPort, slots)}
+	go h.back()
+	h.forth()
+}
 
+// hop moves datagrams between the clients and the servers.
+type hop struct {
+	client, up *net.UDPConn
+	backs      []netip.AddrPort
 	// routes[slot] is the client a request in that slot came from; the
 	// slot rides in the low 20 bits of the ID, the client's ID above.
-	routes := make([]atomic.Pointer[netip.AddrPort], slots)
-	addrs := make([]netip.AddrPort, slots)
-	opt := udpbatch.Options{Batch: 64, MaxSize: codec.MaxDatagram}
-	go func() {
-		r, w := udpbatch.NewReader(up, opt), udpbatch.NewWriter(client, opt)
-		in := make([]udpbatch.Message, 64)
-		for {
-			n, err := r.ReadBatch(in)
-			if err != nil {
+	routes []atomic.Pointer[netip.AddrPort]
+	addrs  []netip.AddrPort
+}
+
+var opt = udpbatch.Options{Batch: 64, MaxSize: codec.MaxDatagram}
+
+// back returns the servers' answers to their clients, with the clients'
+// IDs.
+func (h *hop) back() {
+	r, w := udpbatch.NewReader(h.up, opt), udpbatch.NewWriter(h.client, opt)
+	in := make([]udpbatch.Message, 64)
+	for {
+		n, err := r.ReadBatch(in)
+		if err != nil {
+			continue
+		}
+		out := in[:0]
+		for _, m := range in[:n] {
+			if len(m.Buf) < codec.HeaderSize {
 				continue
 			}
-			out := in[:0]
-			for _, m := range in[:n] {
-				if len(m.Buf) < codec.HeaderSize {
-					continue
-				}
-				id := binary.BigEndian.Uint64(m.Buf[codec.IDOffset:])
-				p := routes[id&(slots-1)].Load()
-				if p == nil {
-					continue
-				}
-				m.Addr = *p
-				binary.BigEndian.PutUint64(m.Buf[codec.IDOffset:], id>>20)
-				out = append(out, m)
+			id := binary.BigEndian.Uint64(m.Buf[codec.IDOffset:])
+			p := h.routes[id&(slots-1)].Load()
+			if p == nil {
+				continue
 			}
-			_, _ = w.WriteBatch(out)
+			m.Addr = *p
+			binary.BigEndian.PutUint64(m.Buf[codec.IDOffset:], id>>20)
+			out = append(out, m)
 		}
-	}()
-	r, w := udpbatch.NewReader(client, opt), udpbatch.NewWriter(up, opt)
+		_, _ = w.WriteBatch(out)
+	}
+}
+
+// forth sends the clients' requests to the servers in turn, each with its
+// slot in its ID.
+func (h *hop) forth() {
+	r, w := udpbatch.NewReader(h.client, opt), udpbatch.NewWriter(h.up, opt)
 	in := make([]udpbatch.Message, 64)
 	var next uint64
 	for {
@@ -105,10 +123,10 @@ func main() {
 				continue
 			}
 			slot := next & (slots - 1)
-			addrs[slot] = m.Addr
-			routes[slot].Store(&addrs[slot])
+			h.addrs[slot] = m.Addr
+			h.routes[slot].Store(&h.addrs[slot])
 			binary.BigEndian.PutUint64(m.Buf[codec.IDOffset:], id<<20|slot)
-			m.Addr = backs[next%uint64(len(backs))]
+			m.Addr = h.backs[next%uint64(len(h.backs))]
 			next++
 			out = append(out, m)
 		}
