@@ -181,4 +181,3 @@ func readReply(conn net.Conn, id uint64, buf []byte) (codec.Reply, error) {
 		return r, nil
 	}
 }
-
