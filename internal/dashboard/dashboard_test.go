@@ -58,15 +58,14 @@ var (
 		"in_flight", "latency_us", "sent", "answered", "timeouts", "retries"}
 )
 
-// TestStatusJSON: /status.json carries every documented key, the three
-// servers up with their reports, and counts a request sent through the
-// proxy.
+// TestStatusJSON: /status.json carries every documented key, each server's
+// state (s1 up, s2 draining, s3 stopped and so down), and counts a request
+// sent through the proxy.
 func TestStatusJSON(t *testing.T) {
 	c, web := startDashboard(t)
-	for _, s := range c.Servers {
-		if s.Name == "s2" {
-			s.Running().Drain()
-		}
+	c.Servers[1].Running().Drain()
+	if err := c.Servers[2].Stop(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 	post(t, web.URL+"/calc", `{"expr": "1 + 1"}`) // a reply to count
 	var doc map[string]any
@@ -74,7 +73,7 @@ func TestStatusJSON(t *testing.T) {
 	for {
 		doc = nil
 		getJSON(t, web.URL+"/status.json", &doc)
-		if allReported(doc) {
+		if allReported(doc, c.Servers[2].CalcAddr.String()) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -98,12 +97,15 @@ func TestStatusJSON(t *testing.T) {
 				t.Errorf("server %v has no %q", m["name"], k)
 			}
 		}
-		states[m["name"].(string)] = m["state"].(string)
-		if m["state_reason"] == "" || m["cores"].(float64) < 1 {
-			t.Errorf("server %v: no reason or no cores: %v", m["name"], m)
+		states[m["calc_addr"].(string)] = m["state"].(string)
+		if m["state_reason"] == "" || (m["has_report"] == true) != (m["cores"] != nil) {
+			t.Errorf("server %v: no reason, or cores and has_report disagree: %v", m["name"], m)
 		}
 	}
-	want := map[string]string{"s1": "up", "s2": "draining", "s3": "up"}
+	// By address: s3 may have stopped before its first report, and then
+	// has no name but that.
+	want := map[string]string{c.Servers[0].CalcAddr.String(): "up", c.Servers[1].CalcAddr.String(): "draining",
+		c.Servers[2].CalcAddr.String(): "down"}
 	for name, st := range want {
 		if states[name] != st {
 			t.Errorf("states %v, want %v", states, want)
@@ -112,16 +114,22 @@ func TestStatusJSON(t *testing.T) {
 	}
 }
 
-// allReported says whether every server in a status document has reported,
-// and s2 has reported that it drains.
-func allReported(doc map[string]any) bool {
+// allReported says whether s1 and s2 have reported, s2 that it drains, and
+// the proxy has taken s3 (which may never have reported, and so has no name
+// but its address) out of rotation.
+func allReported(doc map[string]any, s3 string) bool {
 	servers, _ := doc["servers"].([]any)
 	if len(servers) != 3 {
 		return false
 	}
 	for _, s := range servers {
 		m := s.(map[string]any)
-		if m["has_report"] != true || (m["name"] == "s2" && m["draining"] != true) {
+		switch {
+		case m["calc_addr"] == s3:
+			if m["up"] != false {
+				return false
+			}
+		case m["has_report"] != true, m["name"] == "s2" && m["draining"] != true:
 			return false
 		}
 	}
