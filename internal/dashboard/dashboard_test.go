@@ -1,0 +1,258 @@
+package dashboard_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/discal/discal/internal/cluster"
+	"github.com/discal/discal/internal/dashboard"
+	"github.com/discal/discal/udpserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startDashboard runs three servers and a proxy in this process and serves
+// the proxy's dashboard.
+func startDashboard(t *testing.T) (*cluster.Cluster, *httptest.Server) {
+	t.Helper()
+	c, err := cluster.Start(cluster.Config{Logger: cluster.Quiet(), Server: udpserver.Config{Quiet: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	web := httptest.NewServer(dashboard.New(c.Proxy, c.ProxyAddr.String()))
+	t.Cleanup(web.Close)
+	return c, web
+}
+
+// getJSON fetches url and decodes its JSON body into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET %s: %s, %q", url, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The keys of /status.json that the README documents: a contract.
+var (
+	proxyKeys = []string{"requests", "text", "replies", "retries", "timeouts", "no_server", "busy", "joins",
+		"pending", "dropped", "drops", "servers"}
+	serverKeys = []string{"name", "calc_addr", "status_addr", "source", "state", "state_reason", "up", "draining",
+		"ejected", "eject_reason", "has_report", "host_cpu", "proc_cpu", "cores", "report_age_ms", "served",
+		"in_flight", "latency_us", "sent", "answered", "timeouts", "retries"}
+)
+
+// TestStatusJSON: /status.json carries every documented key, each server's
+// state (s1 up, s2 draining, s3 stopped and so down), and counts a request
+// sent through the proxy.
+func TestStatusJSON(t *testing.T) {
+	c, web := startDashboard(t)
+	c.Servers[1].Running().Drain()
+	if err := c.Servers[2].Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	post(t, web.URL+"/calc", `{"expr": "1 + 1"}`) // a reply to count
+	var doc map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		doc = nil
+		getJSON(t, web.URL+"/status.json", &doc)
+		if allReported(doc, c.Servers[2].CalcAddr.String()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the servers never all reported: %v", doc)
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval is 100 ms
+	}
+	for _, k := range proxyKeys {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("the proxy has no %q: %v", k, doc)
+		}
+	}
+	if doc["replies"].(float64) < 1 {
+		t.Errorf("replies %v, want at least the one /calc asked for", doc["replies"])
+	}
+	states := map[string]string{}
+	for _, s := range doc["servers"].([]any) {
+		m := s.(map[string]any)
+		for _, k := range serverKeys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("server %v has no %q", m["name"], k)
+			}
+		}
+		states[m["calc_addr"].(string)] = m["state"].(string)
+		if m["state_reason"] == "" || (m["has_report"] == true) != (m["cores"] != nil) {
+			t.Errorf("server %v: no reason, or cores and has_report disagree: %v", m["name"], m)
+		}
+	}
+	// By address: s3 may have stopped before its first report, and then
+	// has no name but that.
+	want := map[string]string{c.Servers[0].CalcAddr.String(): "up", c.Servers[1].CalcAddr.String(): "draining",
+		c.Servers[2].CalcAddr.String(): "down"}
+	for name, st := range want {
+		if states[name] != st {
+			t.Errorf("states %v, want %v", states, want)
+			break
+		}
+	}
+}
+
+// allReported says whether s1 and s2 have reported, s2 that it drains, and
+// the proxy has taken s3 (which may never have reported, and so has no name
+// but its address) out of rotation.
+func allReported(doc map[string]any, s3 string) bool {
+	servers, _ := doc["servers"].([]any)
+	if len(servers) != 3 {
+		return false
+	}
+	for _, s := range servers {
+		m := s.(map[string]any)
+		switch {
+		case m["calc_addr"] == s3:
+			if m["up"] != false {
+				return false
+			}
+		case m["has_report"] != true, m["name"] == "s2" && m["draining"] != true:
+			return false
+		}
+	}
+	return true
+}
+
+// post sends body to url as JSON and decodes the answer.
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("POST %s %s: %s, not JSON: %v", url, body, resp.Status, err)
+	}
+	return resp.StatusCode, a
+}
+
+// TestCalc: /calc computes through the proxy and says which server did,
+// and reports errors of every kind as JSON.
+func TestCalc(t *testing.T) {
+	_, web := startDashboard(t)
+	server := regexp.MustCompile(`^s[123]$`)
+	for _, tc := range []struct {
+		body   string
+		code   int
+		result string
+		err    string
+	}{
+		{`{"expr": "6 * 7"}`, 200, "42", ""},
+		{`{"expr": "7 / 2"}`, 200, "3.5", ""},
+		{`{"expr": "1 / 0"}`, 200, "", "division by zero"},
+		{`{"expr": "2 +"}`, 400, "", "syntax error"},
+		{`{"expr": " "}`, 400, "", "no expression"},
+		{`6 * 7`, 400, "", "not {"},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			code, a := post(t, web.URL+"/calc", tc.body)
+			if code != tc.code {
+				t.Fatalf("status %d, want %d: %v", code, tc.code, a)
+			}
+			if tc.result != "" {
+				if a["result"] != tc.result || !server.MatchString(a["server"].(string)) {
+					t.Fatalf("answer %v, want %s from s1, s2 or s3", a, tc.result)
+				}
+				if id, _ := a["id"].(string); len(id) != 16 || a["latency_us"] == nil {
+					t.Fatalf("answer %v: want a 16-digit id and a latency", a)
+				}
+				return
+			}
+			if e, _ := a["error"].(string); !strings.Contains(e, tc.err) || a["result"] != nil {
+				t.Fatalf("answer %v, want an error with %q", a, tc.err)
+			}
+		})
+	}
+}
+
+// TestCalcForm: a form post works as well as JSON, for curl users.
+func TestCalcForm(t *testing.T) {
+	_, web := startDashboard(t)
+	resp, err := http.PostForm(web.URL+"/calc", map[string][]string{"expr": {"2 + 3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || a["result"] != "5" {
+		t.Fatalf("answer %v (%v), want 5", a, err)
+	}
+}
+
+// TestCalcNoProxy: with nothing on the proxy's port the answer is an error
+// naming the address, well before the browser would give up.
+func TestCalcNoProxy(t *testing.T) {
+	web := httptest.NewServer(dashboard.New(noStats{}, "127.0.0.1:9")) // discard: nobody listens
+	defer web.Close()
+	start := time.Now()
+	code, a := post(t, web.URL+"/calc", `{"expr": "1 + 1"}`)
+	if e, _ := a["error"].(string); code != http.StatusGatewayTimeout || !strings.Contains(e, "127.0.0.1:9") {
+		t.Fatalf("%d %v, want 504 and an error naming 127.0.0.1:9", code, a)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+// TestRoutes: the page, its assets, and what is not there.
+func TestRoutes(t *testing.T) {
+	_, web := startDashboard(t)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		ctype, body  string
+	}{
+		{"GET", "/", 200, "text/html; charset=utf-8", `<script src="dashboard/app.js">`},
+		{"GET", "/dashboard/app.js", 200, "text/javascript; charset=utf-8", "status.json"},
+		{"GET", "/dashboard/style.css", 200, "text/css; charset=utf-8", "font"},
+		{"HEAD", "/status.json", 200, "application/json", ""},
+		{"GET", "/calc", 405, "", ""},
+		{"POST", "/status.json", 405, "", ""},
+		{"GET", "/nothing", 404, "", ""},
+		{"GET", "/dashboard/missing.js", 404, "", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, web.URL+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.code {
+				t.Fatalf("%s, want %d", resp.Status, tc.code)
+			}
+			if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
+				t.Errorf("Content-Type %q, want %q", resp.Header.Get("Content-Type"), tc.ctype)
+			}
+			if !strings.Contains(string(body), tc.body) {
+				t.Errorf("body lacks %q", tc.body)
+			}
+		})
+	}
+}
