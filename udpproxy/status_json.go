@@ -3,7 +3,6 @@ package udpproxy
 import (
 	"encoding/json"
 	"math"
-	"reflect"
 	"time"
 )
 
@@ -31,28 +30,32 @@ type statsJSON struct {
 
 // serverJSON is one server's part.
 type serverJSON struct {
-	Name        string   `json:"name"`
-	CalcAddr    string   `json:"calc_addr"`
-	StatusAddr  string   `json:"status_addr"`
-	Source      string   `json:"source"`
-	State       string   `json:"state"`
-	StateReason string   `json:"state_reason"`
-	Up          bool     `json:"up"`
-	Draining    bool     `json:"draining"`
-	Ejected     bool     `json:"ejected"`
-	EjectReason string   `json:"eject_reason"`
-	HasReport   bool     `json:"has_report"`
-	HostCPU     *float64 `json:"host_cpu"`
-	ProcCPU     *float64 `json:"proc_cpu"`
-	Cores       *int     `json:"cores"`
-	ReportAgeMS *float64 `json:"report_age_ms"`
-	Served      *uint64  `json:"served"`
-	InFlight    int64    `json:"in_flight"`
-	LatencyUS   float64  `json:"latency_us"`
-	Sent        uint64   `json:"sent"`
-	Answered    uint64   `json:"answered"`
-	Timeouts    uint64   `json:"timeouts"`
-	Retries     uint64   `json:"retries"`
+	Name          string   `json:"name"`
+	CalcAddr      string   `json:"calc_addr"`
+	StatusAddr    string   `json:"status_addr"`
+	Source        string   `json:"source"`
+	State         string   `json:"state"`
+	StateReason   string   `json:"state_reason"`
+	Up            bool     `json:"up"`
+	Draining      bool     `json:"draining"`
+	Ejected       bool     `json:"ejected"`
+	EjectReason   string   `json:"eject_reason"`
+	Ejections     uint64   `json:"ejections"`
+	InRotation    bool     `json:"in_rotation"`
+	Score         float64  `json:"score"`
+	BelievedCores int      `json:"believed_cores"`
+	HasReport     bool     `json:"has_report"`
+	HostCPU       *float64 `json:"host_cpu"`
+	ProcCPU       *float64 `json:"proc_cpu"`
+	Cores         *int     `json:"cores"`
+	ReportAgeMS   *float64 `json:"report_age_ms"`
+	Served        *uint64  `json:"served"`
+	InFlight      int64    `json:"in_flight"`
+	LatencyUS     float64  `json:"latency_us"`
+	Sent          uint64   `json:"sent"`
+	Answered      uint64   `json:"answered"`
+	Timeouts      uint64   `json:"timeouts"`
+	Retries       uint64   `json:"retries"`
 }
 
 // MarshalJSON writes the proxy's counters and every server's state.
@@ -83,7 +86,8 @@ func (s ServerStats) MarshalJSON() ([]byte, error) {
 		InFlight: s.InFlight, LatencyUS: round1(s.LatencyUS),
 		Sent: s.Sent, Answered: s.Answered, Timeouts: s.Timeouts, Retries: s.Retries,
 	}
-	j.Ejected, j.EjectReason = ejection(s)
+	j.Ejected, j.EjectReason, j.Ejections, j.InRotation = s.Ejected, s.EjectReason, s.Ejections, s.InRotation
+	j.Score, j.BelievedCores = round3(s.Score), s.Cores
 	j.State, j.StateReason = stateOf(s, j.Ejected, j.EjectReason)
 	if s.HasReport {
 		host, proc, cores := round1(s.Report.HostCPU), round1(s.Report.ProcCPU), s.Report.Cores
@@ -117,36 +121,14 @@ func stateOf(s ServerStats, ejected bool, ejectReason string) (state, reason str
 	return "up", "in rotation"
 }
 
-// ejection reads ServerStats' Ejected and EjectReason fields, if it has
-// them. They are being added to the proxy's core (outlier ejection) while
-// this file is written; reading them by name lets the JSON carry them the
-// day they exist without an edit here. Replace with plain field reads once
-// they have landed.
-func ejection(s ServerStats) (bool, string) {
-	v := reflect.ValueOf(s)
-	var ejected bool
-	var reason string
-	if ejectedField != nil {
-		ejected = v.FieldByIndex(ejectedField).Bool()
+// round3 rounds a score for people; like round1 it turns what JSON cannot
+// carry into 0 (an infinite score is a server never chosen).
+func round3(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
 	}
-	if ejectReasonField != nil {
-		reason = v.FieldByIndex(ejectReasonField).String()
-	}
-	return ejected, reason
+	return math.Round(v*1000) / 1000
 }
-
-// ejectedField and ejectReasonField are the indexes of those fields in
-// ServerStats, nil when it has no such field of the right type.
-var ejectedField, ejectReasonField = func() ([]int, []int) {
-	t := reflect.TypeFor[ServerStats]()
-	find := func(name string, kind reflect.Kind) []int {
-		if f, ok := t.FieldByName(name); ok && f.Type.Kind() == kind {
-			return f.Index
-		}
-		return nil
-	}
-	return find("Ejected", reflect.Bool), find("EjectReason", reflect.String)
-}()
 
 // round1 rounds to one decimal, enough for a percentage or microseconds,
 // and turns what JSON cannot carry (NaN, infinities from a hostile
