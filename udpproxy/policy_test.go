@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -277,5 +278,28 @@ func TestParseServerAddr(t *testing.T) {
 		if _, err := ParseServerAddr(bad); err == nil {
 			t.Errorf("ParseServerAddr(%q) accepted", bad)
 		}
+	}
+}
+
+// BenchmarkPick: least-load's choice costs the same whatever the number of
+// servers in rotation.
+func BenchmarkPick(b *testing.B) {
+	for _, n := range []int{3, 16, 256, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			bs := make([]*Server, n)
+			now := nanotime()
+			for i := range bs {
+				bs[i] = newServerAt(ServerAddr{}, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), 7001),
+					netip.AddrPort{}, 100*time.Millisecond)
+				setReport(bs[i], 10, float64(i%50), 2)
+				bs[i].observe(time.Duration(100+i%7)*time.Microsecond, now)
+			}
+			c := &Choice{Servers: rotationOf(bs), Rand: rand.New(rand.NewPCG(1, 2)), now: now, fleet: newFleet(bs, now)}
+			p := LeastLoad()
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Pick(c).inFlight.Add(0)
+			}
+		})
 	}
 }
