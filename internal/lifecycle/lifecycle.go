@@ -112,6 +112,16 @@ func (l *Life) Fail(err error) {
 	l.stopLocked()
 }
 
+// Err returns the error given to Fail, nil while nothing failed. A server
+// whose loops end in stages (the proxy: client readers first, the rest once
+// pending requests are done) checks it to skip the wait for work that a
+// failure has cut off.
+func (l *Life) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failure
+}
+
 // Finish is Serve's last call, once its loops have ended and its sockets
 // are closed. It closes Done and returns what Serve returns: the error
 // given to Fail, or closed (the package's ErrServerClosed).

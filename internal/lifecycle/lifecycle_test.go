@@ -84,8 +84,8 @@ func TestShutdownEndsServe(t *testing.T) {
 	if err := s.shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := result(t, done); !errors.Is(err, errClosed) {
-		t.Fatalf("serve returned %v, want errClosed", err)
+	if err := result(t, done); !errors.Is(err, errClosed) || s.life.Err() != nil {
+		t.Fatalf("serve returned %v, Err %v; want errClosed and no failure", err, s.life.Err())
 	}
 	if s.life.Serving() {
 		t.Fatal("still serving after Finish")
@@ -106,8 +106,8 @@ func TestClosedSocketFailsServe(t *testing.T) {
 	s, done := newServer(t)
 	s.conn.Close() // under the server, with no Shutdown
 	err := result(t, done)
-	if !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("serve returned %v, want net.ErrClosed", err)
+	if !errors.Is(err, net.ErrClosed) || !errors.Is(s.life.Err(), net.ErrClosed) {
+		t.Fatalf("serve returned %v, Err %v; want net.ErrClosed", err, s.life.Err())
 	}
 	if err := s.shutdown(context.Background()); err != nil {
 		t.Fatalf("shutdown after a failure: %v", err)
