@@ -170,19 +170,3 @@ func (h *HTTP) Stop() {
 	_ = srv.Shutdown(ctx)
 	<-done
 }
-
-// ServeMetrics serves the collectors, with /healthz, /readyz (always
-// ready) and the index, at addr until stop is called. It returns the
-// address it listens on (addr may have port 0). NewHTTP is the same with a
-// readiness check and room for more handlers.
-func ServeMetrics(addr string, cs ...prometheus.Collector) (listening string, stop func(), err error) {
-	h, err := NewHTTP("discal", nil, cs...)
-	if err != nil {
-		return "", nil, err
-	}
-	a, err := h.Start(addr)
-	if err != nil {
-		return "", nil, err
-	}
-	return a.String(), h.Stop, nil
-}
