@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
-	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/internal/faultnet"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )

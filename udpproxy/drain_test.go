@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	"github.com/discal/discal/internal/cluster"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )

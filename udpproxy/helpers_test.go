@@ -16,7 +16,7 @@ import (
 
 	"github.com/discal/discal/calc"
 	"github.com/discal/discal/codec"
-	"github.com/discal/discal/internal/cluster"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/vmihailenco/msgpack/v5"

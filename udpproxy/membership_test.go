@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	"github.com/discal/discal/internal/cluster"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/discal/discal/codec"
-	"github.com/discal/discal/internal/cluster"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpclient"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"

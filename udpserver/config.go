@@ -85,6 +85,11 @@ const (
 	DefaultStatusAddr = "127.0.0.1:7101"
 )
 
+// Validate reports the error New would return for c, without measuring or
+// opening anything: a daemon checks its flags with it before it binds its
+// ports, so that a bad value is a usage error.
+func (c Config) Validate() error { return c.fill() }
+
 func (c *Config) fill() error {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr

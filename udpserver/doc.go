@@ -15,7 +15,16 @@
 // With Config.Join the server announces itself to proxies, which then route
 // work to it without being configured for it (join.go).
 //
-//	srv := udpserver.New(udpserver.Config{Name: "s1"})
+//	srv, err := udpserver.New(udpserver.Config{Name: "s1"})
+//	if err != nil {
+//		return err
+//	}
 //	go srv.ListenAndServe()
 //	defer srv.Shutdown(ctx)
+//
+// Serve takes sockets the caller opened instead (any net.PacketConn; UDP
+// sockets are served in batches), and returns an error if one of them
+// fails or is closed under it. Ready says whether the server should get
+// work (serving, not draining), for a health endpoint; example_test.go
+// shows a whole round trip.
 package udpserver

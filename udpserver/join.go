@@ -5,11 +5,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/resolve"
 )
 
 // joiner announces the server to the proxies of Config.Join: a
@@ -19,11 +19,15 @@ import (
 // it drops a server that stops answering polls, and the next announcement
 // brings it back. Announcing again and again, rather than once, is what
 // lets a restarted proxy learn its servers without anyone's help.
+//
+// mu guards the proxies' state, which the status port's reader changes for
+// every ack. It is held for memory only: names are looked up, joins sent
+// and lines logged after it is released, so that a slow DNS server, a full
+// socket buffer or a slow log never holds up status replies.
 type joiner struct {
 	s       *Server
+	now     chan struct{} // asks for a round at once (Rejoin)
 	mu      sync.Mutex
-	conn    *net.UDPConn // the status port's socket, once serving
-	port    uint16       // the calculator port announced
 	proxies []*joinTarget
 }
 
@@ -37,7 +41,7 @@ type joinTarget struct {
 }
 
 func newJoiner(s *Server) *joiner {
-	j := &joiner{s: s}
+	j := &joiner{s: s, now: make(chan struct{}, 1)}
 	for _, p := range s.cfg.Join {
 		j.proxies = append(j.proxies, &joinTarget{name: p})
 	}
@@ -45,20 +49,31 @@ func newJoiner(s *Server) *joiner {
 }
 
 // run announces from conn, the status port's socket, until ctx ends.
-func (j *joiner) run(ctx context.Context, conn *net.UDPConn, calcPort uint16) {
-	j.mu.Lock()
-	j.conn, j.port = conn, calcPort
-	j.mu.Unlock()
+func (j *joiner) run(ctx context.Context, conn net.PacketConn, calcPort uint16) {
 	t := time.NewTicker(j.s.cfg.JoinInterval)
 	defer t.Stop()
 	buf := make([]byte, 0, codec.MaxDatagram)
 	for {
-		j.round(ctx, buf)
+		j.round(ctx, conn, calcPort, buf)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-j.now:
 		}
+	}
+}
+
+// Rejoin makes the server look its Config.Join proxies up and announce
+// itself to them now, rather than at the next JoinInterval (the daemon does
+// it on SIGHUP). It does nothing without Config.Join and never waits.
+func (s *Server) Rejoin() {
+	if s.joiner == nil {
+		return
+	}
+	select {
+	case s.joiner.now <- struct{}{}:
+	default: // one is already asked for
 	}
 }
 
@@ -66,82 +81,87 @@ func (j *joiner) run(ctx context.Context, conn *net.UDPConn, calcPort uint16) {
 // the server says so in its log.
 const lostAfter = 3
 
-// lookupTimeout bounds the lookup of a proxy's name.
-const lookupTimeout = 2 * time.Second
+// joinSend is one join a round decided to send, and what it logs.
+type joinSend struct {
+	to   netip.AddrPort
+	id   uint64
+	warn []any // key/value pairs of a warning to log, nil for none
+	msg  string
+}
 
-// round sends one join to every proxy. Names are looked up without the
-// lock, which the status port's reader takes for every ack: a slow DNS
-// server must not hold up status replies.
-func (j *joiner) round(ctx context.Context, buf []byte) {
-	log := j.s.cfg.Logger
+// round sends one join to every proxy: it looks the names up, decides
+// under the lock, then sends and logs.
+func (j *joiner) round(ctx context.Context, conn net.PacketConn, calcPort uint16, buf []byte) {
 	name := j.s.Name()
 	addrs := make([]netip.AddrPort, len(j.proxies))
 	errs := make([]error, len(j.proxies))
 	for i, p := range j.proxies { // p.name never changes
-		addrs[i], errs[i] = resolve(ctx, p.name)
+		addrs[i], errs[i] = resolve.HostPort(ctx, nil, p.name)
 	}
+	sends := make([]joinSend, len(j.proxies))
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	for i, p := range j.proxies {
-		if p.id != 0 { // the previous join got no ack
-			p.unacked++
-			if p.unacked >= lostAfter && (p.joined || !p.warned) {
-				log.Warn("udpserver: no answer to join: is the proxy running, with -join-allow covering this host?",
-					"name", name, "proxy", p.name, "unanswered", p.unacked)
-				p.joined, p.warned = false, true
-			}
+		sends[i] = p.next(addrs[i], errs[i])
+	}
+	j.mu.Unlock()
+	log := j.s.cfg.Logger
+	for _, js := range sends {
+		if js.warn != nil {
+			log.Warn(js.msg, append([]any{"name", name}, js.warn...)...)
 		}
-		if errs[i] != nil {
-			if !p.warned {
-				log.Warn("udpserver: cannot resolve the proxy to join", "name", name, "proxy", p.name, "err", errs[i])
-				p.warned = true
-			}
-			p.id = 0
-			continue
+		if js.id != 0 {
+			buf = codec.AppendJoin(buf[:0], js.id, codec.Join{CalcPort: calcPort, Name: name})
+			_ = sendTo(conn, buf, js.to)
 		}
-		p.id = rand.Uint64() | 1 // never 0, which means "none awaited"
-		buf = codec.AppendJoin(buf[:0], p.id, codec.Join{CalcPort: j.port, Name: name})
-		_, _ = j.conn.WriteToUDPAddrPort(buf, addrs[i])
 	}
 }
 
-// resolve looks up a host:port, within lookupTimeout.
-func resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
+// next moves p to its next round, with the proxy's address or the error
+// looking it up gave, and says what to send and log. Called with the
+// joiner's lock held: it only reads and writes p.
+func (p *joinTarget) next(addr netip.AddrPort, err error) joinSend {
+	var js joinSend
+	if p.id != 0 { // the previous join got no ack
+		p.unacked++
+		if p.unacked >= lostAfter && (p.joined || !p.warned) {
+			js.msg = "udpserver: no answer to join: is the proxy running, with -join-allow covering this host?"
+			js.warn = []any{"proxy", p.name, "unanswered", p.unacked}
+			p.joined, p.warned = false, true
+		}
 	}
-	pn, err := net.DefaultResolver.LookupPort(ctx, "udp", port)
 	if err != nil {
-		return netip.AddrPort{}, err
+		if !p.warned {
+			js.msg = "udpserver: cannot resolve the proxy to join"
+			js.warn = []any{"proxy", p.name, "err", err}
+			p.warned = true
+		}
+		p.id = 0
+		return js
 	}
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	// IPv4 first, as net.ResolveUDPAddr chooses.
-	k := max(slices.IndexFunc(ips, func(a netip.Addr) bool { return a.Unmap().Is4() }), 0)
-	return netip.AddrPortFrom(ips[k].Unmap(), uint16(pn)), nil
+	p.id = rand.Uint64() | 1 // never 0, which means "none awaited"
+	js.to, js.id = addr, p.id
+	return js
 }
 
 // ack takes a proxy's acknowledgement; one that matches no join awaited is
 // ignored. The ID alone, 64 random bits, says which proxy answered.
 func (j *joiner) ack(id uint64) bool {
+	var matched, first bool
+	var proxy string
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	for _, p := range j.proxies {
 		if p.id != 0 && p.id == id {
 			p.id, p.unacked, p.warned = 0, 0, false
-			if !p.joined {
-				p.joined = true
-				j.s.cfg.Logger.Info("udpserver joined proxy", "name", j.s.Name(), "proxy", p.name)
-			}
-			return true
+			matched, first, proxy = true, !p.joined, p.name
+			p.joined = true
+			break
 		}
 	}
-	return false
+	j.mu.Unlock()
+	if first {
+		j.s.cfg.Logger.Info("udpserver joined proxy", "name", j.s.Name(), "proxy", proxy)
+	}
+	return matched
 }
 
 // Joined reports, for each proxy of Config.Join, whether its last join was

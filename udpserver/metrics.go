@@ -2,6 +2,7 @@ package udpserver
 
 import (
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,9 +19,12 @@ type metrics struct {
 	inFlight, cpu, draining, burn             *prometheus.Desc
 }
 
-// Collector returns the server's metrics for a Prometheus registry.
+// Collector returns the server's metrics for a Prometheus registry. Every
+// metric carries the label server="NAME": Config.Name, or the calculator
+// address when Collector is called after Serve has started. A daemon that
+// lets the name default opens its sockets first (see cmd/udpserver).
 func (s *Server) Collector() prometheus.Collector {
-	name := prometheus.Labels{"server": s.cfg.Name}
+	name := prometheus.Labels{"server": s.Name()}
 	return &metrics{
 		s:        s,
 		ops:      prometheus.NewDesc("discal_server_operations_total", "Operations computed, by kind.", []string{"op"}, name),
@@ -37,39 +41,27 @@ func (s *Server) Collector() prometheus.Collector {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.ops, m.errs, m.served, m.dropped, m.denied, m.logDr, m.inFlight, m.cpu, m.draining, m.burn} {
-		ch <- d
-	}
+	metric.Describe(ch, m.ops, m.errs, m.served, m.dropped, m.denied, m.logDr, m.inFlight, m.cpu, m.draining, m.burn)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.s
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
 	for _, op := range codec.Ops {
-		counter(m.ops, s.ops[op].Load(), op.String())
+		metric.Counter(ch, m.ops, s.ops[op].Load(), op.String())
 	}
 	for code := range codec.Code(maxCode) {
 		if n := s.codes[code].Load(); n > 0 {
-			counter(m.errs, n, codec.IntNumber(int64(code)).String(), (&codec.Error{Code: code}).Short().Message)
+			metric.Counter(ch, m.errs, n, codec.IntNumber(int64(code)).String(), (&codec.Error{Code: code}).Short().Message)
 		}
 	}
 	st := s.Stats()
-	counter(m.served, st.Served)
-	counter(m.dropped, st.Dropped)
-	counter(m.denied, st.Denied)
-	counter(m.logDr, st.LogDropped)
-	gauge(m.inFlight, float64(st.InFlight))
-	gauge(m.cpu, s.sampler.ProcCPU(), "process")
-	gauge(m.cpu, s.sampler.HostCPU(), "host")
-	d := 0.0
-	if s.Draining() {
-		d = 1
-	}
-	gauge(m.draining, d)
-	gauge(m.burn, s.Burn())
+	metric.Counter(ch, m.served, st.Served)
+	metric.Counter(ch, m.dropped, st.Dropped)
+	metric.Counter(ch, m.denied, st.Denied)
+	metric.Counter(ch, m.logDr, st.LogDropped)
+	metric.Gauge(ch, m.inFlight, float64(st.InFlight))
+	metric.Gauge(ch, m.cpu, s.sampler.ProcCPU(), "process")
+	metric.Gauge(ch, m.cpu, s.sampler.HostCPU(), "host")
+	metric.Gauge(ch, m.draining, metric.Bool(s.Draining()))
+	metric.Gauge(ch, m.burn, s.Burn())
 }

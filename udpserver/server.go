@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/lifecycle"
+	"github.com/discal/discal/internal/loglimit"
 	"github.com/discal/discal/internal/netlist"
 )
 
@@ -37,14 +39,12 @@ type Server struct {
 	codes    [maxCode]atomic.Uint64         // answers with an error, by code
 	denied   atomic.Uint64                  // datagrams from sources not allowed
 
-	mu       sync.Mutex
-	calc     *net.UDPConn
-	status   *net.UDPConn
-	closing  atomic.Bool
-	serving  bool
-	done     chan struct{} // closed when Serve's goroutines have all ended
-	workers  sync.WaitGroup
-	errLimit rateLimitedLog
+	life    lifecycle.Life
+	mu      sync.Mutex // guards name (set by Serve), calc and status
+	calc    net.PacketConn
+	status  net.PacketConn
+	workers sync.WaitGroup
+	readLog loglimit.Limit
 }
 
 // New returns a server for cfg, with defaults filled in.
@@ -54,11 +54,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
-		name:    cfg.Name,
+		name:    cfg.Name, // "" until Serve, which then names the server after its calculator address
 		sampler: newSampler(cfg.SampleInterval),
 		burner:  newBurner(cfg.Burn),
 		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
-		done:    make(chan struct{}),
 	}
 	if len(cfg.Join) > 0 {
 		s.joiner = newJoiner(s)
@@ -66,7 +65,8 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Name returns the server's name, known once Serve has started.
+// Name returns the server's name: Config.Name, or, when that is empty, the
+// calculator socket's address once Serve has started.
 func (s *Server) Name() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,57 +88,67 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(calc, status)
 }
 
-// Serve answers calculator requests on calc and status queries on status,
-// both UDP sockets, until Shutdown or Close; it then returns ErrServerClosed.
-// Serve takes ownership of both sockets and closes them when it returns.
+// Serve answers calculator requests on calc and status queries on status
+// until Shutdown or Close, then returns ErrServerClosed. If a socket fails
+// or is closed under it, Serve stops and returns that error instead. Serve
+// takes ownership of both sockets and closes them when it returns.
+//
+// Any net.PacketConn serves. A *net.UDPConn (what net.ListenPacket("udp",
+// ...) returns) is read and written in batches without allocating; any
+// other socket one datagram at a time, at the cost of an allocation or two
+// per datagram for its addresses.
 func (s *Server) Serve(calc, status net.PacketConn) error {
-	cu, ok1 := calc.(*net.UDPConn)
-	su, ok2 := status.(*net.UDPConn)
-	if !ok1 || !ok2 {
+	if !s.life.Start(func() { lifecycle.WakeReads(calc, status) }) {
 		calc.Close()
 		status.Close()
-		return errors.New("udpserver: Serve needs UDP sockets")
-	}
-	s.mu.Lock()
-	if s.serving || s.closing.Load() {
-		s.mu.Unlock()
-		cu.Close()
-		su.Close()
 		return ErrServerClosed
 	}
-	s.serving = true
-	s.calc, s.status = cu, su
+	s.mu.Lock()
+	s.calc, s.status = calc, status
 	if s.name == "" {
-		s.name = cu.LocalAddr().String()
+		s.name = calc.LocalAddr().String()
 	}
-	s.started.Store(time.Now().UnixNano())
-	s.calcPort.Store(uint32(cu.LocalAddr().(*net.UDPAddr).Port))
 	s.mu.Unlock()
+	s.started.Store(time.Now().UnixNano())
+	s.calcPort.Store(uint32(addrPort(calc.LocalAddr()).Port()))
 
 	ctx, stop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Go(func() { s.sampler.run(ctx) })
 	bg.Go(func() { s.burner.run(ctx) })
 	if s.joiner != nil {
-		bg.Go(func() { s.joiner.run(ctx, su, uint16(s.calcPort.Load())) })
+		bg.Go(func() { s.joiner.run(ctx, status, uint16(s.calcPort.Load())) })
 	}
 	go s.oplog.run() // not waited for here: a stalled console must not hold up Serve
 
 	s.cfg.Logger.Info("udpserver serving", "name", s.name,
-		"calc", cu.LocalAddr().String(), "status", su.LocalAddr().String(), "workers", s.cfg.Workers)
-	for range s.cfg.Workers {
-		s.workers.Go(func() { s.calcLoop(cu) })
-	}
-	s.workers.Go(func() { s.statusLoop(su) })
+		"calc", calc.LocalAddr().String(), "status", status.LocalAddr().String(), "workers", s.cfg.Workers)
+	s.startLoops(calc, status)
 	s.workers.Wait()
 
 	stop()
 	bg.Wait()
 	close(s.oplog.stop)
-	cu.Close()
-	su.Close()
-	close(s.done)
-	return ErrServerClosed
+	calc.Close()
+	status.Close()
+	return s.life.Finish(ErrServerClosed)
+}
+
+// startLoops starts the calculator workers and the status reader, on the
+// batch path for UDP sockets and the portable one for anything else.
+func (s *Server) startLoops(calc, status net.PacketConn) {
+	for range s.cfg.Workers {
+		if cu, ok := calc.(*net.UDPConn); ok {
+			s.workers.Go(func() { s.calcLoop(cu) })
+		} else {
+			s.workers.Go(func() { s.packetCalcLoop(calc) })
+		}
+	}
+	if su, ok := status.(*net.UDPConn); ok {
+		s.workers.Go(func() { s.statusLoop(su) })
+	} else {
+		s.workers.Go(func() { s.packetStatusLoop(status) })
+	}
 }
 
 // Shutdown stops reading new datagrams, lets every request already being
@@ -146,18 +156,11 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 // operation log is written out. If ctx ends first, it closes the sockets at
 // once, stops waiting for the log, and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.stopReading() {
+	if !s.life.Stop() {
 		return nil
 	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		s.mu.Lock()
-		s.calc.Close()
-		s.status.Close()
-		s.mu.Unlock()
-		<-s.done
-		return ctx.Err()
+	if err := s.life.Wait(ctx, s.closeSockets); err != nil {
+		return err
 	}
 	select {
 	case <-s.oplog.done:
@@ -167,41 +170,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close stops the server at once: requests being computed are dropped.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// stopReading marks the server closing and wakes its readers with a past
-// deadline: a blocked read returns, a worker in the middle of a request
-// finishes it first. It reports whether Serve is running and must be waited
-// for.
-func (s *Server) stopReading() bool {
+// closeSockets ends every read and write at once, for a Shutdown whose
+// context ended.
+func (s *Server) closeSockets() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closing.Store(true)
-	if !s.serving {
-		return false
-	}
-	past := time.Unix(1, 0)
-	_ = s.calc.SetReadDeadline(past)
-	_ = s.status.SetReadDeadline(past)
-	return true
+	s.calc.Close()
+	s.status.Close()
 }
 
-// readError decides what a failed read means: the end of the loop when the
-// server is closing or the socket is gone, otherwise a transient error that
-// is logged (at most once a second) and skipped.
+// Close stops the server at once: requests being computed are dropped.
+func (s *Server) Close() error { return lifecycle.Close(s.Shutdown) }
+
+// Ready reports whether the server should be given work: it is serving and
+// not draining. reason says why not, in a few words, for a health endpoint.
+func (s *Server) Ready() (ok bool, reason string) {
+	switch {
+	case !s.life.Serving():
+		return false, "not serving"
+	case s.Draining():
+		return false, "draining"
+	}
+	return true, ""
+}
+
+// readError decides what a failed read means. When the server is stopping
+// it is the wake-up, and the loop ends. A closed socket is the end of the
+// server: Serve stops the other loops and returns the error. Anything else
+// (an ICMP error reported on the socket, a short buffer) is transient: it
+// is logged, at most once a second, and skipped.
 func (s *Server) readError(err error) (stop bool) {
-	if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+	if s.life.Stopping() {
 		return true
 	}
-	if s.errLimit.allow() {
+	if errors.Is(err, net.ErrClosed) {
+		s.life.Fail(fmt.Errorf("udpserver: socket closed under the server: %w", err))
+		return true
+	}
+	if s.readLog.Allow() {
 		s.cfg.Logger.Warn("udpserver read", "name", s.name, "err", err)
 	}
 	return false
@@ -246,14 +252,4 @@ func (s *Server) Stats() Stats {
 		InFlight:   s.inFlight.Load(),
 		LogDropped: s.oplog.dropped.Load(),
 	}
-}
-
-// rateLimitedLog lets one message through per second, so that a socket in
-// a bad state cannot flood the log.
-type rateLimitedLog struct{ last atomic.Int64 }
-
-func (r *rateLimitedLog) allow() bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	return now-last >= int64(time.Second) && r.last.CompareAndSwap(last, now)
 }

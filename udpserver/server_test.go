@@ -245,13 +245,9 @@ func TestStatusPort(t *testing.T) {
 
 	// Wait for the sampler's first tick, so that the figures checked
 	// below are measurements and not the zero they start at.
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.sampler.HostCPU() == 0 && ts.sampler.ProcCPU() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the sampler measured nothing in 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 5*time.Second, "the sampler measured nothing", func() bool {
+		return ts.sampler.HostCPU() != 0 || ts.sampler.ProcCPU() != 0
+	})
 	got := exchange(t, status, codec.AppendStatusQuery(nil, 77))
 	h, err := codec.ParseHeader(got)
 	if err != nil || h != (codec.Header{Kind: codec.KindStatusReply, ID: 77}) {
@@ -450,13 +446,9 @@ func TestBurn(t *testing.T) {
 	if ts.Burn() != 0.6 {
 		t.Fatalf("Burn() = %v", ts.Burn())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ts.sampler.ProcCPU() < 40 {
-		if time.Now().After(deadline) {
-			t.Fatalf("process CPU %v%% while burning 60%% of a core", ts.sampler.ProcCPU())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "process CPU under 40% while burning 60% of a core", func() bool {
+		return ts.sampler.ProcCPU() >= 40
+	})
 	if line := string(exchange(t, c, []byte("status"))); !strings.HasSuffix(line, " burn=0.6\n") {
 		t.Fatalf("status line %q", line)
 	}
@@ -673,20 +665,12 @@ func TestJoinAckMustMatch(t *testing.T) {
 	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID+1), from); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ts.Stats().Dropped == dropped; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("a wrong ack was not counted")
-		}
-	}
+	waitFor(t, 5*time.Second, "a wrong ack was not counted", func() bool { return ts.Stats().Dropped != dropped })
 	if ts.Joined()[proxy.LocalAddr().String()] {
 		t.Fatal("a wrong ack joined")
 	}
 	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID), from); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !ts.Joined()[proxy.LocalAddr().String()]; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the right ack did not join")
-		}
-	}
+	waitFor(t, 5*time.Second, "the right ack did not join", func() bool { return ts.Joined()[proxy.LocalAddr().String()] })
 }

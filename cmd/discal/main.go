@@ -5,22 +5,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
+	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/discal/discal/internal/cli"
-	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 const usage = `discal: a whole local discal system in one process.
@@ -40,7 +34,51 @@ Examples:
 Flags:
 `
 
-func main() {
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run is main with an exit status, so that deferred work is done on every
+// way out.
+func run(args []string) int {
+	cfg, httpAddr, code := parseFlags(args)
+	if cfg == nil {
+		return code
+	}
+	sys, err := newSystem(*cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "discal:", err)
+		return cli.ExitFailure
+	}
+	if httpAddr != "" {
+		h, err := cli.NewHTTP("discal", sys.proxy.Ready, sys.collectors()...)
+		if err == nil {
+			_, err = h.Start(httpAddr)
+		}
+		if err != nil {
+			sys.closeSockets()
+			fmt.Fprintln(os.Stderr, "discal:", err)
+			return cli.ExitFailure
+		}
+		defer h.Stop()
+	}
+	var list []string
+	for _, s := range sys.servers {
+		list = append(list, fmt.Sprintf("%s calc %s status %s", s.Name(), s.calc.LocalAddr(), s.status.LocalAddr()))
+	}
+	proxy := sys.proxyConn.LocalAddr().(*net.UDPAddr)
+	fmt.Fprintf(os.Stderr, `discal is running: proxy on %[1]s, %[2]d servers:
+  %[3]s
+Send it work:
+  printf '6 * 7\n' | nc -u -w1 %[4]s %[5]d
+  go run ./cmd/udpclient -proxy %[1]s 7 / 2
+  printf 'stats\n' | nc -u -w1 %[4]s %[5]d
+Stop with Ctrl-C.
+`, proxy, len(sys.servers), strings.Join(list, "\n  "), proxy.IP, proxy.Port)
+	return cli.Daemon{Name: "discal", Serve: sys.Serve, Closed: errStopped, Shutdown: sys.Shutdown}.Run()
+}
+
+// parseFlags reads the command line and the environment. A nil config
+// means stop now with the exit status code.
+func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
 	var (
 		servers    int
 		addr       string
@@ -49,90 +87,57 @@ func main() {
 		quiet      bool
 		policy     string
 	)
-	flag.IntVar(&servers, "servers", 3, "number of calculator servers")
-	flag.StringVar(&addr, "addr", udpproxy.DefaultAddr, "the proxy's `address`")
-	flag.IntVar(&calcPort, "server-port", 7001, "first server's calculator `port`; the others count up from it (0: any free ports)")
-	flag.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it (0: any free ports)")
-	flag.BoolVar(&quiet, "quiet", false, "do not log every operation")
-	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
-	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics of the proxy and every server at http://`address`/metrics (default: off)")
-	common := cli.Register(flag.CommandLine, "discal")
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
+	fs := flag.NewFlagSet("discal", flag.ContinueOnError)
+	fs.IntVar(&servers, "servers", 3, "number of calculator servers")
+	fs.StringVar(&addr, "addr", udpproxy.DefaultAddr, "the proxy's `address`")
+	fs.IntVar(&calcPort, "server-port", 7001, "first server's calculator `port`; the others count up from it (0: any free ports)")
+	fs.IntVar(&statusPort, "status-port", 7101, "first server's status `port`; the others count up from it (0: any free ports)")
+	fs.BoolVar(&quiet, "quiet", false, "do not log every operation")
+	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	common := cli.Register(fs, "discal")
+	http := common.HTTPAddr(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
 	}
-	flag.CommandLine.Init("discal", flag.ContinueOnError)
-	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr); err != nil {
+	if err := common.Parse(fs, args, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			os.Exit(0)
+			return nil, "", cli.ExitOK
 		}
 		fmt.Fprintln(os.Stderr, "discal:", err)
-		os.Exit(64)
+		return nil, "", cli.ExitUsage
 	}
 	pol, ok := udpproxy.ParsePolicy(policy)
+	var err error
 	switch {
-	case flag.NArg() > 0:
-		fmt.Fprintf(os.Stderr, "discal: unexpected argument %q\n", flag.Arg(0))
-		os.Exit(64)
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case servers < 1 || servers > 100:
-		fmt.Fprintln(os.Stderr, "discal: -servers must be 1 to 100")
-		os.Exit(64)
+		err = errors.New("-servers must be 1 to 100")
 	case !ok:
-		fmt.Fprintf(os.Stderr, "discal: unknown policy %q\n", policy)
-		os.Exit(64)
+		err = fmt.Errorf("unknown policy %q", policy)
+	case calcPort < 0 || statusPort < 0 || calcPort+servers > 65536 || statusPort+servers > 65536:
+		err = errors.New("-server-port and -status-port must leave room for every server below 65536")
+	default:
+		err = errors.Join(cli.CheckAddr("addr", "udp", addr, false), cli.CheckAddr("http-addr", "tcp", *http, true))
 	}
-	c, err := cluster.Start(cluster.Config{
-		Servers:   servers,
-		ProxyAddr: addr,
-		ServerAddr: func(i int) (string, string) {
-			port := func(base int) int {
-				if base == 0 {
-					return 0
-				}
-				return base + i
-			}
-			return fmt.Sprintf("127.0.0.1:%d", port(calcPort)), fmt.Sprintf("127.0.0.1:%d", port(statusPort))
-		},
-		Server: udpserver.Config{Quiet: quiet},
-		Proxy:  udpproxy.Config{Policy: pol},
-	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "discal:", err)
-		os.Exit(1)
+		return nil, "", cli.ExitUsage
 	}
-	if *metricsAddr != "" {
-		cs := []prometheus.Collector{c.Proxy.Collector()}
-		for _, s := range c.Servers {
-			cs = append(cs, s.Running().Collector())
+	port := func(base, i int) int {
+		if base == 0 {
+			return 0 // any free port
 		}
-		_, stop, err := cli.ServeMetrics(*metricsAddr, cs...)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "discal: metrics:", err)
-			os.Exit(1)
-		}
-		defer stop()
+		return base + i
 	}
-	var list []string
-	for _, s := range c.Servers {
-		list = append(list, fmt.Sprintf("%s calc %s status %s", s.Name, s.CalcAddr, s.StatAddr))
-	}
-	fmt.Fprintf(os.Stderr, `discal is running: proxy on %[1]s, %[2]d servers:
-  %[3]s
-Send it work:
-  printf '6 * 7\n' | nc -u -w1 %[4]s %[5]d
-  go run ./cmd/udpclient -proxy %[1]s 7 / 2
-  printf 'stats\n' | nc -u -w1 %[4]s %[5]d
-Stop with Ctrl-C.
-`, c.ProxyAddr, len(c.Servers), strings.Join(list, "\n  "), c.ProxyAddr.IP, c.ProxyAddr.Port)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	<-ctx.Done()
-	stop()
-	slog.Info("discal stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Shutdown(sctx); err != nil {
-		fmt.Fprintln(os.Stderr, "discal:", err)
-		os.Exit(1)
-	}
+	return &systemConfig{
+		proxyAddr: addr,
+		servers:   servers,
+		serverAddr: func(i int) (string, string) {
+			return fmt.Sprintf("127.0.0.1:%d", port(calcPort, i)), fmt.Sprintf("127.0.0.1:%d", port(statusPort, i))
+		},
+		server: udpserver.Config{Quiet: quiet},
+		proxy:  udpproxy.Config{Policy: pol},
+	}, *http, 0
 }

@@ -8,12 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/discal/discal/internal/cli"
@@ -27,7 +24,9 @@ Usage:
   udpproxy [flags]
 
 It takes requests on one UDP port and sends each to the least-loaded
-server, which it learns by polling every server's status port.
+server, which it learns by polling every server's status port. SIGINT or
+SIGTERM drains, then stops; SIGHUP looks -server-srv up again at once and
+never stops it.
 
 Examples:
   udpproxy -server 127.0.0.1:7001,127.0.0.1:7101 -server 127.0.0.1:7002,127.0.0.1:7102
@@ -36,6 +35,7 @@ Examples:
   udpproxy -server-srv calc.service.consul. -srv-dns 127.0.0.1:8600   # from Consul's DNS
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
   printf 'stats\n' | nc -u -w1 127.0.0.1 7000
+  udpproxy -http-addr 127.0.0.1:9100 ...                    # /metrics, /healthz, /readyz
 
 ` + cli.EnvHelp + `
 Flags:
@@ -61,102 +61,129 @@ func (l *serverList) Set(v string) error {
 	return nil
 }
 
-func main() {
-	var cfg udpproxy.Config
+func main() { os.Exit(run(os.Args[1:])) }
+
+// options are the flags beyond udpproxy.Config's own.
+type options struct {
+	cfg        udpproxy.Config
+	httpAddr   string
+	cpuprofile string
+}
+
+// run is main with an exit status, so that deferred work (the CPU profile)
+// is done on every way out.
+func run(args []string) int {
+	o, code := parseFlags(args)
+	if o == nil {
+		return code
+	}
+	p, err := udpproxy.New(o.cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return cli.ExitUsage
+	}
+	stopProfile, err := cli.StartProfile(o.cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "udpproxy:", err)
+		return cli.ExitFailure
+	}
+	defer stopProfile()
+	if o.httpAddr != "" {
+		h, err := cli.NewHTTP("udpproxy", p.Ready, p.Collector())
+		if err == nil {
+			_, err = h.Start(o.httpAddr)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "udpproxy:", err)
+			return cli.ExitFailure
+		}
+		defer h.Stop()
+	}
+	return cli.Daemon{
+		Name:     "udpproxy",
+		Serve:    p.ListenAndServe,
+		Closed:   udpproxy.ErrServerClosed,
+		Shutdown: p.Shutdown,
+		Reload:   p.Rediscover, // looks -server-srv up now; nothing else is re-read
+	}.Run()
+}
+
+// parseFlags reads the command line and the environment. A nil options
+// means stop now with the exit status code.
+func parseFlags(args []string) (*options, int) {
+	fs := flag.NewFlagSet("udpproxy", flag.ContinueOnError)
+	o := &options{}
+	cfg := &o.cfg
 	var servers serverList
 	var policy string
-	flag.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
-	flag.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
-	flag.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "status poll `interval`, jittered ±25%")
-	flag.DurationVar(&cfg.PollTimeout, "poll-timeout", 0, "a poll unanswered this long is missed and the next goes at once (default poll/3)")
-	flag.DurationVar(&cfg.TryTimeout, "try-timeout", 250*time.Millisecond, "how long to wait for a server before trying another")
-	flag.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
-	flag.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
-	flag.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
-	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
-	flag.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
-	flag.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
-	joinAllow := flag.String("join-allow", "", "accept joins (udpserver -join) from these `networks`, CIDR or addresses, comma-separated (default: no joins)")
-	flag.StringVar(&cfg.SRV, "server-srv", "", "find servers in the DNS SRV records of `name`; each status port is its calculator port plus -srv-status-offset")
-	flag.DurationVar(&cfg.SRVInterval, "srv-interval", 30*time.Second, "how often to look -server-srv up again")
-	flag.IntVar(&cfg.SRVStatusOffset, "srv-status-offset", 100, "a server's status port minus its calculator port, for servers found by -server-srv")
-	srvDNS := flag.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
-	flag.IntVar(&cfg.MaxServers, "max-servers", 256, "servers in rotation at most, however they came")
-	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics at http://`address`/metrics (default: off)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
-	common := cli.Register(flag.CommandLine, "udpproxy")
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
+	fs.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
+	fs.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
+	fs.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "status poll `interval`, jittered ±25%")
+	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 0, "a poll unanswered this long is missed and the next goes at once (default poll/3)")
+	fs.DurationVar(&cfg.TryTimeout, "try-timeout", 250*time.Millisecond, "how long to wait for a server before trying another")
+	fs.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
+	fs.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
+	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
+	fs.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
+	joinAllow := fs.String("join-allow", "", "accept joins (udpserver -join) from these `networks`, CIDR or addresses, comma-separated (default: no joins)")
+	fs.StringVar(&cfg.SRV, "server-srv", "", "find servers in the DNS SRV records of `name`; each status port is its calculator port plus -srv-status-offset. SIGHUP looks it up again at once")
+	fs.DurationVar(&cfg.SRVInterval, "srv-interval", 30*time.Second, "how often to look -server-srv up again")
+	fs.IntVar(&cfg.SRVStatusOffset, "srv-status-offset", 100, "a server's status port minus its calculator port, for servers found by -server-srv")
+	srvDNS := fs.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
+	fs.IntVar(&cfg.MaxServers, "max-servers", 256, "servers in rotation at most, however they came")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	common := cli.Register(fs, "udpproxy")
+	httpAddr := common.HTTPAddr(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
 	}
-	flag.CommandLine.Init("udpproxy", flag.ContinueOnError)
-	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr, "server"); err != nil {
+	if err := common.Parse(fs, args, os.Stderr, "server"); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			os.Exit(0)
+			return nil, cli.ExitOK
 		}
 		fmt.Fprintln(os.Stderr, "udpproxy:", err)
-		os.Exit(64)
+		return nil, cli.ExitUsage
 	}
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "udpproxy: unexpected argument %q\n", flag.Arg(0))
-		flag.Usage()
-		os.Exit(64)
+	o.httpAddr = *httpAddr
+	cfg.Servers = servers
+	if err := check(fs, cfg, policy, *joinAllow, *srvDNS, o.httpAddr); err != nil {
+		fmt.Fprintln(os.Stderr, "udpproxy:", err)
+		return nil, cli.ExitUsage
+	}
+	return o, 0
+}
+
+// check validates what the flag package could not, and fills cfg's
+// policy, join networks and resolver.
+func check(fs *flag.FlagSet, cfg *udpproxy.Config, policy, joinAllow, srvDNS, httpAddr string) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var ok bool
 	if cfg.Policy, ok = udpproxy.ParsePolicy(policy); !ok {
-		fmt.Fprintf(os.Stderr, "udpproxy: unknown policy %q (least-load, round-robin, random)\n", policy)
-		os.Exit(64)
+		return fmt.Errorf("unknown policy %q (least-load, round-robin, random)", policy)
 	}
-	cfg.Servers = servers
 	if cfg.SRVStatusOffset == 0 {
-		fmt.Fprintln(os.Stderr, "udpproxy: -srv-status-offset 0: a status port cannot share its calculator port")
-		os.Exit(64)
+		return errors.New("-srv-status-offset 0: a status port cannot share its calculator port")
+	}
+	if err := errors.Join(cli.CheckAddr("addr", "udp", cfg.Addr, false), cli.CheckAddr("http-addr", "tcp", httpAddr, true)); err != nil {
+		return err
 	}
 	var err error
-	if cfg.JoinAllow, err = netlist.Parse(*joinAllow); err != nil {
-		fmt.Fprintln(os.Stderr, "udpproxy: join-allow", err)
-		os.Exit(64)
+	if cfg.JoinAllow, err = netlist.Parse(joinAllow); err != nil {
+		return fmt.Errorf("join-allow %w", err)
 	}
-	if *srvDNS != "" {
-		if _, _, err := net.SplitHostPort(*srvDNS); err != nil {
-			fmt.Fprintf(os.Stderr, "udpproxy: srv-dns %q: want host:port\n", *srvDNS)
-			os.Exit(64)
+	if srvDNS != "" {
+		if _, _, err := net.SplitHostPort(srvDNS); err != nil {
+			return fmt.Errorf("srv-dns %q: want host:port", srvDNS)
 		}
 		cfg.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, *srvDNS)
+			return d.DialContext(ctx, network, srvDNS)
 		}}
 	}
-	p, err := udpproxy.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(64)
-	}
-	stopObserving, err := cli.Observe(*cpuprofile, *metricsAddr, p.Collector())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "udpproxy:", err)
-		os.Exit(1)
-	}
-	defer stopObserving()
-	done := make(chan error, 1)
-	go func() { done <- p.ListenAndServe() }()
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	select {
-	case err := <-done:
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	case s := <-sig:
-		slog.Info("udpproxy draining", "signal", s.String())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "udpproxy:", err)
-	}
-	if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	return nil
 }

@@ -4,16 +4,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/discal/discal/internal/cli"
@@ -27,6 +23,8 @@ Usage:
 
 It computes add, sub, mul and div on the calculator port and reports its
 load on the status port; both take the binary protocol and plain text.
+SIGINT or SIGTERM drains, then stops; SIGHUP announces the server to its
+-join proxies at once and never stops it.
 
 Examples:
   udpserver
@@ -38,90 +36,144 @@ Examples:
   printf 'drain\n' | nc -u -w1 127.0.0.1 7101   # lame duck: proxies send no new work
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -join 10.0.0.5:7000 # announce itself to that proxy
+  udpserver -http-addr 127.0.0.1:9101           # /metrics, /healthz, /readyz
+  curl -s 127.0.0.1:9101/readyz                 # ok, or 503 and why
 
 ` + cli.EnvHelp + `
 Flags:
 `
 
-func main() {
-	var cfg udpserver.Config
-	flag.StringVar(&cfg.Addr, "addr", udpserver.DefaultAddr, "calculator port `address`")
-	flag.StringVar(&cfg.StatusAddr, "status-addr", udpserver.DefaultStatusAddr, "status port `address`")
-	flag.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
-	flag.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
-	flag.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
-	flag.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
-	metricsAddr := flag.String("metrics-addr", "", "serve Prometheus metrics at http://`address`/metrics (default: off)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to `file` until the process stops")
-	grace := flag.Duration("drain-grace", 500*time.Millisecond, "on SIGTERM, report draining this long before stopping, so that proxies send no new work (a few of their poll intervals)")
-	allow := flag.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
-	var join joinList
-	flag.Var(&join, "join", "announce this server to the proxy at `host:port` (its client port) every -join-interval, so it routes work here; repeat for more proxies. The proxy's address is allowed too")
-	flag.DurationVar(&cfg.JoinInterval, "join-interval", time.Second, "how often to announce the server to each -join proxy")
-	common := cli.Register(flag.CommandLine, "udpserver")
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
-	}
-	flag.CommandLine.Init("udpserver", flag.ContinueOnError)
-	if err := common.Parse(flag.CommandLine, os.Args[1:], os.Stderr, "join"); err != nil {
-		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "udpserver:", err)
-		os.Exit(64)
-	}
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "udpserver: unexpected argument %q\n", flag.Arg(0))
-		flag.Usage()
-		os.Exit(64)
-	}
-	var err error
-	if cfg.Allow, err = udpserver.ParseAllow(*allow); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(64)
-	}
-	cfg.Join = join
-	srv, err := udpserver.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(64)
-	}
-	stopObserving, err := cli.Observe(*cpuprofile, *metricsAddr, srv.Collector())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "udpserver:", err)
-		os.Exit(1)
-	}
-	defer stopObserving()
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe() }()
+func main() { os.Exit(run(os.Args[1:])) }
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	select {
-	case err := <-done:
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	case s := <-sig:
-		// Lame duck first: proxies see "draining" at their next poll and
-		// send no new work; what they sent is answered. Then stop.
-		slog.Info("udpserver draining", "signal", s.String(), "grace", grace.String())
-		srv.Drain()
-		select {
-		case <-time.After(*grace):
-		case <-sig: // a second signal: stop now
-		}
-		slog.Info("udpserver stopping")
+// options are the flags beyond udpserver.Config's own.
+type options struct {
+	cfg        udpserver.Config
+	httpAddr   string
+	cpuprofile string
+	grace      time.Duration
+}
+
+// run is main with an exit status, so that deferred work (the CPU profile)
+// is done on every way out.
+func run(args []string) int {
+	o, code := parseFlags(args)
+	if o == nil {
+		return code
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	stopProfile, err := cli.StartProfile(o.cpuprofile)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "udpserver:", err)
+		return cli.ExitFailure
 	}
-	if err := <-done; !errors.Is(err, udpserver.ErrServerClosed) {
+	defer stopProfile()
+	// The sockets first: a server without -name is named after its
+	// calculator address, and the name must be known before the metrics
+	// that carry it are registered.
+	calc, status, err := listen(o.cfg)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return cli.ExitFailure
 	}
+	if o.cfg.Name == "" {
+		o.cfg.Name = calc.LocalAddr().String()
+	}
+	srv, err := udpserver.New(o.cfg)
+	if err != nil { // Validate passed: only the environment can fail here
+		calc.Close()
+		status.Close()
+		fmt.Fprintln(os.Stderr, err)
+		return cli.ExitFailure
+	}
+	if o.httpAddr != "" {
+		h, err := cli.NewHTTP("udpserver "+o.cfg.Name, srv.Ready, srv.Collector())
+		if err == nil {
+			_, err = h.Start(o.httpAddr)
+		}
+		if err != nil {
+			calc.Close()
+			status.Close()
+			fmt.Fprintln(os.Stderr, "udpserver:", err)
+			return cli.ExitFailure
+		}
+		defer h.Stop()
+	}
+	return cli.Daemon{
+		Name:     "udpserver",
+		Serve:    func() error { return srv.Serve(calc, status) },
+		Closed:   udpserver.ErrServerClosed,
+		Shutdown: srv.Shutdown,
+		Drain:    srv.Drain,
+		Grace:    o.grace,
+		Reload:   srv.Rejoin, // the only thing to re-read: the -join proxies' addresses
+	}.Run()
+}
+
+func listen(cfg udpserver.Config) (calc, status net.PacketConn, err error) {
+	calc, err = net.ListenPacket("udp", cfg.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("udpserver: calculator port: %w", err)
+	}
+	status, err = net.ListenPacket("udp", cfg.StatusAddr)
+	if err != nil {
+		calc.Close()
+		return nil, nil, fmt.Errorf("udpserver: status port: %w", err)
+	}
+	return calc, status, nil
+}
+
+// parseFlags reads the command line and the environment. A nil options
+// means stop now with the exit status code.
+func parseFlags(args []string) (*options, int) {
+	fs := flag.NewFlagSet("udpserver", flag.ContinueOnError)
+	o := &options{}
+	cfg := &o.cfg
+	fs.StringVar(&cfg.Addr, "addr", udpserver.DefaultAddr, "calculator port `address`")
+	fs.StringVar(&cfg.StatusAddr, "status-addr", udpserver.DefaultStatusAddr, "status port `address`")
+	fs.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
+	fs.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
+	fs.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
+	fs.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	fs.DurationVar(&o.grace, "drain-grace", 500*time.Millisecond, "on SIGTERM, report draining this long before stopping, so that proxies send no new work (a few of their poll intervals)")
+	allow := fs.String("allow", "127.0.0.0/8,::1", "answer only these `networks` (CIDR or addresses, comma-separated), e.g. the proxy's address")
+	var join joinList
+	fs.Var(&join, "join", "announce this server to the proxy at `host:port` (its client port) every -join-interval, so it routes work here; repeat for more proxies. The proxy's address is allowed too")
+	fs.DurationVar(&cfg.JoinInterval, "join-interval", time.Second, "how often to announce the server to each -join proxy")
+	common := cli.Register(fs, "udpserver")
+	httpAddr := common.HTTPAddr(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := common.Parse(fs, args, os.Stderr, "join"); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
+			return nil, cli.ExitOK
+		}
+		fmt.Fprintln(os.Stderr, "udpserver:", err)
+		return nil, cli.ExitUsage
+	}
+	o.httpAddr = *httpAddr
+	var err error
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	default:
+		err = errors.Join(cli.CheckAddr("addr", "udp", cfg.Addr, false),
+			cli.CheckAddr("status-addr", "udp", cfg.StatusAddr, false),
+			cli.CheckAddr("http-addr", "tcp", o.httpAddr, true))
+	}
+	if err == nil {
+		cfg.Allow, err = udpserver.ParseAllow(*allow)
+	}
+	if err == nil {
+		cfg.Join = join
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "udpserver:", strings.TrimPrefix(err.Error(), "udpserver: "))
+		return nil, cli.ExitUsage
+	}
+	return o, 0
 }
 
 // joinList is the repeatable -join flag.

@@ -52,6 +52,7 @@ type Common struct {
 	name      string
 	version   bool
 	logFormat string
+	aliases   [][2]string // flags that set one value: given one, both are
 }
 
 // Register adds the common flags to fs.
@@ -76,6 +77,11 @@ func (c *Common) Parse(fs *flag.FlagSet, args []string, logOut io.Writer, repeat
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, a := range c.aliases {
+		if given[a[0]] || given[a[1]] {
+			given[a[0]], given[a[1]] = true, true
+		}
+	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(EnvName(f.Name))

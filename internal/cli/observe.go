@@ -1,41 +1,76 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime/pprof"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Observe starts what -cpuprofile and -metrics-addr ask for (either may be
-// empty): a CPU profile written to cpuprofile, and the collectors served at
-// http://metricsAddr/metrics. stop ends both, writing the profile out.
-func Observe(cpuprofile, metricsAddr string, cs ...prometheus.Collector) (stop func(), err error) {
-	var stops []func()
-	stop = func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
+// Exit statuses the binaries share.
+const (
+	ExitOK      = 0
+	ExitFailure = 1  // the daemon could not start or stopped on an error
+	ExitUsage   = 64 // a bad flag, argument or address (sysexits.h EX_USAGE)
+)
+
+// StartProfile starts the CPU profile -cpuprofile asks for (none when file
+// is empty). stop writes it out: call it on every way out of main, which is
+// why the binaries' mains are run() int, with os.Exit outside.
+func StartProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
 	}
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			return nil, fmt.Errorf("cpuprofile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("cpuprofile: %w", err)
-		}
-		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
-	if metricsAddr != "" {
-		_, stopMetrics, err := ServeMetrics(metricsAddr, cs...)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-		stops = append(stops, stopMetrics)
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
-	return stop, nil
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// HTTPAddr adds -http-addr to fs, and -metrics-addr, its older name, which
+// sets the same value. Each also comes from its DISCAL_ variable; either on
+// the command line wins over both variables. The listener serves /metrics,
+// /healthz, /readyz and / (see HTTP).
+func (c *Common) HTTPAddr(fs *flag.FlagSet) *string {
+	addr := new(string)
+	fs.StringVar(addr, "http-addr", "", "serve /metrics, /healthz, /readyz and / over HTTP at `address` (default: off)")
+	fs.Var((*alias)(addr), "metrics-addr", "the former name of -http-addr")
+	c.aliases = append(c.aliases, [2]string{"http-addr", "metrics-addr"})
+	return addr
+}
+
+// alias is a string flag that writes another flag's variable.
+type alias string
+
+func (a *alias) String() string     { return string(*a) }
+func (a *alias) Set(v string) error { *a = alias(v); return nil }
+
+// CheckAddr reports whether addr is a host:port a daemon can listen on or
+// send to, without opening anything, so that a typo is a usage error
+// (exit 64) rather than a failure at start. network is "udp" or "tcp". An
+// empty addr is allowed when optional.
+func CheckAddr(flagName, network, addr string, optional bool) error {
+	if addr == "" {
+		if optional {
+			return nil
+		}
+		return fmt.Errorf("-%s: an address is needed", flagName)
+	}
+	var err error
+	switch network {
+	case "tcp":
+		_, err = net.ResolveTCPAddr(network, addr)
+	default:
+		_, err = net.ResolveUDPAddr(network, addr)
+	}
+	if err != nil {
+		return fmt.Errorf("-%s %q: want host:port: %w", flagName, addr, err)
+	}
+	return nil
 }

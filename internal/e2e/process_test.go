@@ -432,13 +432,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	px := start(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", m[2]+","+m[3], "-metrics-addr", "127.0.0.1:0")
 	pxMetrics := px.await(t, metricsUp)[1]
 	proxy := px.await(t, proxyUp)[1]
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(exchangeText(t, proxy, "stats\n"), "\nm1 ") { // until the server's first report names it
-		if time.Now().After(deadline) {
-			t.Fatal("no report from the server")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "no report from the server", func() bool { // until the server's first report names it
+		return strings.Contains(exchangeText(t, proxy, "stats\n"), "\nm1 ")
+	})
 	for range 10 {
 		exchangeText(t, proxy, "6 * 7\n")
 	}

@@ -1,7 +1,11 @@
-// Package cluster starts a whole discal system in one process: calculator
-// servers and a proxy in front of them. cmd/discal runs it for people; tests
-// and the bench run it on 127.0.0.1:0 ports.
-package cluster
+// Package testcluster starts a whole discal system in one process for tests
+// and the bench: calculator servers and a proxy in front of them, on
+// 127.0.0.1:0 ports, with servers a test can stop and restart and, on
+// request, a fault-injecting relay (internal/faultnet) in front of each.
+// No shipped binary links it: cmd/discal wires its own proxy and servers,
+// so that a change made for a test never changes what users run.
+// Importers name it cluster.
+package testcluster
 
 import (
 	"context"
@@ -117,7 +121,7 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	conn, err := net.ListenPacket("udp", cfg.ProxyAddr)
 	if err != nil {
-		return fail(fmt.Errorf("cluster: proxy: %w", err))
+		return fail(fmt.Errorf("testcluster: proxy: %w", err))
 	}
 	c.Proxy, c.ProxyAddr = p, conn.LocalAddr().(*net.UDPAddr)
 	go func() { c.proxyDone <- p.Serve(conn) }()
@@ -127,12 +131,12 @@ func Start(cfg Config) (*Cluster, error) {
 func (s *Server) listenAndStart(calcAddr, statusAddr string) error {
 	calc, err := net.ListenPacket("udp", calcAddr)
 	if err != nil {
-		return fmt.Errorf("cluster: server %s: %w", s.Name, err)
+		return fmt.Errorf("testcluster: server %s: %w", s.Name, err)
 	}
 	status, err := net.ListenPacket("udp", statusAddr)
 	if err != nil {
 		calc.Close()
-		return fmt.Errorf("cluster: server %s: %w", s.Name, err)
+		return fmt.Errorf("testcluster: server %s: %w", s.Name, err)
 	}
 	srv, err := udpserver.New(s.cfg)
 	if err != nil {
@@ -175,7 +179,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // Restart starts a stopped server again on the same ports.
 func (s *Server) Restart() error {
 	if s.Running() != nil {
-		return fmt.Errorf("cluster: server %s is running", s.Name)
+		return fmt.Errorf("testcluster: server %s is running", s.Name)
 	}
 	return s.listenAndStart(s.CalcAddr.String(), s.StatAddr.String())
 }

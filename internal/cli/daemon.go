@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// Daemon is how udpserver and udpproxy live between signals, written once:
+//
+//	SIGINT, SIGTERM  Drain (when set) for Grace, then Shutdown: work in
+//	                 progress finishes. Another one during either stops at once.
+//	SIGHUP           logged and handed to Reload; it never ends the process
+//	                 (operators of nginx, HAProxy and CoreDNS send it by reflex).
+//
+// Run returns the exit status: 0 when a signal stopped the daemon cleanly,
+// 1 when Serve failed.
+type Daemon struct {
+	// Name starts the log lines: "udpserver".
+	Name string
+	// Serve runs the daemon until Shutdown, then returns Closed.
+	Serve func() error
+	// Closed is what Serve returns after a Shutdown: the package's
+	// ErrServerClosed.
+	Closed error
+	// Shutdown stops the daemon, letting work in progress finish, until
+	// its context ends.
+	Shutdown func(context.Context) error
+	// Drain, when set, is called at the first stop signal, Grace before
+	// Shutdown: a server reports draining so that proxies send no new work.
+	Drain func()
+	Grace time.Duration
+	// Reload is called on SIGHUP, after the signal is logged. Nil: the log
+	// line says there is nothing to reload.
+	Reload func()
+	// StopTimeout bounds Shutdown. Default 10 s.
+	StopTimeout time.Duration
+	// Logger receives the daemon's lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Run serves until a stop signal, then stops; see Daemon.
+func (d Daemon) Run() int {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	return d.run(sig)
+}
+
+// run is Run with the signals handed in, for tests.
+func (d Daemon) run(sig <-chan os.Signal) int {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.StopTimeout == 0 {
+		d.StopTimeout = 10 * time.Second
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve() }()
+
+	s, ended, err := d.waitStop(sig, done, nil)
+	if ended {
+		d.Logger.Error(d.Name+" stopped", "err", err)
+		return 1
+	}
+	if d.Drain != nil {
+		// Lame duck first: proxies see "draining" at their next poll and
+		// send no new work; what they sent is answered. Then stop.
+		d.Logger.Info(d.Name+" draining", "signal", s.String(), "grace", d.Grace.String())
+		d.Drain()
+		grace := time.NewTimer(d.Grace)
+		_, ended, err = d.waitStop(sig, done, grace.C)
+		grace.Stop()
+		if ended {
+			d.Logger.Error(d.Name+" stopped", "err", err)
+			return 1
+		}
+		d.Logger.Info(d.Name + " stopping")
+	} else {
+		d.Logger.Info(d.Name+" draining", "signal", s.String())
+	}
+	return d.stop(sig, done)
+}
+
+// waitStop waits for a stop signal, which it returns, or for timeout,
+// handling SIGHUP on the way. ended says Serve returned first, with err.
+func (d Daemon) waitStop(sig <-chan os.Signal, done <-chan error, timeout <-chan time.Time) (s os.Signal, ended bool, err error) {
+	for {
+		select {
+		case err := <-done:
+			return nil, true, err
+		case <-timeout:
+			return nil, false, nil
+		case s := <-sig:
+			if s != syscall.SIGHUP {
+				return s, false, nil
+			}
+			d.hangup()
+		}
+	}
+}
+
+func (d Daemon) hangup() {
+	if d.Reload == nil {
+		d.Logger.Info(d.Name+" got SIGHUP: nothing to reload; it goes on serving", "signal", "hangup")
+		return
+	}
+	d.Logger.Info(d.Name+" got SIGHUP: reloading; it goes on serving", "signal", "hangup")
+	d.Reload()
+}
+
+// stop shuts the daemon down; a further stop signal cuts the wait short.
+func (d Daemon) stop(sig <-chan os.Signal, done <-chan error) int {
+	ctx, cancel := context.WithTimeout(context.Background(), d.StopTimeout)
+	defer cancel()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sig:
+				if s == syscall.SIGHUP {
+					d.hangup()
+					continue
+				}
+				d.Logger.Info(d.Name+" stopping now", "signal", s.String())
+				cancel()
+				return
+			}
+		}
+	}()
+	if err := d.Shutdown(ctx); err != nil {
+		d.Logger.Warn(d.Name+" shutdown", "err", err)
+	}
+	cancel()
+	<-watched
+	if err := <-done; !errors.Is(err, d.Closed) {
+		d.Logger.Error(d.Name+" stopped", "err", err)
+		return 1
+	}
+	return 0
+}
