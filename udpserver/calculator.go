@@ -15,10 +15,10 @@ const batch = 32
 // worker holds one calculator worker's batch I/O and buffers, reused for
 // every datagram so that serving a request allocates nothing.
 type worker struct {
-	r      *udpbatch.Reader
-	w      *udpbatch.Writer
-	in     []udpbatch.Message
-	out    []udpbatch.Message
+	r    *udpbatch.Reader
+	w    *udpbatch.Writer
+	in   []udpbatch.Message
+	out  []udpbatch.Message
 	slab []byte // one MaxDatagram slot per reply of a batch
 	line []byte // the batch's operation log lines
 }
