@@ -531,7 +531,7 @@ func TestHugeDeclaredLengthsCostNothing(t *testing.T) {
 }
 
 func TestJoinRoundTrip(t *testing.T) {
-	for _, j := range []Join{{CalcPort: 7001, Name: "s1"}, {CalcPort: 65535}, {CalcPort: 1, Name: strings.Repeat("n", 200)}} {
+	for _, j := range []Join{{CalcPort: 7001, Name: "s1"}, {CalcPort: 65535}, {CalcPort: 1, Name: strings.Repeat("n", MaxName)}} {
 		b := AppendJoin(nil, 9, j)
 		h, err := ParseHeader(b)
 		if err != nil || h != (Header{KindJoin, 9}) {

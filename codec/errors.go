@@ -114,6 +114,12 @@ var (
 	ErrMagic = errors.New("codec: unknown magic or version")
 )
 
+// ErrBadText is wrapped by the error of a decoder that refused a datagram
+// for a server name or an error message that is not printable text, or too
+// long (see CheckName and CheckMessage). It is not answered: it comes from
+// a server, and is counted by whoever received it.
+var ErrBadText = errors.New("codec: unprintable name or message")
+
 // AsError returns err as a reply error: itself when it is one, otherwise
 // ErrMalformed with err's text, so that every failure can be answered.
 func AsError(err error) *Error {

@@ -32,7 +32,8 @@ func AppendJoinAck(dst []byte, id uint64) []byte {
 }
 
 // DecodeJoin decodes a join body. The calculator port is required and may
-// not be 0.
+// not be 0. A name that is not printable text refuses the join with an
+// error that wraps ErrBadText (see CheckName).
 func DecodeJoin(body []byte) (Join, error) {
 	x := getDecoder(body)
 	defer putDecoder(x)

@@ -181,16 +181,20 @@ func (x *decoder) readString(n int) (string, bool, error) {
 	return string(b), true, nil
 }
 
-// name reads a server name. Short names, the usual kind, are interned so
-// that decoding the same few names millions of times allocates nothing;
-// longer ones are read like any string.
+// name reads a server name, refused unless CheckName passes. Short names,
+// the usual kind, are interned so that decoding the same few names millions
+// of times allocates nothing; longer ones are read like any string.
 func (x *decoder) name() (string, bool, error) {
 	n, ok, err := x.strHead()
 	if !ok || err != nil {
 		return "", ok, err
 	}
 	if n > len(x.buf) {
-		return x.readString(n)
+		s, ok, err := x.readString(n)
+		if err == nil {
+			err = CheckName(s)
+		}
+		return s, ok, err
 	}
 	b := x.buf[:n]
 	if err := x.d.ReadFull(b); err != nil {
@@ -200,6 +204,9 @@ func (x *decoder) name() (string, bool, error) {
 		return s, true, nil
 	}
 	s := string(b)
+	if err := CheckName(s); err != nil {
+		return "", false, err // and not interned
+	}
 	if len(x.names) < 256 {
 		x.names[s] = s
 	}
