@@ -68,7 +68,7 @@ func DecodeJoin(body []byte) (Join, error) {
 		}
 	}
 	if j.CalcPort == 0 {
-		return Join{}, Errorf(CodeMalformed, "malformed body: join without calc_port")
+		return Join{}, Errorf(CodeMalformed, "malformed request: join without calc_port")
 	}
 	return j, x.end()
 }

@@ -157,5 +157,5 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]b
 	}
 	// The command itself is not echoed: the answer stays within the
 	// amplification bound for any command of six bytes or more.
-	return nil, codec.Errorf(codec.CodeUnexpected, "unknown command; try status, burn F, drain, undrain")
+	return nil, codec.Errorf(codec.CodeUnexpected, "unexpected message: try status, burn, drain, undrain")
 }
