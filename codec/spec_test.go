@@ -176,3 +176,44 @@ func TestREADMEErrorTable(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEGrammar: the examples beside the README's grammar.
+func TestREADMEGrammar(t *testing.T) {
+	i, f := codec.IntNumber, codec.FloatNumber
+	accepted := []struct {
+		in   string
+		want codec.Request
+	}{
+		{"+5 - 1", codec.Request{Op: codec.OpSub, A: i(5), B: i(1)}},
+		{".5 * 2", codec.Request{Op: codec.OpMul, A: f(0.5), B: i(2)}},
+		{"1. * 2", codec.Request{Op: codec.OpMul, A: f(1), B: i(2)}},
+		{"1E3 / 2", codec.Request{Op: codec.OpDiv, A: f(1000), B: i(2)}},
+		{"ADD 2 3", codec.Request{Op: codec.OpAdd, A: i(2), B: i(3)}},
+		{"add -2 +3", codec.Request{Op: codec.OpAdd, A: i(-2), B: i(3)}},
+		{"2 +3", codec.Request{Op: codec.OpAdd, A: i(2), B: i(3)}},
+		{"-3--2", codec.Request{Op: codec.OpSub, A: i(-3), B: i(-2)}},
+		{"inf + 1", codec.Request{Op: codec.OpAdd, A: f(math.Inf(1)), B: i(1)}},
+		{"nan * 2", codec.Request{Op: codec.OpMul, A: f(math.NaN()), B: i(2)}},
+		{"-Infinity * 2", codec.Request{Op: codec.OpMul, A: f(math.Inf(-1)), B: i(2)}},
+		{"6*7\r\n", codec.Request{Op: codec.OpMul, A: i(6), B: i(7)}},
+		{"1e999 * 1", codec.Request{Op: codec.OpMul, A: f(math.Inf(1)), B: i(1)}},
+	}
+	for _, tt := range accepted {
+		got, err := codec.ParseExpr(tt.in)
+		if err != nil || got.Op != tt.want.Op || got.A.IsFloat != tt.want.A.IsFloat || got.B.IsFloat != tt.want.B.IsFloat ||
+			got.String() != tt.want.String() {
+			t.Errorf("ParseExpr(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, in := range []string{"0x10 + 1", "1_000 + 1", "1 + 2 + 3", "1 000 + 1", "- 3 + 1", "-nan + 1",
+		"6 * 7\n8 * 9", "1e + 1", "1.2.3 + 1", ". + 1", "2 add 3"} {
+		_, err := codec.ParseExpr(in)
+		var e *codec.Error
+		if !errors.As(err, &e) || e.Code != codec.CodeSyntax {
+			t.Errorf("ParseExpr(%q) = %v, want code 10", in, err)
+		}
+	}
+	if _, err := codec.ParseExpr("99999999999999999999 + 1"); !errors.Is(err, codec.ErrOverflow) {
+		t.Errorf("an integer beyond int64: %v, want code 6", err)
+	}
+}
