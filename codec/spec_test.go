@@ -164,7 +164,7 @@ func TestREADMEHexdumps(t *testing.T) {
 // TestREADMEErrorTable: the table's codes and short messages are the
 // codec's.
 func TestREADMEErrorTable(t *testing.T) {
-	row := regexp.MustCompile("(?m)^\\| *(\\d+) \\| ([a-zA-Z ]+) \\| ")
+	row := regexp.MustCompile(`(?m)^\| *(\d+) \| ([a-zA-Z ]+) \| `)
 	rows := row.FindAllStringSubmatch(readme(t), -1)
 	if len(rows) != 15 {
 		t.Fatalf("%d rows in the error table, want 15", len(rows))
