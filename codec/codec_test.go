@@ -65,7 +65,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		{OpDiv, FloatNumber(math.Inf(1)), FloatNumber(math.NaN())},
 		{OpAdd, IntNumber(127), IntNumber(128)},
 		{OpAdd, IntNumber(-32), IntNumber(-33)},
-		{OpAdd, IntNumber(1 << 40), FloatNumber(-0.0)},
+		// -0.0 is a constant expression, +0 in Go: negative zero needs Copysign.
+		{OpAdd, IntNumber(1 << 40), FloatNumber(math.Copysign(0, -1))},
+		{OpAdd, FloatNumber(0), FloatNumber(math.Copysign(0, -1))},
 	}
 	for _, want := range tests {
 		t.Run(want.String(), func(t *testing.T) {
@@ -271,6 +273,11 @@ func TestNumberText(t *testing.T) {
 		{FloatNumber(1e15), "1e+15"},
 		{FloatNumber(-2.5e-7), "-2.5e-07"},
 		{FloatNumber(0), "0"},
+		{FloatNumber(math.Copysign(0, -1)), "-0"},
+		{FloatNumber(5), "5"}, // a float with an integer value has no fraction
+		{FloatNumber(1e-6), "0.000001"},
+		{FloatNumber(9.99e-7), "9.99e-07"},
+		{FloatNumber(999999999999999.9), "999999999999999.9"},
 	}
 	for _, tt := range tests {
 		if got := tt.n.String(); got != tt.want {
@@ -531,7 +538,7 @@ func TestHugeDeclaredLengthsCostNothing(t *testing.T) {
 }
 
 func TestJoinRoundTrip(t *testing.T) {
-	for _, j := range []Join{{CalcPort: 7001, Name: "s1"}, {CalcPort: 65535}, {CalcPort: 1, Name: strings.Repeat("n", 200)}} {
+	for _, j := range []Join{{CalcPort: 7001, Name: "s1"}, {CalcPort: 65535}, {CalcPort: 1, Name: strings.Repeat("n", MaxName)}} {
 		b := AppendJoin(nil, 9, j)
 		h, err := ParseHeader(b)
 		if err != nil || h != (Header{KindJoin, 9}) {

@@ -2,21 +2,28 @@
 // proxy and the servers exchange, and the plain-text form that a person can
 // type into netcat.
 //
-// A binary datagram is a fixed 10-byte header followed by a msgpack body:
+// A binary datagram is a fixed 10-byte header followed by a body:
 //
 //	offset  size  field
 //	0       1     magic/version, 0xD1 (discal wire version 1)
-//	1       1     kind: 1 request, 2 reply, 3 status query, 4 status reply
+//	1       1     kind: 1 request, 2 reply, 3 status query, 4 status reply,
+//	              5 join, 6 join ack
 //	2       8     request ID, unsigned, big-endian
-//	10      ...   body: one msgpack map (none for a status query)
+//	10      ...   body: one msgpack map (Request, Reply, Status, Join); for
+//	              a status query zero bytes of padding (AppendStatusQuery);
+//	              nothing for a join ack
 //
 // The request ID sits at a fixed offset so that the proxy can route and
 // rewrite a datagram without decoding its body. No datagram is larger than
-// [MaxDatagram] bytes.
+// [MaxDatagram] bytes, and no answer larger than [MaxAmplification] times
+// the request it answers: [Fits] is that rule and [AppendBounded] keeps to
+// it.
 //
 // A datagram whose first byte is printable ASCII is the text form instead:
-// "6 * 7", "7 / 2" or "add 2 3", answered by a line such as "42" or
-// "error: division by zero".
+// "6 * 7", "7 / 2" or "add 2 3" ([ParseExpr]), answered by a line such as
+// "42" or "error: division by zero" ([AppendTextReply]).
 //
 // Decoding never panics on any input; every decoder has a fuzz target.
+// Names and error messages a server supplies are checked where they are
+// decoded ([CheckName], [CheckMessage], [ErrBadText]).
 package codec

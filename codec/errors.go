@@ -86,7 +86,7 @@ func init() {
 
 // Short returns the error with its code's standard message and no detail:
 // the form a reply takes when the detailed one would be too large for the
-// request it answers (see MaxAmplification).
+// request it answers (see AppendBounded).
 func (e *Error) Short() *Error {
 	if s, ok := sentinels[e.Code]; ok {
 		return s
@@ -94,13 +94,13 @@ func (e *Error) Short() *Error {
 	return &Error{Code: e.Code, Message: "error"}
 }
 
-// MaxAmplification bounds every reply discal sends: at most this many times
-// the size of the request it answers. A reply that would be larger is sent
-// in its short form (Error.Short, no server name), which always fits: the
-// shortest request that gets an answer is MinTextRequest bytes of text or a
-// HeaderSize-byte binary header. Spoofing a victim's address therefore gains
-// an attacker at most a tenfold flood. The commands whose answers are larger
-// (status, stats) are answered to trusted sources only.
+// MaxAmplification bounds every answer to an untrusted source: at most this
+// many times the size of the request it answers (Fits). A reply that would
+// be larger is sent in its short form (AppendBounded), which always fits:
+// the shortest request that gets an answer is MinTextRequest bytes of text
+// or a HeaderSize-byte binary header. Spoofing a victim's address therefore
+// gains an attacker at most a tenfold flood. The text commands whose
+// answers are larger (status, stats) are answered to trusted sources only.
 const MaxAmplification = 10
 
 // MinTextRequest is the shortest text datagram that gets an answer: "1+1".
@@ -113,6 +113,12 @@ var (
 	ErrShort = errors.New("codec: datagram shorter than the header")
 	ErrMagic = errors.New("codec: unknown magic or version")
 )
+
+// ErrBadText is wrapped by the error of a decoder that refused a datagram
+// for a server name or an error message that is not printable text, or too
+// long (see CheckName and CheckMessage). It is not answered: it comes from
+// a server, and is counted by whoever received it.
+var ErrBadText = errors.New("codec: unprintable name or message")
 
 // AsError returns err as a reply error: itself when it is one, otherwise
 // ErrMalformed with err's text, so that every failure can be answered.

@@ -2,12 +2,33 @@ package codec
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
 // The fuzz targets check that no byte sequence makes a decoder panic, and
-// that whatever decodes re-encodes to the same value. Seeds live in
-// testdata/fuzz; run one with: go test -fuzz FuzzDecodeRequest ./codec
+// that whatever decodes re-encodes to the same value. They also check both
+// ends of the rule on server-supplied text (check.go): every name and
+// message a decoder lets through is printable, and every error message
+// discal writes itself passes, so a server never sends what a proxy would
+// refuse. Seeds live in testdata/fuzz; run one with:
+// go test -fuzz FuzzDecodeRequest ./codec
+
+// checkMessage fails t unless err's reply message passes CheckMessage.
+func checkMessage(t *testing.T, err error) {
+	t.Helper()
+	m := AsError(err).Message
+	if m == "" {
+		t.Fatal("error without a message")
+	}
+	if err := CheckMessage(m); err != nil {
+		t.Fatalf("discal's own message refused: %v", err)
+	}
+	// The README's rule: a detailed message starts with the short one.
+	if short := AsError(err).Short().Message; !strings.HasPrefix(m, short) {
+		t.Fatalf("message %q does not start with its code's %q", m, short)
+	}
+}
 
 func FuzzParseHeader(f *testing.F) {
 	f.Add(AppendRequest(nil, 1, Request{OpAdd, IntNumber(2), IntNumber(3)}))
@@ -31,9 +52,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeRequest(body)
 		if err != nil {
-			if AsError(err).Message == "" {
-				t.Fatal("error without a message")
-			}
+			checkMessage(t, err)
 			return
 		}
 		again, err := DecodeRequest(AppendRequest(nil, 0, r)[HeaderSize:])
@@ -46,10 +65,15 @@ func FuzzDecodeRequest(f *testing.F) {
 func FuzzDecodeReply(f *testing.F) {
 	f.Add(AppendReply(nil, 1, Reply{Result: IntNumber(42), Server: "s1"})[HeaderSize:])
 	f.Add(AppendReply(nil, 1, Reply{Err: ErrDivByZero})[HeaderSize:])
+	f.Add(AppendReply(nil, 1, Reply{Err: ErrDivByZero, Server: "s1\nforged"})[HeaderSize:])
+	f.Add(AppendReply(nil, 1, Reply{Err: &Error{Code: 5, Message: "\x1b[2J"}})[HeaderSize:])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeReply(body)
 		if err != nil {
 			return
+		}
+		if CheckName(r.Server) != nil || (r.Err != nil && CheckMessage(r.Err.Message) != nil) {
+			t.Fatalf("%q let through in %#v", body, r)
 		}
 		again, err := DecodeReply(AppendReply(nil, 0, r)[HeaderSize:])
 		if err != nil || again.Server != r.Server || !again.Result.Equal(r.Result) ||
@@ -66,6 +90,9 @@ func FuzzDecodeStatus(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if CheckName(s.Server) != nil || strings.Count(string(AppendStatusText(nil, s)), "\n") != 1 {
+			t.Fatalf("%q let through in %#v", body, s)
+		}
 		_ = AppendStatusText(nil, s)
 		again, err := DecodeStatus(AppendStatus(nil, 0, s)[HeaderSize:])
 		if err != nil || again.Server != s.Server || again.Cores != s.Cores || again.Served != s.Served {
@@ -81,6 +108,7 @@ func FuzzParseExpr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := ParseExpr(s)
 		if err != nil {
+			checkMessage(t, err)
 			return
 		}
 		if !r.Op.Valid() {
@@ -104,6 +132,9 @@ func FuzzDecodeJoin(f *testing.F) {
 		j, err := DecodeJoin(body)
 		if err != nil {
 			return
+		}
+		if CheckName(j.Name) != nil {
+			t.Fatalf("%q let through in %#v", body, j)
 		}
 		if j.CalcPort == 0 {
 			t.Fatalf("%x decoded with port 0", body)

@@ -32,7 +32,8 @@ func AppendJoinAck(dst []byte, id uint64) []byte {
 }
 
 // DecodeJoin decodes a join body. The calculator port is required and may
-// not be 0.
+// not be 0. A name that is not printable text refuses the join with an
+// error that wraps ErrBadText (see CheckName).
 func DecodeJoin(body []byte) (Join, error) {
 	x := getDecoder(body)
 	defer putDecoder(x)
@@ -67,7 +68,7 @@ func DecodeJoin(body []byte) (Join, error) {
 		}
 	}
 	if j.CalcPort == 0 {
-		return Join{}, Errorf(CodeMalformed, "malformed body: join without calc_port")
+		return Join{}, Errorf(CodeMalformed, "malformed request: join without calc_port")
 	}
 	return j, x.end()
 }

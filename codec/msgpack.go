@@ -97,10 +97,10 @@ func putDecoder(x *decoder) {
 func (x *decoder) mapLen() (int, error) {
 	c, err := x.d.PeekCode()
 	if err != nil {
-		return 0, Errorf(CodeMalformed, "malformed body: empty")
+		return 0, Errorf(CodeMalformed, "malformed request: empty")
 	}
 	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
-		return 0, Errorf(CodeMalformed, "malformed body: not a map")
+		return 0, Errorf(CodeMalformed, "malformed request: not a map")
 	}
 	n, err := x.d.DecodeMapLen()
 	if err != nil {
@@ -109,7 +109,7 @@ func (x *decoder) mapLen() (int, error) {
 	// Every entry takes at least two bytes: a larger count is a lie that
 	// would only make us loop.
 	if n > x.r.Len()/2 {
-		return 0, Errorf(CodeMalformed, "malformed body: truncated map")
+		return 0, Errorf(CodeMalformed, "malformed request: truncated map")
 	}
 	return n, nil
 }
@@ -117,13 +117,13 @@ func (x *decoder) mapLen() (int, error) {
 // end checks that the body held nothing after its map.
 func (x *decoder) end() error {
 	if x.r.Len() != 0 {
-		return Errorf(CodeMalformed, "malformed body: trailing bytes")
+		return Errorf(CodeMalformed, "malformed request: trailing bytes")
 	}
 	return nil
 }
 
 func malformed(err error) *Error {
-	return Errorf(CodeMalformed, "malformed body: %v", err)
+	return Errorf(CodeMalformed, "malformed request: %v", err)
 }
 
 // str reads a msgpack string into the decoder's scratch buffer. isString is
@@ -159,7 +159,7 @@ func (x *decoder) strHead() (n int, isString bool, err error) {
 		return 0, false, malformed(err)
 	}
 	if n > x.r.Len() {
-		return 0, false, Errorf(CodeMalformed, "malformed body: truncated string")
+		return 0, false, Errorf(CodeMalformed, "malformed request: truncated string")
 	}
 	return max(n, 0), true, nil
 }
@@ -181,16 +181,20 @@ func (x *decoder) readString(n int) (string, bool, error) {
 	return string(b), true, nil
 }
 
-// name reads a server name. Short names, the usual kind, are interned so
-// that decoding the same few names millions of times allocates nothing;
-// longer ones are read like any string.
+// name reads a server name, refused unless CheckName passes. Short names,
+// the usual kind, are interned so that decoding the same few names millions
+// of times allocates nothing; longer ones are read like any string.
 func (x *decoder) name() (string, bool, error) {
 	n, ok, err := x.strHead()
 	if !ok || err != nil {
 		return "", ok, err
 	}
 	if n > len(x.buf) {
-		return x.readString(n)
+		s, ok, err := x.readString(n)
+		if err == nil {
+			err = CheckName(s)
+		}
+		return s, ok, err
 	}
 	b := x.buf[:n]
 	if err := x.d.ReadFull(b); err != nil {
@@ -200,6 +204,9 @@ func (x *decoder) name() (string, bool, error) {
 		return s, true, nil
 	}
 	s := string(b)
+	if err := CheckName(s); err != nil {
+		return "", false, err // and not interned
+	}
 	if len(x.names) < 256 {
 		x.names[s] = s
 	}
@@ -271,11 +278,11 @@ func (x *decoder) skip() error { return x.skipValue(0) }
 
 func (x *decoder) skipValue(depth int) error {
 	if depth > maxDepth {
-		return Errorf(CodeMalformed, "malformed body: nested too deeply")
+		return Errorf(CodeMalformed, "malformed request: nested too deeply")
 	}
 	c, err := x.r.ReadByte()
 	if err != nil {
-		return Errorf(CodeMalformed, "malformed body: truncated")
+		return Errorf(CodeMalformed, "malformed request: truncated")
 	}
 	var size, items int // bytes to pass over; values inside
 	switch {
@@ -319,7 +326,7 @@ func (x *decoder) skipValue(depth int) error {
 			items, err = x.length(4)
 			items *= 2
 		default:
-			return Errorf(CodeMalformed, "malformed body: invalid code 0x%02x", c)
+			return Errorf(CodeMalformed, "malformed request: invalid code 0x%02x", c)
 		}
 		if err != nil {
 			return err
@@ -328,7 +335,7 @@ func (x *decoder) skipValue(depth int) error {
 	// Every value takes at least a byte: a count or size beyond what is
 	// left is a lie.
 	if size > x.r.Len() || items > x.r.Len() {
-		return Errorf(CodeMalformed, "malformed body: truncated")
+		return Errorf(CodeMalformed, "malformed request: truncated")
 	}
 	_, _ = x.r.Seek(int64(size), io.SeekCurrent)
 	for range items {
@@ -342,7 +349,7 @@ func (x *decoder) skipValue(depth int) error {
 // length reads a big-endian length of n bytes.
 func (x *decoder) length(n int) (int, error) {
 	if x.r.Len() < n {
-		return 0, Errorf(CodeMalformed, "malformed body: truncated")
+		return 0, Errorf(CodeMalformed, "malformed request: truncated")
 	}
 	v := 0
 	for range n {

@@ -46,7 +46,9 @@ func AppendReplyBody(dst []byte, r Reply) []byte {
 }
 
 // DecodeReply decodes a reply body. A reply with both a result and an error
-// is taken as the error; one with neither is malformed.
+// is taken as the error; one with neither is malformed. A server name or an
+// error message that is not printable text refuses the whole reply with an
+// error that wraps ErrBadText (see CheckName, CheckMessage).
 func DecodeReply(body []byte) (Reply, error) {
 	x := getDecoder(body)
 	defer putDecoder(x)
@@ -89,6 +91,9 @@ func DecodeReply(body []byte) (Reply, error) {
 			}
 			if !ok {
 				return Reply{}, Errorf(CodeWrongType, `wrong type: "error" must be a string`)
+			}
+			if err := CheckMessage(s); err != nil {
+				return Reply{}, err
 			}
 			msg, haveError = s, true
 		case "server":

@@ -106,7 +106,9 @@ func AppendStatus(dst []byte, id uint64, s Status) []byte {
 	})
 }
 
-// DecodeStatus decodes a status reply body. Missing fields stay zero.
+// DecodeStatus decodes a status reply body. Missing fields stay zero. A
+// server name that is not printable text refuses the whole reply with an
+// error that wraps ErrBadText (see CheckName).
 func DecodeStatus(body []byte) (Status, error) {
 	x := getDecoder(body)
 	defer putDecoder(x)

@@ -15,13 +15,12 @@ const batch = 32
 // worker holds one calculator worker's batch I/O and buffers, reused for
 // every datagram so that serving a request allocates nothing.
 type worker struct {
-	r      *udpbatch.Reader
-	w      *udpbatch.Writer
-	in     []udpbatch.Message
-	out    []udpbatch.Message
-	slab   []byte // one MaxDatagram slot per reply of a batch
-	line   []byte // the batch's operation log lines
-	reqLen int    // the size of the request being answered
+	r    *udpbatch.Reader
+	w    *udpbatch.Writer
+	in   []udpbatch.Message
+	out  []udpbatch.Message
+	slab []byte // one MaxDatagram slot per reply of a batch
+	line []byte // the batch's operation log lines
 }
 
 func newWorker(conn *net.UDPConn) *worker {
@@ -80,7 +79,6 @@ func (s *Server) calcLoop(conn *net.UDPConn) {
 // answered: too short to carry an ID, neither binary nor text, or itself an
 // answer (answering replies could make two peers bounce errors forever).
 func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
-	w.reqLen = len(pkt)
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
 		if !codec.IsText(pkt) || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
 			s.dropped.Add(1)
@@ -95,12 +93,12 @@ func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
 			s.dropped.Add(1)
 			return nil
 		}
-		return s.answer(w, dst, h.ID, false, nil, codec.Number{}, codec.ErrTooLarge)
+		return s.answer(w, dst, len(pkt), h.ID, false, nil, codec.Number{}, codec.ErrTooLarge)
 	case err != nil:
 		s.dropped.Add(1)
 		return nil
 	case h.Kind == codec.KindStatusQuery:
-		return s.answer(w, dst, h.ID, false, nil, codec.Number{},
+		return s.answer(w, dst, len(pkt), h.ID, false, nil, codec.Number{},
 			codec.Errorf(codec.CodeUnexpected, "unexpected message: status queries go to the status port"))
 	case h.Kind != codec.KindRequest:
 		s.dropped.Add(1)
@@ -108,32 +106,33 @@ func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
 	}
 	req, err := codec.DecodeRequest(pkt[codec.HeaderSize:])
 	if err != nil {
-		return s.answer(w, dst, h.ID, false, nil, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, len(pkt), h.ID, false, nil, codec.Number{}, codec.AsError(err))
 	}
 	res, err := calc.Eval(req.Op, req.A, req.B)
 	if err != nil {
-		return s.answer(w, dst, h.ID, false, &req, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, len(pkt), h.ID, false, &req, codec.Number{}, codec.AsError(err))
 	}
-	return s.answer(w, dst, h.ID, false, &req, res, nil)
+	return s.answer(w, dst, len(pkt), h.ID, false, &req, res, nil)
 }
 
 func (s *Server) handleText(w *worker, pkt, dst []byte) []byte {
 	if len(pkt) > codec.MaxDatagram {
-		return s.answer(w, dst, 0, true, nil, codec.Number{}, codec.ErrTooLarge)
+		return s.answer(w, dst, len(pkt), 0, true, nil, codec.Number{}, codec.ErrTooLarge)
 	}
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		return s.answer(w, dst, 0, true, nil, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, len(pkt), 0, true, nil, codec.Number{}, codec.AsError(err))
 	}
 	res, err := calc.Eval(req.Op, req.A, req.B)
 	if err != nil {
-		return s.answer(w, dst, 0, true, &req, codec.Number{}, codec.AsError(err))
+		return s.answer(w, dst, len(pkt), 0, true, &req, codec.Number{}, codec.AsError(err))
 	}
-	return s.answer(w, dst, 0, true, &req, res, nil)
+	return s.answer(w, dst, len(pkt), 0, true, &req, res, nil)
 }
 
-// answer counts and logs an operation and encodes its reply into dst.
-func (s *Server) answer(w *worker, dst []byte, id uint64, text bool, req *codec.Request, res codec.Number, e *codec.Error) []byte {
+// answer counts and logs an operation and encodes its reply into dst, within
+// the amplification bound of the reqLen-byte request it answers.
+func (s *Server) answer(w *worker, dst []byte, reqLen int, id uint64, text bool, req *codec.Request, res codec.Number, e *codec.Error) []byte {
 	s.served.Add(1)
 	if e != nil {
 		s.failed.Add(1)
@@ -147,21 +146,7 @@ func (s *Server) answer(w *worker, dst []byte, id uint64, text bool, req *codec.
 	if !s.cfg.Quiet {
 		w.line = s.appendLogLine(w.line, id, text, req, res, e)
 	}
-	limit := codec.MaxAmplification * w.reqLen
-	if text {
-		out := codec.AppendTextReply(dst, codec.Reply{Result: res, Err: e})
-		if len(out) > limit && e != nil {
-			out = codec.AppendTextError(dst[:0], e.Short())
-		}
-		return out
-	}
-	out := codec.AppendReply(dst, id, codec.Reply{Result: res, Err: e, Server: s.name})
-	if len(out) > limit && e != nil {
-		// Too large for the request it answers: the short form, without
-		// the detail and the server's name (see codec.MaxAmplification).
-		out = codec.AppendReply(dst[:0], id, codec.Reply{Err: e.Short()})
-	}
-	return out
+	return codec.AppendBounded(dst, reqLen, text, id, codec.Reply{Result: res, Err: e, Server: s.name})
 }
 
 // appendLogLine formats one operation for the console:

@@ -266,7 +266,7 @@ func TestStatusPort(t *testing.T) {
 	if !strings.HasPrefix(line, "server=t1 host_cpu=") || !strings.Contains(line, " served=2 errors=1 ") || !strings.HasSuffix(line, "\n") {
 		t.Fatalf("status line %q", line)
 	}
-	if got := string(exchange(t, status, []byte("reboot\n"))); !strings.HasPrefix(got, "error: unknown command") {
+	if got := string(exchange(t, status, []byte("reboot\n"))); got != "error: unexpected message: try status, burn, drain, undrain\n" {
 		t.Fatalf("unknown command answered %q", got)
 	}
 	reply := exchange(t, status, codec.AppendRequest(nil, 5, codec.Request{Op: codec.OpAdd}))

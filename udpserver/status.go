@@ -61,40 +61,48 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 	}
 }
 
+// handleStatus answers one datagram from the status port, encoding the
+// answer into out, or returns nil when it gets none. Errors and replies to
+// binary requests keep to the amplification bound; the text status line is
+// the one answer larger than its question, to allowed sources only, and a
+// binary status reply goes only to a query padded to a tenth of its size.
 func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || len(pkt) > codec.MaxDatagram || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
+		if !codec.IsText(pkt) || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
 			s.dropped.Add(1)
 			return nil
 		}
+		if len(pkt) > codec.MaxDatagram {
+			return codec.AppendBounded(out, len(pkt), true, 0, codec.Reply{Err: codec.ErrTooLarge})
+		}
 		reply, e := s.handleCommand(out, codec.TextCommand(pkt), from)
 		if e != nil {
-			// Errors keep to the amplification bound; the status line is
-			// the one answer larger than its question, to allowed sources
-			// only.
-			if reply = codec.AppendTextError(out, e); len(reply) > codec.MaxAmplification*len(pkt) {
-				reply = codec.AppendTextError(out, e.Short())
-			}
+			reply = codec.AppendBounded(out, len(pkt), true, 0, codec.Reply{Err: e})
 		}
 		return reply
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
-	case err != nil && err != codec.ErrTooLarge:
+	case err == codec.ErrTooLarge && (h.Kind == codec.KindStatusQuery || h.Kind == codec.KindRequest):
+		// The same answer the calculator port gives: code 11, whichever
+		// port was meant.
+		return codec.AppendBounded(out, len(pkt), false, h.ID, codec.Reply{Err: codec.ErrTooLarge, Server: s.name})
+	case err != nil:
 		s.dropped.Add(1)
 		return nil
 	case h.Kind == codec.KindStatusQuery:
 		reply := codec.AppendStatus(out, h.ID, s.Status())
-		if len(reply) > codec.MaxAmplification*len(pkt) {
+		if !codec.Fits(len(reply), len(pkt)) {
 			// A query must be padded to a tenth of the answer's size (the
 			// proxy's are StatusQuerySize): otherwise the status port
-			// would amplify.
+			// would amplify. A short form would tell the proxy nothing.
 			s.dropped.Add(1)
 			return nil
 		}
 		return reply
 	case h.Kind == codec.KindRequest:
-		return codec.AppendReply(out, h.ID, codec.Reply{Err: codec.ErrUnexpected})
+		return codec.AppendBounded(out, len(pkt), false, h.ID, codec.Reply{Server: s.name,
+			Err: codec.Errorf(codec.CodeUnexpected, "unexpected message: requests go to the calculator port")})
 	case h.Kind == codec.KindJoinAck && s.joiner != nil:
 		if !s.joiner.ack(h.ID) {
 			s.dropped.Add(1)
@@ -149,5 +157,5 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]b
 	}
 	// The command itself is not echoed: the answer stays within the
 	// amplification bound for any command of six bytes or more.
-	return nil, codec.Errorf(codec.CodeUnexpected, "unknown command; try status, burn F, drain, undrain")
+	return nil, codec.Errorf(codec.CodeUnexpected, "unexpected message: try status, burn, drain, undrain")
 }
