@@ -20,8 +20,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/discal/discal/bench/flood"
-	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/internal/dashboard"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpproxy"
 )
 

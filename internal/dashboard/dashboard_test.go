@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/discal/discal/internal/cluster"
 	"github.com/discal/discal/internal/dashboard"
+	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpserver"
 )
 
