@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -12,7 +13,11 @@ func (p *Proxy) clientLoop(rd *reader) {
 	for {
 		n, err := rd.r.ReadBatch(rd.in)
 		if err != nil {
-			if p.draining.Load() || p.closed.Load() || isClosed(err) {
+			switch {
+			case p.life.Stopping():
+				return // Shutdown woke the reader
+			case isClosed(err):
+				p.life.Fail(fmt.Errorf("udpproxy: client socket: %w", err))
 				return
 			}
 			continue
@@ -32,7 +37,6 @@ func (p *Proxy) clientLoop(rd *reader) {
 // the header and nothing more of a binary request: the body goes to the
 // server untouched.
 func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort) {
-	rd.inLen = len(pkt) // what bounds the size of any answer to it
 	if p.limiter != nil && !p.limiter.allow(from.Addr(), rd.wall) {
 		p.drops.add(dropRateLimited)
 		return
@@ -57,7 +61,7 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 	switch {
 	case err == codec.ErrTooLarge && h.Kind == codec.KindRequest:
 		p.requests.Add(1)
-		p.replyError(rd, rd.slot(i), from, h.ID, false, codec.ErrTooLarge)
+		p.replyError(rd, rd.slot(i), from, h.ID, false, len(pkt), codec.ErrTooLarge)
 		return
 	case err == codec.ErrTooLarge:
 		p.drops.add(dropTooLarge)
@@ -73,14 +77,14 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 		return
 	}
 	p.requests.Add(1)
-	p.forward(rd, i, pkt, from, h.ID, false)
+	p.forward(rd, i, pkt, from, h.ID, false, len(pkt))
 }
 
 // handleText answers the text form: an expression is turned into a binary
 // request and forwarded like any other; "stats" is answered here.
 func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	if len(pkt) > codec.MaxDatagram {
-		p.replyError(rd, rd.slot(i), from, 0, true, codec.ErrTooLarge)
+		p.replyError(rd, rd.slot(i), from, 0, true, len(pkt), codec.ErrTooLarge)
 		return
 	}
 	if codec.TextCommand(pkt) == "stats" {
@@ -97,31 +101,32 @@ func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 	p.text.Add(1)
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		p.replyError(rd, rd.slot(i), from, 0, true, codec.AsError(err))
+		p.replyError(rd, rd.slot(i), from, 0, true, len(pkt), codec.AsError(err))
 		return
 	}
 	// The binary request goes in the datagram's own scratch slot, which
 	// lives until the batch is sent.
-	p.forward(rd, i, codec.AppendRequest(rd.slot(i), 0, req), from, 0, true)
+	p.forward(rd, i, codec.AppendRequest(rd.slot(i), 0, req), from, 0, true, len(pkt))
 }
 
-// forward queues a request datagram for the backend the policy picks, under
-// a fresh internal ID, and remembers where its answer goes. pkt must stay
-// untouched until the batch is sent: it is the reader's own memory.
-func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool) {
+// forward queues a request datagram for the server the policy picks, under
+// a fresh internal ID, and remembers where its answer goes and how large
+// the client's datagram was (reqLen), which bounds the answer. pkt must
+// stay untouched until the batch is sent: it is the reader's own memory.
+func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int) {
 	b := p.pick(rd, nil)
 	if b == nil {
 		p.noServer.Add(1)
-		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrNoServer)
+		p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrNoServer)
 		return
 	}
 	e := &rd.tmpl
 	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
-	e.clientLen = uint16(rd.inLen)
+	e.clientLen = uint16(reqLen)
 	e.setRequest(pkt)
 	if !p.send(rd, pkt, e, b, false) {
 		p.busy.Add(1)
-		p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrBusy)
+		p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrBusy)
 	}
 }
 
@@ -153,20 +158,8 @@ func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *Server, retry bool) bo
 }
 
 // replyError queues an error of the proxy's own for a client, in the form
-// the client used, encoded into buf.
-func (p *Proxy) replyError(rd *reader, buf []byte, client netip.AddrPort, clientID uint64, text bool, e *codec.Error) {
-	// rd.inLen is the client's datagram when the reader answers it; the
-	// sweeper answers with "timeout", which fits any request.
-	limit := codec.MaxAmplification * max(rd.inLen, codec.MinTextRequest)
-	appendErr := func(e *codec.Error) []byte {
-		if text {
-			return codec.AppendTextError(buf[:0], e)
-		}
-		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: e})
-	}
-	out := appendErr(e)
-	if len(out) > limit {
-		out = appendErr(e.Short())
-	}
-	rd.toClient(out, client)
+// the client used, encoded into buf, within the bound that its request of
+// reqLen bytes sets (codec.AppendBounded).
+func (p *Proxy) replyError(rd *reader, buf []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int, e *codec.Error) {
+	rd.toClient(codec.AppendBounded(buf[:0], reqLen, text, clientID, codec.Reply{Err: e}), client)
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/discal/discal/internal/resolve"
 )
 
 // Discovery through DNS SRV records, the way Kubernetes (headless services)
@@ -80,7 +82,7 @@ func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 			return nil, err
 		}
 		// Records with invalid names were left out; the rest stand.
-		if m.badSRVLog.allow(nanotime()) {
+		if m.badSRVLog.AllowAt(nanotime()) {
 			m.cfg.Logger.Warn("udpproxy: SRV answer has invalid records; using the rest", "name", m.cfg.SRV, "err", err)
 		}
 	}
@@ -99,11 +101,10 @@ func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 			}
 			return nil, err
 		}
-		if len(ips) == 0 {
+		ip, ok := resolve.Pick(ips)
+		if !ok {
 			continue
 		}
-		k := max(slices.IndexFunc(ips, func(a netip.Addr) bool { return a.Unmap().Is4() }), 0)
-		ip := ips[k].Unmap()
 		a := ServerAddr{
 			Calc:   netip.AddrPortFrom(ip, srv.Port).String(),
 			Status: netip.AddrPortFrom(ip, uint16(status)).String(),

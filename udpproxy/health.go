@@ -2,6 +2,8 @@ package udpproxy
 
 import (
 	"log/slog"
+
+	"github.com/discal/discal/internal/loglimit"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,7 +56,7 @@ type health struct {
 
 	mu      sync.Mutex // serializes ejections and returns, so the cap holds
 	ejected int        // servers ejected now
-	capLog  logLimit
+	capLog  loglimit.Limit
 }
 
 // maxStreak bounds the doubling of the ejection time: 2^5 × EjectTime.
@@ -94,7 +96,7 @@ func (h *health) eject(s *Server, now int64, reason string) {
 	}
 	if h.ejected+1 > h.maxEjected(h.listed()) {
 		h.mu.Unlock()
-		if h.capLog.allow(now) {
+		if h.capLog.AllowAt(now) {
 			h.log.Warn("udpproxy: server not ejected: too many are out already", "server", s.Name(),
 				"addr", s.addr.Calc, "reason", reason, "max_eject_percent", h.maxEjectPct)
 		}

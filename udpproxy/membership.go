@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/loglimit"
 	"github.com/discal/discal/internal/netlist"
 )
 
@@ -71,9 +73,9 @@ type membership struct {
 	joins  chan joinOffer // joins read on the client socket, for run
 
 	rediscover chan struct{} // asks the SRV loop to look up now
-	refusedLog logLimit
-	fullLog    logLimit
-	badSRVLog  logLimit
+	refusedLog loglimit.Limit
+	fullLog    loglimit.Limit
+	badSRVLog  loglimit.Limit
 }
 
 func newMembership(cfg *Config, c *counters, h *health, servers []*Server) *membership {
@@ -272,7 +274,7 @@ type joinOffer struct {
 func (m *membership) offerJoin(pkt []byte, from netip.AddrPort, id uint64, now int64) {
 	if !netlist.Contains(m.cfg.JoinAllow, from.Addr()) {
 		m.counters.drops.add(dropJoinRefused)
-		if m.refusedLog.allow(now) {
+		if m.refusedLog.AllowAt(now) {
 			m.cfg.Logger.Warn("udpproxy: join refused: the source is outside -join-allow", "from", from.String())
 		}
 		return
@@ -308,7 +310,11 @@ func (m *membership) runJoins(ctx context.Context) {
 // other ports, say.
 func (m *membership) join(o joinOffer) {
 	j, err := codec.DecodeJoin(o.body)
-	if err != nil {
+	switch {
+	case errors.Is(err, codec.ErrBadText):
+		m.counters.drops.add(dropBadText)
+		return
+	case err != nil:
 		m.counters.drops.add(dropJoinRefused)
 		return
 	}
@@ -337,7 +343,7 @@ func (m *membership) join(o joinOffer) {
 	m.mu.Unlock()
 	if why != "" {
 		m.counters.drops.add(dropJoinRefused)
-		if m.fullLog.allow(nanotime()) {
+		if m.fullLog.AllowAt(nanotime()) {
 			m.cfg.Logger.Warn("udpproxy: join refused: "+why, "from", o.from.String(), "max_servers", m.cfg.MaxServers)
 		}
 		return
@@ -350,14 +356,4 @@ func (m *membership) join(o joinOffer) {
 		// The acknowledgement is a bare header, smaller than the join.
 		_, _ = ack.WriteToUDPAddrPort(codec.AppendJoinAck(nil, o.id), o.from)
 	}
-}
-
-// logLimit lets a warning that a flood could repeat be logged once a
-// second at most.
-type logLimit struct{ last atomic.Int64 }
-
-func (l *logLimit) allow(now int64) bool {
-	last := l.last.Load()
-	now = max(now, 1) // 0 means "never logged"
-	return (last == 0 || now-last >= int64(time.Second)) && l.last.CompareAndSwap(last, now)
 }

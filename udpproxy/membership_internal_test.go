@@ -154,16 +154,3 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func TestLogLimit(t *testing.T) {
-	var l logLimit
-	sec := int64(time.Second)
-	for i, c := range []struct {
-		now  int64
-		want bool
-	}{{5, true}, {sec / 2, false}, {sec + 4, false}, {sec + 5, true}, {sec + 6, false}, {3 * sec, true}} {
-		if got := l.allow(c.now); got != c.want {
-			t.Errorf("%d: allow(%d) = %v, want %v", i, c.now, got, c.want)
-		}
-	}
-}

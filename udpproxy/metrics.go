@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"github.com/discal/discal/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -65,65 +66,51 @@ func (p *Proxy) Collector() prometheus.Collector {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.replies.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers,
+	metric.Describe(ch, m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers,
 		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency,
-		m.srvEjected, m.srvEjections, m.srvInRotation} {
-		ch <- d
-	}
+		m.srvEjected, m.srvEjections, m.srvInRotation)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.replies.Collect(ch)
 	st := m.p.Stats()
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter(m.requests, st.Requests)
-	counter(m.repliesTotal, st.Replies)
-	counter(m.retries, st.Retries)
-	gauge(m.pending, float64(st.Pending))
-	counter(m.errors, st.Timeouts, "timeout")
-	counter(m.errors, st.NoServer, "no_server")
-	counter(m.errors, st.Busy, "busy")
+	metric.Counter(ch, m.requests, st.Requests)
+	metric.Counter(ch, m.repliesTotal, st.Replies)
+	metric.Counter(ch, m.retries, st.Retries)
+	metric.Gauge(ch, m.pending, float64(st.Pending))
+	metric.Counter(ch, m.errors, st.Timeouts, "timeout")
+	metric.Counter(ch, m.errors, st.NoServer, "no_server")
+	metric.Counter(ch, m.errors, st.Busy, "busy")
 	for reason, n := range st.Drops {
-		counter(m.drops, n, reason)
+		metric.Counter(ch, m.drops, n, reason)
 	}
-	counter(m.joins, st.Joins)
+	metric.Counter(ch, m.joins, st.Joins)
 	via := map[string]int{"config": 0, "join": 0, "srv": 0}
 	for _, b := range st.Servers {
 		via[b.Source]++
 	}
 	for k, n := range via {
-		gauge(m.servers, float64(n), k)
-	}
-	one := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
+		metric.Gauge(ch, m.servers, float64(n), k)
 	}
 	for _, b := range st.Servers {
 		l := []string{b.Name, b.Addr.Calc}
-		counter(m.srvSent, b.Sent, l...)
-		counter(m.srvAnswered, b.Answered, l...)
-		counter(m.srvTimeouts, b.Timeouts, l...)
-		counter(m.srvRetries, b.Retries, l...)
-		gauge(m.srvInFlight, float64(b.InFlight), l...)
-		gauge(m.srvUp, one(b.Up), l...)
-		gauge(m.srvDraining, one(b.Draining), l...)
-		gauge(m.srvLatency, b.LatencyUS/1e6, l...)
-		gauge(m.srvEjected, one(b.Ejected), l...)
-		gauge(m.srvInRotation, one(b.InRotation), l...)
+		metric.Counter(ch, m.srvSent, b.Sent, l...)
+		metric.Counter(ch, m.srvAnswered, b.Answered, l...)
+		metric.Counter(ch, m.srvTimeouts, b.Timeouts, l...)
+		metric.Counter(ch, m.srvRetries, b.Retries, l...)
+		metric.Gauge(ch, m.srvInFlight, float64(b.InFlight), l...)
+		metric.Gauge(ch, m.srvUp, metric.Bool(b.Up), l...)
+		metric.Gauge(ch, m.srvDraining, metric.Bool(b.Draining), l...)
+		metric.Gauge(ch, m.srvLatency, b.LatencyUS/1e6, l...)
+		metric.Gauge(ch, m.srvEjected, metric.Bool(b.Ejected), l...)
+		metric.Gauge(ch, m.srvInRotation, metric.Bool(b.InRotation), l...)
 		// Ejections have one reason today, tries left unanswered; the label
 		// leaves room for more rules without renaming the metric.
-		counter(m.srvEjections, b.Ejections, append(l, "timeouts")...)
+		metric.Counter(ch, m.srvEjections, b.Ejections, append(l, "timeouts")...)
 		if b.HasReport {
-			gauge(m.srvCPU, b.Report.ProcCPU, append(l, "process")...)
-			gauge(m.srvCPU, b.Report.HostCPU, append(l, "host")...)
-			gauge(m.srvAge, b.ReportAge.Seconds(), l...)
+			metric.Gauge(ch, m.srvCPU, b.Report.ProcCPU, append(l, "process")...)
+			metric.Gauge(ch, m.srvCPU, b.Report.HostCPU, append(l, "host")...)
+			metric.Gauge(ch, m.srvAge, b.ReportAge.Seconds(), l...)
 		}
 	}
 }

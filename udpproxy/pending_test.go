@@ -235,7 +235,7 @@ func TestLoadModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &poller{cfg: &p.cfg, members: p.members, health: p.health, drop: func() {}, load: newLoadModel()}
+	pl := &poller{cfg: &p.cfg, members: p.members, health: p.health, drop: func(dropReason) {}, load: newLoadModel()}
 	bs := p.backends()
 	served := make([]uint64, 3)
 	id := uint64(0)

@@ -2,6 +2,7 @@ package udpproxy
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -32,7 +33,7 @@ type poller struct {
 	cfg     *Config
 	members rosterView
 	health  *health
-	drop    func() // counts a datagram on the poll socket that answers nothing
+	drop    func(dropReason) // counts a datagram on the poll socket that answers nothing
 	// mu guards load: the reader updates it with every report, the fleet
 	// loop recomputes it, and a server that leaves the list is taken out.
 	mu   sync.Mutex
@@ -150,13 +151,13 @@ func (pl *poller) read() {
 		h, err := codec.ParseHeader(in[:n])
 		switch {
 		case err != nil:
-			pl.drop()
+			pl.drop(dropStatus)
 		case h.Kind == codec.KindStatusReply:
 			pl.handleStatus(in[:n], h.ID, from)
 		case h.Kind == codec.KindReply:
 			pl.handleCanary(in[:n], h.ID, from)
 		default:
-			pl.drop()
+			pl.drop(dropStatus)
 		}
 	}
 }
@@ -173,7 +174,7 @@ func (pl *poller) handleCanary(pkt []byte, id uint64, from netip.AddrPort) {
 			return
 		}
 	}
-	pl.drop()
+	pl.drop(dropStatus)
 }
 
 func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
@@ -181,7 +182,11 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
 	// it claims to answer counts as missed.
 	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
 	if err != nil {
-		pl.drop()
+		if errors.Is(err, codec.ErrBadText) {
+			pl.drop(dropBadText) // a name that could forge a stats line or break a scrape
+		} else {
+			pl.drop(dropStatus)
+		}
 		return
 	}
 	var s *Server
@@ -194,7 +199,7 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
 		}
 	}
 	if s == nil {
-		pl.drop()
+		pl.drop(dropStatus)
 		return
 	}
 	r := &report{Status: st, at: nanotime()}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/lifecycle"
 	"github.com/discal/discal/internal/udpbatch"
 )
 
@@ -40,13 +41,10 @@ type Proxy struct {
 	upstream *net.UDPConn
 	poll     *net.UDPConn
 
-	mu          sync.Mutex
-	serving     bool
-	draining    atomic.Bool // no new requests are read
-	closed      atomic.Bool // every socket is closing
-	stop        context.CancelFunc
-	done        chan struct{}
-	readersDone chan struct{} // closed when the client readers have exited
+	life        lifecycle.Life     // Serve, Shutdown, Close
+	mu          sync.Mutex         // guards the sockets and stop, for Addr and Shutdown
+	stop        context.CancelFunc // ends the loops that outlive the client readers
+	readersDone chan struct{}      // closed when the client readers have exited
 }
 
 // New returns a proxy for cfg, with defaults filled in and server addresses
@@ -55,8 +53,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), done: make(chan struct{}),
-		readersDone: make(chan struct{})}
+	p := &Proxy{cfg: cfg, pending: newPendingTable(cfg.MaxPending), readersDone: make(chan struct{})}
 	servers := make([]*Server, 0, len(cfg.Servers))
 	for _, a := range cfg.Servers {
 		s, err := newServer(a, cfg.Poll)
@@ -99,31 +96,22 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		conn.Close()
 		return ErrNotUDP
 	}
+	upstream, poll, err := listenOwn()
+	if err != nil {
+		client.Close()
+		return err
+	}
+	ctx, stop := context.WithCancel(context.Background())
 	p.mu.Lock()
-	if p.serving || p.closed.Load() || p.draining.Load() {
-		p.mu.Unlock()
-		client.Close()
-		return ErrServerClosed
-	}
-	upstream, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err != nil {
-		p.mu.Unlock()
-		client.Close()
-		return fmt.Errorf("udpproxy: upstream socket: %w", err)
-	}
-	poll, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err != nil {
-		p.mu.Unlock()
+	p.client, p.upstream, p.poll, p.stop = client, upstream, poll, stop
+	p.mu.Unlock()
+	if !p.life.Start(func() { lifecycle.WakeReads(client) }) {
+		stop()
 		client.Close()
 		upstream.Close()
-		return fmt.Errorf("udpproxy: poll socket: %w", err)
+		poll.Close()
+		return ErrServerClosed
 	}
-	p.client, p.upstream, p.poll = client, upstream, poll
-	ctx, stop := context.WithCancel(context.Background())
-	p.stop = stop
-	p.serving = true
-	p.mu.Unlock()
-
 	p.cfg.Logger.Info("udpproxy serving", "addr", client.LocalAddr().String(),
 		"servers", len(p.backends()), "policy", p.cfg.Policy.String())
 
@@ -136,7 +124,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	}
 	background.Go(func() { p.sweep(ctx) })
 	pl := &poller{conn: poll, cfg: &p.cfg, members: p.members, health: p.health,
-		drop: func() { p.drops.add(dropStatus) }, load: newLoadModel()}
+		drop: p.drops.add, load: newLoadModel()}
 	background.Go(pl.read)
 	background.Go(func() { p.fleetLoop(ctx, pl) })
 	background.Go(func() { p.members.runJoins(ctx) })
@@ -150,22 +138,31 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 
 	readers.Wait() // the client side stops first, at Shutdown
 	close(p.readersDone)
-	err = ErrServerClosed
-	if !p.draining.Load() {
-		// The readers stopped on their own: the socket failed or was
-		// closed under the proxy. Nothing more can arrive; stop.
-		err = fmt.Errorf("udpproxy: client socket: %w", net.ErrClosed)
-		p.closed.Store(true)
+	if p.life.Err() != nil {
+		// The client socket failed or was closed under the proxy: nothing
+		// more can arrive, and no answer can leave. Stop now.
 		stop()
 	}
 	<-ctx.Done() // then, once pending requests are done, the rest
 	p.members.stop()
-	p.upstream.Close()
-	p.poll.Close()
+	upstream.Close()
+	poll.Close()
 	background.Wait()
-	p.client.Close()
-	close(p.done)
-	return err
+	client.Close()
+	return p.life.Finish(ErrServerClosed)
+}
+
+// listenOwn opens the proxy's own two sockets: one to talk to the servers'
+// calculator ports, one for status polls and canaries.
+func listenOwn() (upstream, poll *net.UDPConn, err error) {
+	if upstream, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+		return nil, nil, fmt.Errorf("udpproxy: upstream socket: %w", err)
+	}
+	if poll, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+		upstream.Close()
+		return nil, nil, fmt.Errorf("udpproxy: poll socket: %w", err)
+	}
+	return upstream, poll, nil
 }
 
 // fleetLoop works out, every fleetEvery, what is about the whole fleet:
@@ -188,51 +185,36 @@ func (p *Proxy) fleetLoop(ctx context.Context, pl *poller) {
 // been answered or has expired (which its timeouts bound), then stops. If
 // ctx ends first, it stops at once and returns ctx.Err().
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	serving := p.serving
-	p.draining.Store(true)
-	if serving {
-		_ = p.client.SetReadDeadline(time.Unix(1, 0))
+	if !p.life.Stop() {
+		return nil // never served
 	}
-	p.mu.Unlock()
-	if !serving {
-		p.closed.Store(true)
-		return nil
-	}
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
 	var err error
-	// A reader may be routing a batch it read just before the deadline:
+	// A reader may be routing a batch it read just before the wake-up:
 	// its requests are pending only once it is done, so count them then.
 	select {
 	case <-p.readersDone:
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-wait:
-	for err == nil && p.pending.Len() > 0 {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for err == nil && p.pending.Len() > 0 && p.life.Err() == nil {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
-			break wait
 		case <-t.C:
 		}
 	}
-	p.closed.Store(true)
-	p.stop()
-	<-p.done
+	p.mu.Lock()
+	stop := p.stop
+	p.mu.Unlock()
+	stop()
+	<-p.life.Done()
 	return err
 }
 
 // Close stops the proxy at once; pending requests get no answer.
-func (p *Proxy) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
+func (p *Proxy) Close() error { return lifecycle.Close(p.Shutdown) }
 
 // Rediscover makes the proxy look its SRV name up again now rather than at
 // the next SRVInterval (the daemon does it on SIGHUP). It does nothing when
@@ -248,10 +230,7 @@ func (p *Proxy) Rediscover() {
 // and at least one server is in rotation. reason says why not, in a few
 // words, for a health endpoint.
 func (p *Proxy) Ready() (ok bool, reason string) {
-	p.mu.Lock()
-	serving := p.serving && !p.draining.Load()
-	p.mu.Unlock()
-	if !serving {
+	if !p.life.Serving() {
 		return false, "not serving"
 	}
 	if len(p.members.rotation()) == 0 {
@@ -289,7 +268,6 @@ type reader struct {
 	rng       *mrand.Rand
 	now       int64     // nanotime when the batch was read: one clock reading serves it all
 	wall      time.Time // the same moment for the rate limiter, read only when there is one
-	inLen     int       // the size of the client datagram being handled
 	tmpl      entry     // a new request's entry, filled here and copied into the table
 	choice    Choice    // what the policy sees, reused for every request
 }

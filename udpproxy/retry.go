@@ -68,7 +68,7 @@ func (p *Proxy) expire(rd *reader, i int, id uint64, e *entry) {
 		}
 	}
 	p.timeouts.Add(1)
-	client, clientID, text := e.client, e.clientID, e.text
+	client, clientID, text, reqLen := e.client, e.clientID, e.text, int(e.clientLen)
 	p.pending.release(id, e)
-	p.replyError(rd, rd.slot(i), client, clientID, text, codec.ErrTimeout)
+	p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrTimeout)
 }

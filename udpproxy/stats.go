@@ -23,11 +23,12 @@ const (
 	dropTextReply                     // a text error line: an answer, not a question
 	dropRateLimited                   // over its source's rate limit
 	dropJoinRefused                   // a join from outside JoinAllow, malformed, or with the list full
+	dropBadText                       // a server's name or message that breaks codec's text rules (status, join or reply)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
-	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused"}
+	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused", "bad_text"}
 
 type dropCounters [numDropReasons]atomic.Uint64
 

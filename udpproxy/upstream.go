@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -13,7 +14,7 @@ func (p *Proxy) upstreamLoop(rd *reader) {
 	for {
 		n, err := rd.r.ReadBatch(rd.in)
 		if err != nil {
-			if p.closed.Load() || isClosed(err) {
+			if isClosed(err) { // Serve closes it last
 				return
 			}
 			continue
@@ -57,36 +58,35 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 	p.replies.Add(1)
 	client, clientID := rt.client, rt.clientID
 	if rt.text {
-		out := rd.slot(i)
-		if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err != nil {
-			out = codec.AppendTextError(out, codec.ErrMalformed)
-		} else {
-			out = codec.AppendTextReply(out, r)
-			if r.Err != nil && len(out) > codec.MaxAmplification*int(rt.clientLen) {
-				out = codec.AppendTextError(out[:0], r.Err.Short())
-			}
+		r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+		if err != nil {
+			p.countBadReply(err)
+			r = codec.Reply{Err: codec.ErrMalformed}
 		}
-		rd.toClient(out, client)
+		rd.toClient(codec.AppendBounded(rd.slot(i), int(rt.clientLen), true, 0, r), client)
 		return
 	}
 	codec.SetID(pkt, clientID)
-	if len(pkt) > codec.MaxAmplification*int(rt.clientLen) {
+	if !codec.Fits(len(pkt), int(rt.clientLen)) {
 		// A server answered more than the bound allows (it is not one of
 		// ours, or a newer one): the client gets the short form.
-		pkt = shrinkReply(rd.slot(i), pkt, clientID)
+		r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+		if err != nil {
+			p.countBadReply(err)
+			r = codec.Reply{Err: codec.ErrMalformed}
+		}
+		pkt = codec.AppendBounded(rd.slot(i), int(rt.clientLen), false, clientID, r)
 	}
 	rd.toClient(pkt, client)
 }
 
-// shrinkReply re-encodes a reply without its detail and server name, into
-// buf: a result stays a result, an error becomes its code's short form.
-func shrinkReply(buf, pkt []byte, clientID uint64) []byte {
-	r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
-	switch {
-	case err != nil:
-		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: codec.ErrMalformed})
-	case r.Err != nil:
-		return codec.AppendReply(buf[:0], clientID, codec.Reply{Err: r.Err.Short()})
+// countBadReply counts a server reply that could not be passed on as it
+// came: its text broke codec's rules (a name or message that is not
+// printable, too long), or it did not decode.
+func (p *Proxy) countBadReply(err error) {
+	if errors.Is(err, codec.ErrBadText) {
+		p.drops.add(dropBadText)
+		return
 	}
-	return codec.AppendReply(buf[:0], clientID, codec.Reply{Result: r.Result})
+	p.drops.add(dropUpstream)
 }

@@ -11,9 +11,9 @@ import (
 	"net"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/internal/dashboard"
 	"github.com/discal/discal/internal/netlist"
 	"github.com/discal/discal/udpproxy"
 )
@@ -91,6 +91,13 @@ func run(args []string) int {
 	if o.httpAddr != "" {
 		h, err := cli.NewHTTP("udpproxy", p.Ready, p.Collector())
 		if err == nil {
+			// The dashboard, /status.json and /calc; /calc asks the
+			// proxy's own client port, as any client would.
+			d := dashboard.New(p, loopback(o.cfg.Addr))
+			h.Handle("GET /{$}", d)
+			h.Handle("GET /status.json", d)
+			h.Handle("POST /calc", d)
+			h.Handle("GET /dashboard/", d)
 			_, err = h.Start(o.httpAddr)
 		}
 		if err != nil {
@@ -118,21 +125,24 @@ func parseFlags(args []string) (*options, int) {
 	var policy string
 	fs.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
 	fs.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
-	fs.DurationVar(&cfg.Poll, "poll", 100*time.Millisecond, "status poll `interval`, jittered ±25%")
+	fs.DurationVar(&cfg.Poll, "poll", udpproxy.DefaultPoll, "status poll `interval`, jittered ±25%")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 0, "a poll unanswered this long is missed and the next goes at once (default poll/3)")
-	fs.DurationVar(&cfg.TryTimeout, "try-timeout", 250*time.Millisecond, "how long to wait for a server before trying another")
-	fs.IntVar(&cfg.Tries, "tries", 2, "servers to try per request before answering timeout")
-	fs.IntVar(&cfg.MaxPending, "max-pending", 32768, "requests waiting for an answer before new ones get busy")
+	fs.DurationVar(&cfg.TryTimeout, "try-timeout", udpproxy.DefaultTryTimeout, "how long to wait for a server before trying another")
+	fs.IntVar(&cfg.Tries, "tries", udpproxy.DefaultTries, "servers to try per request before answering timeout (1: no retries)")
+	fs.IntVar(&cfg.MaxPending, "max-pending", udpproxy.DefaultMaxPending, "requests waiting for an answer before new ones get busy")
+	fs.IntVar(&cfg.MaxFails, "max-fails", udpproxy.DefaultMaxFails, "tries in a row at one server without an answer that eject it (passive health)")
+	fs.DurationVar(&cfg.EjectTime, "eject-time", udpproxy.DefaultEjectTime, "how long an ejected server stays out at least (doubled on repeats); it returns when its calculator port answers a canary")
+	fs.IntVar(&cfg.MaxEjectPercent, "max-eject-percent", udpproxy.DefaultMaxEjectPercent, "the most servers ejected at once, in percent of the list (negative: never eject)")
 	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	fs.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
 	joinAllow := fs.String("join-allow", "", "accept joins (udpserver -join) from these `networks`, CIDR or addresses, comma-separated (default: no joins)")
 	fs.StringVar(&cfg.SRV, "server-srv", "", "find servers in the DNS SRV records of `name`; each status port is its calculator port plus -srv-status-offset. SIGHUP looks it up again at once")
-	fs.DurationVar(&cfg.SRVInterval, "srv-interval", 30*time.Second, "how often to look -server-srv up again")
-	fs.IntVar(&cfg.SRVStatusOffset, "srv-status-offset", 100, "a server's status port minus its calculator port, for servers found by -server-srv")
+	fs.DurationVar(&cfg.SRVInterval, "srv-interval", udpproxy.DefaultSRVInterval, "how often to look -server-srv up again")
+	fs.IntVar(&cfg.SRVStatusOffset, "srv-status-offset", udpproxy.DefaultSRVStatusOffset, "a server's status port minus its calculator port, for servers found by -server-srv")
 	srvDNS := fs.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
-	fs.IntVar(&cfg.MaxServers, "max-servers", 256, "servers in rotation at most, however they came")
+	fs.IntVar(&cfg.MaxServers, "max-servers", udpproxy.DefaultMaxServers, "servers in the list at most, however they came")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
@@ -154,6 +164,22 @@ func parseFlags(args []string) (*options, int) {
 		return nil, cli.ExitUsage
 	}
 	return o, 0
+}
+
+// loopback is addr with a wildcard host (all interfaces) made loopback:
+// where this process reaches the port it listens on.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // check validates what the flag package could not, and fills cfg's
