@@ -139,22 +139,6 @@ func start(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
-// await reads the process's log until a line matches re.
-func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case l := <-p.lines:
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("%s never logged %v", p.cmd.Path, re)
-		}
-	}
-}
-
 // get fetches a URL and returns its status and body.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
