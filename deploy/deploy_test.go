@@ -1,0 +1,189 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The binaries the image holds, built once as the Dockerfile builds them:
+// static, CGO_ENABLED=0.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// images are the commands the Dockerfile builds and copies to /.
+var images = []string{"udpserver", "udpproxy", "udpclient"}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "discal-deploy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		args := []string{"build", "-trimpath", "-o", binDir + string(os.PathSeparator)}
+		for _, c := range images {
+			args = append(args, "../cmd/"+c)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("CGO_ENABLED=0 go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+var (
+	flagLine  = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	flagCache sync.Map // binary name → map[string]bool
+)
+
+// flagsOf returns the flags a binary's -h lists.
+func flagsOf(t *testing.T, name string) map[string]bool {
+	t.Helper()
+	if f, ok := flagCache.Load(name); ok {
+		return f.(map[string]bool)
+	}
+	out, err := exec.Command(bin(t, name), "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -h: %v\n%s", name, err, out)
+	}
+	flags := map[string]bool{}
+	for _, m := range flagLine.FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) < 5 {
+		t.Fatalf("%s -h lists %d flags:\n%s", name, len(flags), out)
+	}
+	flagCache.Store(name, flags)
+	return flags
+}
+
+// httpFlagPending says whether a binary still lacks -http-addr, the flag
+// the manifests use for /metrics, /healthz and /readyz, and has only the
+// old name, -metrics-addr: the branch that adds it has not landed yet.
+func httpFlagPending(t *testing.T, name string) bool {
+	t.Helper()
+	f := flagsOf(t, name)
+	return !f["http-addr"] && f["metrics-addr"]
+}
+
+const httpAddrPending = "not in the binaries yet (they have only -metrics-addr); the flag, /healthz and /readyz land with another branch, and the manifests already use them"
+
+// proc is a running binary; cleanup stops it with SIGTERM, by PID.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin(t, name), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
+	waited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		waited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Errorf("%s exited with %v", name, err)
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop on SIGTERM", name)
+		}
+	})
+	return p
+}
+
+// get fetches a URL and returns its status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(bytes.TrimSpace(b))
+}
+
+// repoFile reads a file at the repository's root.
+func repoFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// goSource is every non-test Go file of the packages that export metrics.
+func goSource(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, dir := range []string{"udpproxy", "udpserver", "internal/cli"} {
+		files, err := filepath.Glob(filepath.Join("..", dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(src)
+		}
+	}
+	return b.String()
+}
