@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -51,7 +51,7 @@ func answer(b []byte) (codec.Number, error) {
 	if err != nil {
 		return codec.Number{}, err
 	}
-	return calc.Eval(r.Op, r.A, r.B)
+	return arith.Eval(r.Op, r.A, r.B)
 }
 
 // TestWhichErrorWins follows the README's numbered rule.

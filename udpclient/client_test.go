@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"go.uber.org/goleak"
 )
@@ -94,7 +94,7 @@ func (p *peer) serve() {
 		var r codec.Reply
 		if p.transient != nil && (try == 1 || p.always) {
 			r.Err = p.transient
-		} else if res, err := calc.Eval(req.Op, req.A, req.B); err != nil {
+		} else if res, err := arith.Eval(req.Op, req.A, req.B); err != nil {
 			r.Err, r.Server = codec.AsError(err), "peer"
 		} else {
 			r.Result, r.Server = res, "peer"

@@ -9,9 +9,9 @@ import (
 )
 
 // clientLoop reads requests from clients until Shutdown, a batch at a time.
-func (p *Proxy) clientLoop(rd *reader) {
+func (p *Proxy) clientLoop(w *worker) {
 	for {
-		n, err := rd.r.ReadBatch(rd.in)
+		n, err := w.r.ReadBatch(w.in)
 		if err != nil {
 			switch {
 			case p.life.Stopping():
@@ -22,22 +22,22 @@ func (p *Proxy) clientLoop(rd *reader) {
 			}
 			continue
 		}
-		rd.now = nanotime()
+		w.now = nanotime()
 		if p.limiter != nil {
-			rd.wall = time.Now()
+			w.wall = time.Now()
 		}
-		for i, m := range rd.in[:n] {
-			p.handleClient(rd, i, m.Buf, m.Addr)
+		for i, m := range w.in[:n] {
+			p.handleClient(w, i, m.Buf, m.Addr)
 		}
-		rd.flush()
+		w.flush()
 	}
 }
 
 // handleClient routes one client datagram, the i-th of its batch. It reads
 // the header and nothing more of a binary request: the body goes to the
 // server untouched.
-func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort) {
-	if p.limiter != nil && !p.limiter.allow(from.Addr(), rd.wall) {
+func (p *Proxy) handleClient(w *worker, i int, pkt []byte, from netip.AddrPort) {
+	if p.limiter != nil && !p.limiter.allow(from.Addr(), w.wall) {
 		p.drops.add(dropRateLimited)
 		return
 	}
@@ -54,14 +54,14 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 			p.drops.add(dropShort) // not a question, and an answer would amplify
 			return
 		}
-		p.handleText(rd, i, pkt, from)
+		p.handleText(w, i, pkt, from)
 		return
 	}
 	h, err := codec.ParseHeader(pkt)
 	switch {
 	case err == codec.ErrTooLarge && h.Kind == codec.KindRequest:
 		p.requests.Add(1)
-		p.replyError(rd, rd.slot(i), from, h.ID, false, len(pkt), codec.ErrTooLarge)
+		p.replyError(w, w.slot(i), from, h.ID, false, len(pkt), codec.ErrTooLarge)
 		return
 	case err == codec.ErrTooLarge:
 		p.drops.add(dropTooLarge)
@@ -70,21 +70,21 @@ func (p *Proxy) handleClient(rd *reader, i int, pkt []byte, from netip.AddrPort)
 		p.drops.add(dropShort)
 		return
 	case h.Kind == codec.KindJoin:
-		p.members.offerJoin(pkt, from, h.ID, rd.now)
+		p.members.offerJoin(pkt, from, h.ID, w.now)
 		return
 	case h.Kind != codec.KindRequest:
 		p.drops.add(dropKind)
 		return
 	}
 	p.requests.Add(1)
-	p.forward(rd, i, pkt, from, h.ID, false, len(pkt))
+	p.forward(w, i, pkt, from, h.ID, false, len(pkt))
 }
 
 // handleText answers the text form: an expression is turned into a binary
 // request and forwarded like any other; "stats" is answered here.
-func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
+func (p *Proxy) handleText(w *worker, i int, pkt []byte, from netip.AddrPort) {
 	if len(pkt) > codec.MaxDatagram {
-		p.replyError(rd, rd.slot(i), from, 0, true, len(pkt), codec.ErrTooLarge)
+		p.replyError(w, w.slot(i), from, 0, true, len(pkt), codec.ErrTooLarge)
 		return
 	}
 	if codec.TextCommand(pkt) == "stats" {
@@ -94,39 +94,39 @@ func (p *Proxy) handleText(rd *reader, i int, pkt []byte, from netip.AddrPort) {
 			p.drops.add(dropForbidden)
 			return
 		}
-		rd.toClient(p.appendStatsText(nil), from)
+		w.toClient(p.appendStatsText(nil), from)
 		return
 	}
 	p.requests.Add(1)
 	p.text.Add(1)
 	req, err := codec.ParseExpr(string(pkt))
 	if err != nil {
-		p.replyError(rd, rd.slot(i), from, 0, true, len(pkt), codec.AsError(err))
+		p.replyError(w, w.slot(i), from, 0, true, len(pkt), codec.AsError(err))
 		return
 	}
 	// The binary request goes in the datagram's own scratch slot, which
 	// lives until the batch is sent.
-	p.forward(rd, i, codec.AppendRequest(rd.slot(i), 0, req), from, 0, true, len(pkt))
+	p.forward(w, i, codec.AppendRequest(w.slot(i), 0, req), from, 0, true, len(pkt))
 }
 
 // forward queues a request datagram for the server the policy picks, under
 // a fresh internal ID, and remembers where its answer goes and how large
 // the client's datagram was (reqLen), which bounds the answer. pkt must
-// stay untouched until the batch is sent: it is the reader's own memory.
-func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int) {
-	b := p.pick(rd, nil)
+// stay untouched until the batch is sent: it is the worker's own memory.
+func (p *Proxy) forward(w *worker, i int, pkt []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int) {
+	b := p.pick(w, nil)
 	if b == nil {
 		p.noServer.Add(1)
-		p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrNoServer)
+		p.replyError(w, w.slot(i), client, clientID, text, reqLen, codec.ErrNoServer)
 		return
 	}
-	e := &rd.tmpl
+	e := &w.tmpl
 	e.client, e.clientID, e.text, e.tries = client, clientID, text, 1
 	e.clientLen = uint16(reqLen)
 	e.setRequest(pkt)
-	if !p.send(rd, pkt, e, b, false) {
+	if !p.send(w, pkt, e, b, false) {
 		p.busy.Add(1)
-		p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrBusy)
+		p.replyError(w, w.slot(i), client, clientID, text, reqLen, codec.ErrBusy)
 	}
 }
 
@@ -136,30 +136,30 @@ func (p *Proxy) forward(rd *reader, i int, pkt []byte, client netip.AddrPort, cl
 // took out of the table, reinserted. pkt must not be e's own request: once
 // in the table, the entry may be taken and reused by the reply path at any
 // moment.
-func (p *Proxy) send(rd *reader, pkt []byte, e *entry, b *Server, retry bool) bool {
+func (p *Proxy) send(w *worker, pkt []byte, e *entry, b *Server, retry bool) bool {
 	e.backend = b
-	e.sentAt = rd.now
+	e.sentAt = w.now
 	e.deadline = e.sentAt + int64(p.cfg.TryTimeout)
 	b.inFlight.Add(1) // before the entry is visible, so a fast reply never takes it below zero
 	var id uint64
 	if retry {
-		id = p.pending.reinsert(rd.rng, e)
+		id = p.pending.reinsert(w.rng, e)
 	} else {
 		var ok bool
-		if id, ok = p.pending.insert(rd.rng, e); !ok {
+		if id, ok = p.pending.insert(w.rng, e); !ok {
 			b.inFlight.Add(-1)
 			return false
 		}
 	}
 	b.sent.Add(1)
 	codec.SetID(pkt, id)
-	rd.toServer(pkt, b)
+	w.toServer(pkt, b)
 	return true
 }
 
 // replyError queues an error of the proxy's own for a client, in the form
 // the client used, encoded into buf, within the bound that its request of
 // reqLen bytes sets (codec.AppendBounded).
-func (p *Proxy) replyError(rd *reader, buf []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int, e *codec.Error) {
-	rd.toClient(codec.AppendBounded(buf[:0], reqLen, text, clientID, codec.Reply{Err: e}), client)
+func (p *Proxy) replyError(w *worker, buf []byte, client netip.AddrPort, clientID uint64, text bool, reqLen int, e *codec.Error) {
+	w.toClient(codec.AppendBounded(buf[:0], reqLen, text, clientID, codec.Reply{Err: e}), client)
 }

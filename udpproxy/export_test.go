@@ -15,3 +15,14 @@ func (p *Proxy) UpstreamAddr() net.Addr {
 	}
 	return p.upstream.LocalAddr()
 }
+
+func (l *limiter) sources() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.buckets)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -12,7 +12,7 @@ import (
 // client is more than codec.MaxAmplification times what it answers.
 // Run one with: go test -fuzz FuzzHandleClient ./udpproxy
 
-func fuzzProxy(t testing.TB) (*Proxy, *reader) {
+func fuzzProxy(t testing.TB) (*Proxy, *worker) {
 	p, err := New(Config{Servers: []ServerAddr{
 		{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"},
 		{Calc: "127.0.0.1:7002", Status: "127.0.0.1:7102"},
@@ -20,7 +20,7 @@ func fuzzProxy(t testing.TB) (*Proxy, *reader) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, p.newReader(nil)
+	return p, p.newWorker(nil)
 }
 
 func FuzzHandleClient(f *testing.F) {
@@ -29,25 +29,25 @@ func FuzzHandleClient(f *testing.F) {
 	f.Add([]byte("stats"))
 	f.Add(codec.AppendHeader(nil, codec.KindReply, 5))
 	f.Add(codec.AppendJoin(nil, 6, codec.Join{CalcPort: 7003, Name: "j"}))
-	p, rd := fuzzProxy(f)
+	p, w := fuzzProxy(f)
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		if len(pkt) > codec.MaxDatagram+1 {
 			pkt = pkt[:codec.MaxDatagram+1] // what a reader hands over at most
 		}
 		in := append([]byte(nil), pkt...)
-		p.handleClient(rd, 0, pkt, client)
-		for _, m := range rd.toClients {
+		p.handleClient(w, 0, pkt, client)
+		for _, m := range w.toClients {
 			if codec.TextCommand(in) != "stats" && len(m.Buf) > codec.MaxAmplification*len(in) {
 				t.Fatalf("%q answered with %d bytes", in, len(m.Buf))
 			}
 		}
-		for _, m := range rd.toServers {
+		for _, m := range w.toServers {
 			if h, err := codec.ParseHeader(m.Buf); err != nil || h.Kind != codec.KindRequest {
 				t.Fatalf("forwarded something that is not a request: %x", m.Buf)
 			}
 		}
-		rd.toClients, rd.toServers = rd.toClients[:0], rd.toServers[:0]
+		w.toClients, w.toServers = w.toClients[:0], w.toServers[:0]
 		// Expire what piled up, so that the table does not fill.
 		p.pending.expired(1<<62, func(id uint64, e *entry) { p.pending.release(id, e) })
 	})
@@ -57,7 +57,7 @@ func FuzzHandleUpstream(f *testing.F) {
 	f.Add(codec.AppendReply(nil, 1, codec.Reply{Result: codec.IntNumber(42), Server: "s1"}))
 	f.Add(codec.AppendReply(nil, 1, codec.Reply{Err: codec.ErrDivByZero}))
 	f.Add([]byte{0xd1, 0x02})
-	p, rd := fuzzProxy(f)
+	p, w := fuzzProxy(f)
 	b := p.backends()[0]
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
@@ -70,13 +70,13 @@ func FuzzHandleUpstream(f *testing.F) {
 		s.m[1] = &e
 		s.mu.Unlock()
 		p.pending.size.Add(1)
-		p.handleUpstream(rd, 0, pkt, b.calc)
-		for _, m := range rd.toClients {
+		p.handleUpstream(w, 0, pkt, b.calc)
+		for _, m := range w.toClients {
 			if len(m.Buf) > codec.MaxAmplification*6 {
 				t.Fatalf("a text answer of %d bytes to a 6-byte question: %q", len(m.Buf), m.Buf)
 			}
 		}
-		rd.toClients = rd.toClients[:0]
+		w.toClients = w.toClients[:0]
 		if _, ok, _ := p.pending.take(1, b.calc); ok {
 			return // not taken by the fuzzed reply: taken here
 		}

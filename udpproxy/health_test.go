@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
@@ -52,7 +52,7 @@ func startHalfDead(t *testing.T, name string) *halfDead {
 			if err != nil {
 				continue
 			}
-			res, err := calc.Eval(req.Op, req.A, req.B)
+			res, err := arith.Eval(req.Op, req.A, req.B)
 			r := codec.Reply{Result: res, Server: name}
 			if err != nil {
 				r = codec.Reply{Err: codec.AsError(err), Server: name}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpclient"
@@ -75,7 +75,7 @@ func randomRequest(r *rand.Rand) codec.Request {
 
 // checkAnswer compares a reply with the answer computed locally.
 func checkAnswer(req codec.Request, r codec.Reply, err error) error {
-	want, wantErr := calc.Eval(req.Op, req.A, req.B)
+	want, wantErr := arith.Eval(req.Op, req.A, req.B)
 	if wantErr != nil {
 		if !errors.Is(err, wantErr) {
 			return fmt.Errorf("%v: got %v, %v; want error %v", req, r.Result, err, wantErr)

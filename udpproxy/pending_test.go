@@ -149,11 +149,11 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := p.backends()[0]
-	rd := p.newReader(nil)
-	id, _ := p.pending.insert(rd.rng, &entry{backend: b})
+	w := p.newWorker(nil)
+	id, _ := p.pending.insert(w.rng, &entry{backend: b})
 	reply := codec.AppendReply(nil, id, codec.Reply{Result: codec.IntNumber(666)})
-	p.handleUpstream(rd, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999"))    // wrong source
-	p.handleUpstream(rd, 1, codec.AppendReply(nil, id^1, codec.Reply{}), b.calc) // unknown ID
+	p.handleUpstream(w, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999"))    // wrong source
+	p.handleUpstream(w, 1, codec.AppendReply(nil, id^1, codec.Reply{}), b.calc) // unknown ID
 	if p.drops[dropForged].Load() != 1 || p.drops[dropUnknown].Load() != 1 {
 		t.Fatalf("forged %d, unknown %d; want 1 and 1", p.drops[dropForged].Load(), p.drops[dropUnknown].Load())
 	}
@@ -194,7 +194,7 @@ func BenchmarkForwardReturn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rd := p.newReader(nil)
+	w := p.newWorker(nil)
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	req := codec.AppendRequest(nil, 42, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
 	reply := codec.AppendReply(nil, 0, codec.Reply{Result: codec.IntNumber(42), Server: "s1"})
@@ -208,16 +208,16 @@ func BenchmarkForwardReturn(b *testing.B) {
 			p.pending.expired(1<<62, func(uint64, *entry) { b.Fatal("an answered request expired") })
 		}
 		copy(pkt, req)
-		p.handleClient(rd, 0, pkt, client)
-		out := rd.toServers[0]
-		rd.toServers = rd.toServers[:0]
+		p.handleClient(w, 0, pkt, client)
+		out := w.toServers[0]
+		w.toServers = w.toServers[:0]
 		h, _ := codec.ParseHeader(out.Buf)
 		codec.SetID(reply, h.ID)
-		p.handleUpstream(rd, 0, reply, out.Addr)
-		if len(rd.toClients) != 1 {
+		p.handleUpstream(w, 0, reply, out.Addr)
+		if len(w.toClients) != 1 {
 			b.Fatal("no reply for the client")
 		}
-		rd.toClients = rd.toClients[:0]
+		w.toClients = w.toClients[:0]
 	}
 }
 

@@ -30,7 +30,7 @@ type Choice struct {
 	// Avoid, when not nil, is a server to pass over if any other can take
 	// the request: the one a retried request already timed out on.
 	Avoid *Server
-	// Rand is the reader's own random source.
+	// Rand is the worker's own random source.
 	Rand *rand.Rand
 
 	now   int64

@@ -117,10 +117,10 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 
 	var readers, background sync.WaitGroup
 	for range p.cfg.Readers {
-		readers.Go(func() { p.clientLoop(p.newReader(client)) })
+		readers.Go(func() { p.clientLoop(p.newWorker(client)) })
 	}
 	for range p.cfg.Readers {
-		background.Go(func() { p.upstreamLoop(p.newReader(upstream)) })
+		background.Go(func() { p.upstreamLoop(p.newWorker(upstream)) })
 	}
 	background.Go(func() { p.sweep(ctx) })
 	pl := &poller{conn: poll, cfg: &p.cfg, members: p.members, health: p.health,
@@ -252,19 +252,20 @@ func (p *Proxy) Addr() net.Addr {
 // batch is how many datagrams a reader takes per system call.
 const batch = 64
 
-// reader holds one reading goroutine's batch I/O, buffers and random
-// source, reused for every datagram so that the hot path allocates nothing.
-// A reader handles a whole batch, then sends what it produced with one call
+// worker is one goroutine's batch context: its batch I/O, buffers and
+// random source, reused for every datagram so that the hot path allocates
+// nothing (the client and upstream loops read with it; the sweeper only
+// writes). A worker handles a whole batch, then sends what it produced with one call
 // per socket: datagrams to servers through toServers, to clients through
 // toClients.
-type reader struct {
+type worker struct {
 	r         *udpbatch.Reader
 	in        []udpbatch.Message
 	servers   *udpbatch.Writer // the upstream socket
 	clients   *udpbatch.Writer // the client-facing socket
 	toServers []udpbatch.Message
 	toClients []udpbatch.Message
-	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the reader writes itself
+	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the worker writes itself
 	rng       *mrand.Rand
 	now       int64     // nanotime when the batch was read: one clock reading serves it all
 	wall      time.Time // the same moment for the rate limiter, read only when there is one
@@ -272,65 +273,65 @@ type reader struct {
 	choice    Choice    // what the policy sees, reused for every request
 }
 
-func (p *Proxy) newReader(from *net.UDPConn) *reader {
+func (p *Proxy) newWorker(from *net.UDPConn) *worker {
 	opt := udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}
-	rd := &reader{
+	w := &worker{
 		in:        make([]udpbatch.Message, batch),
 		toServers: make([]udpbatch.Message, 0, batch),
 		toClients: make([]udpbatch.Message, 0, batch),
 		slab:      make([]byte, batch*codec.MaxDatagram),
 		rng:       mrand.New(mrand.NewChaCha8(seed())),
 	}
-	rd.choice.Rand = rd.rng
+	w.choice.Rand = w.rng
 	if from != nil {
-		rd.r = udpbatch.NewReader(from, opt)
+		w.r = udpbatch.NewReader(from, opt)
 	}
 	if p.upstream != nil {
-		rd.servers = udpbatch.NewWriter(p.upstream, opt)
+		w.servers = udpbatch.NewWriter(p.upstream, opt)
 	}
 	if p.client != nil {
-		rd.clients = udpbatch.NewWriter(p.client, opt)
+		w.clients = udpbatch.NewWriter(p.client, opt)
 	}
-	return rd
+	return w
 }
 
 // slot returns the i-th scratch slot, empty, with room for one datagram.
-func (rd *reader) slot(i int) []byte {
+func (w *worker) slot(i int) []byte {
 	i %= batch
-	return rd.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+	return w.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
 }
 
-// pick asks the policy for a server for a request read at rd.now, passing
+// pick asks the policy for a server for a request read at w.now, passing
 // over avoid if it can; nil when no server is in rotation.
-func (p *Proxy) pick(rd *reader, avoid *Server) *Server {
+func (p *Proxy) pick(w *worker, avoid *Server) *Server {
 	rot := p.members.rotation()
 	if len(rot) == 0 {
 		return nil
 	}
-	c := &rd.choice
-	c.Servers, c.Avoid, c.now, c.fleet = rot, avoid, rd.now, p.fleet.Load()
+	c := &w.choice
+	c.Servers, c.Avoid, c.now, c.fleet = rot, avoid, w.now, p.fleet.Load()
 	s := p.cfg.Policy.Pick(c)
 	c.Servers, c.Avoid = nil, nil // hold no server past the choice
 	return s
 }
 
-func (rd *reader) toServer(pkt []byte, b *Server) {
-	rd.toServers = append(rd.toServers, udpbatch.Message{Buf: pkt, Addr: b.calc})
+func (w *worker) toServer(pkt []byte, b *Server) {
+	w.toServers = append(w.toServers, udpbatch.Message{Buf: pkt, Addr: b.calc})
 }
 
-func (rd *reader) toClient(pkt []byte, client netip.AddrPort) {
-	rd.toClients = append(rd.toClients, udpbatch.Message{Buf: pkt, Addr: client})
+func (w *worker) toClient(pkt []byte, client netip.AddrPort) {
+	w.toClients = append(w.toClients, udpbatch.Message{Buf: pkt, Addr: client})
 }
 
 // flush sends what the batch produced.
-func (rd *reader) flush() {
-	if len(rd.toServers) > 0 {
-		_, _ = rd.servers.WriteBatch(rd.toServers)
-		rd.toServers = rd.toServers[:0]
+func (w *worker) flush() {
+	if len(w.toServers) > 0 {
+		_, _ = w.servers.WriteBatch(w.toServers)
+		w.toServers = w.toServers[:0]
 	}
-	if len(rd.toClients) > 0 {
-		_, _ = rd.clients.WriteBatch(rd.toClients)
-		rd.toClients = rd.toClients[:0]
+	if len(w.toClients) > 0 {
+		_, _ = w.clients.WriteBatch(w.toClients)
+		w.toClients = w.toClients[:0]
 	}
 }
 

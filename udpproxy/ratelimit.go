@@ -102,14 +102,3 @@ func (l *limiter) forget(cutoff time.Time) {
 		s.mu.Unlock()
 	}
 }
-
-func (l *limiter) sources() int {
-	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.buckets)
-		s.mu.Unlock()
-	}
-	return n
-}

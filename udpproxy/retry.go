@@ -13,13 +13,13 @@ func (p *Proxy) sweep(ctx context.Context) {
 	every := min(max(p.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	rd := p.newReader(nil)
+	w := p.newWorker(nil)
 	var lastForget time.Time
 	n := 0
 	expire := func(id uint64, e *entry) {
-		p.expire(rd, n, id, e)
+		p.expire(w, n, id, e)
 		if n++; n == batch {
-			rd.flush() // every scratch slot is in use: send before reusing them
+			w.flush() // every scratch slot is in use: send before reusing them
 			n = 0
 		}
 	}
@@ -27,21 +27,21 @@ func (p *Proxy) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// Whatever is still pending gets its answer now.
-			rd.now = nanotime()
+			w.now = nanotime()
 			p.pending.expired(1<<63-1, func(id uint64, e *entry) {
 				e.tries = 255
 				expire(id, e)
 			})
-			rd.flush()
+			w.flush()
 			return
 		case <-t.C:
-			rd.now = nanotime()
-			p.pending.expired(rd.now, expire)
+			w.now = nanotime()
+			p.pending.expired(w.now, expire)
 			if p.limiter != nil && time.Since(lastForget) > time.Second {
 				p.limiter.forget(time.Now().Add(-idleSources))
 				lastForget = time.Now()
 			}
-			rd.flush()
+			w.flush()
 			n = 0
 		}
 	}
@@ -51,24 +51,24 @@ func (p *Proxy) sweep(ctx context.Context) {
 // to another server if it has tries left, and otherwise the client is told
 // "timeout". Either way the entry leaves the table exactly once, under its
 // old ID.
-func (p *Proxy) expire(rd *reader, i int, id uint64, e *entry) {
+func (p *Proxy) expire(w *worker, i int, id uint64, e *entry) {
 	old := e.backend
 	old.inFlight.Add(-1)
 	old.timeouts.Add(1)
-	p.health.failed(old, rd.now)
+	p.health.failed(old, w.now)
 	if int(e.tries) < p.cfg.Tries {
-		if b := p.pick(rd, old); b != nil {
+		if b := p.pick(w, old); b != nil {
 			e.tries++
 			p.retries.Add(1)
 			b.retried.Add(1)
 			// The old ID leaves with this try: a late answer to it is
 			// dropped as unknown.
-			p.send(rd, append(rd.slot(i), e.request()...), e, b, true)
+			p.send(w, append(w.slot(i), e.request()...), e, b, true)
 			return
 		}
 	}
 	p.timeouts.Add(1)
 	client, clientID, text, reqLen := e.client, e.clientID, e.text, int(e.clientLen)
 	p.pending.release(id, e)
-	p.replyError(rd, rd.slot(i), client, clientID, text, reqLen, codec.ErrTimeout)
+	p.replyError(w, w.slot(i), client, clientID, text, reqLen, codec.ErrTimeout)
 }

@@ -10,20 +10,20 @@ import (
 
 // upstreamLoop reads the servers' replies until the proxy closes, a batch
 // at a time.
-func (p *Proxy) upstreamLoop(rd *reader) {
+func (p *Proxy) upstreamLoop(w *worker) {
 	for {
-		n, err := rd.r.ReadBatch(rd.in)
+		n, err := w.r.ReadBatch(w.in)
 		if err != nil {
 			if isClosed(err) { // Serve closes it last
 				return
 			}
 			continue
 		}
-		rd.now = nanotime()
-		for i, m := range rd.in[:n] {
-			p.handleUpstream(rd, i, m.Buf, m.Addr)
+		w.now = nanotime()
+		for i, m := range w.in[:n] {
+			p.handleUpstream(w, i, m.Buf, m.Addr)
 		}
-		rd.flush()
+		w.flush()
 	}
 }
 
@@ -31,7 +31,7 @@ func (p *Proxy) upstreamLoop(rd *reader) {
 // client. Only a reply from the server the request went to, with an ID the
 // proxy is waiting for, gets through; everything else is dropped and
 // counted.
-func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPort) {
+func (p *Proxy) handleUpstream(w *worker, i int, pkt []byte, from netip.AddrPort) {
 	h, err := codec.ParseHeader(pkt)
 	if err != nil || h.Kind != codec.KindReply {
 		p.drops.add(dropUpstream)
@@ -50,10 +50,10 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 	}
 	rt.backend.inFlight.Add(-1)
 	rt.backend.answered.Add(1)
-	rt.backend.observe(time.Duration(rd.now-rt.sentAt), rd.now)
+	rt.backend.observe(time.Duration(w.now-rt.sentAt), w.now)
 	p.health.answered(rt.backend)
 	if m := p.metrics.Load(); m != nil {
-		m.replies.Observe(float64(rd.now-rt.sentAt) / 1e9)
+		m.replies.Observe(float64(w.now-rt.sentAt) / 1e9)
 	}
 	p.replies.Add(1)
 	client, clientID := rt.client, rt.clientID
@@ -63,7 +63,7 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 			p.countBadReply(err)
 			r = codec.Reply{Err: codec.ErrMalformed}
 		}
-		rd.toClient(codec.AppendBounded(rd.slot(i), int(rt.clientLen), true, 0, r), client)
+		w.toClient(codec.AppendBounded(w.slot(i), int(rt.clientLen), true, 0, r), client)
 		return
 	}
 	codec.SetID(pkt, clientID)
@@ -75,9 +75,9 @@ func (p *Proxy) handleUpstream(rd *reader, i int, pkt []byte, from netip.AddrPor
 			p.countBadReply(err)
 			r = codec.Reply{Err: codec.ErrMalformed}
 		}
-		pkt = codec.AppendBounded(rd.slot(i), int(rt.clientLen), false, clientID, r)
+		pkt = codec.AppendBounded(w.slot(i), int(rt.clientLen), false, clientID, r)
 	}
-	rd.toClient(pkt, client)
+	w.toClient(pkt, client)
 }
 
 // countBadReply counts a server reply that could not be passed on as it

@@ -4,7 +4,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/udpbatch"
 )
@@ -108,7 +108,7 @@ func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
 	if err != nil {
 		return s.answer(w, dst, len(pkt), h.ID, false, nil, codec.Number{}, codec.AsError(err))
 	}
-	res, err := calc.Eval(req.Op, req.A, req.B)
+	res, err := arith.Eval(req.Op, req.A, req.B)
 	if err != nil {
 		return s.answer(w, dst, len(pkt), h.ID, false, &req, codec.Number{}, codec.AsError(err))
 	}
@@ -123,7 +123,7 @@ func (s *Server) handleText(w *worker, pkt, dst []byte) []byte {
 	if err != nil {
 		return s.answer(w, dst, len(pkt), 0, true, nil, codec.Number{}, codec.AsError(err))
 	}
-	res, err := calc.Eval(req.Op, req.A, req.B)
+	res, err := arith.Eval(req.Op, req.A, req.B)
 	if err != nil {
 		return s.answer(w, dst, len(pkt), 0, true, &req, codec.Number{}, codec.AsError(err))
 	}

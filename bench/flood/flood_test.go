@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"go.uber.org/goleak"
 )
@@ -103,7 +103,7 @@ func (p *peer) serve() {
 			continue
 		}
 		r := codec.Reply{Server: p.name}
-		switch res, err := calc.Eval(req.Op, req.A, req.B); {
+		switch res, err := arith.Eval(req.Op, req.A, req.B); {
 		case p.transient != nil && p.transient(h.ID):
 			r.Err = codec.ErrBusy
 			if first {

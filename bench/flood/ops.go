@@ -3,7 +3,7 @@ package flood
 import (
 	"math/rand/v2"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 )
 
@@ -33,7 +33,7 @@ func (g opGen) number() codec.Number {
 // or the code of the error.
 func (g opGen) next() (codec.Request, codec.Number, codec.Code) {
 	req := codec.Request{Op: codec.Ops[g.r.IntN(len(codec.Ops))], A: g.number(), B: g.number()}
-	want, err := calc.Eval(req.Op, req.A, req.B)
+	want, err := arith.Eval(req.Op, req.A, req.B)
 	if err != nil {
 		return req, codec.Number{}, codec.AsError(err).Code
 	}

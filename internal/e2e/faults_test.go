@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpclient"
@@ -96,7 +96,7 @@ func (fs *faultySystem) flood(t *testing.T, n, workers, clients int, cfg udpclie
 			for i := w; i < n; i += workers {
 				req := codec.Request{Op: codec.Ops[r.IntN(4)], A: codec.IntNumber(r.Int64N(2001) - 1000), B: codec.IntNumber(r.Int64N(21) - 10)}
 				rep, err := c.Do(context.Background(), req)
-				want, wantErr := calc.Eval(req.Op, req.A, req.B)
+				want, wantErr := arith.Eval(req.Op, req.A, req.B)
 				var bad error
 				switch {
 				case wantErr != nil && !errors.Is(err, wantErr):

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/udpclient"
 	"github.com/vmihailenco/msgpack/v5"
@@ -98,7 +98,7 @@ func TestGarbageFlood(t *testing.T) {
 	ask := func(r *rand.Rand) error {
 		req := codec.Request{Op: codec.Ops[r.IntN(4)], A: codec.IntNumber(r.Int64N(1000)), B: codec.IntNumber(1 + r.Int64N(9))}
 		rep, err := cl.Do(context.Background(), req)
-		want, _ := calc.Eval(req.Op, req.A, req.B)
+		want, _ := arith.Eval(req.Op, req.A, req.B)
 		if err != nil || !rep.Result.Equal(want) {
 			t.Errorf("%v: got %v, %v; want %v", req, rep.Result, err, want)
 		}

@@ -1,4 +1,4 @@
-// Package calc is the arithmetic that discal's servers perform, kept apart
+// Package arith is the arithmetic that discal's servers perform, kept apart
 // so that clients and tests can compute the expected answer locally.
 //
 // Integers stay exact: two int64 operands give an int64 result, and a result
@@ -6,7 +6,7 @@
 // that divides exactly gives an integer, otherwise a float. Any float operand
 // makes the operation a float64 one. NaN and infinite operands, division by
 // zero and a float result that overflows are each their own error.
-package calc
+package arith
 
 import (
 	"math"
