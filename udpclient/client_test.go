@@ -3,6 +3,7 @@ package udpclient
 import (
 	"context"
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -125,19 +126,6 @@ func dial(t *testing.T, addr string, cfg Config) *Client {
 
 var ctx = context.Background()
 
-// waitFor polls cond until it holds, and fails the test after 5 seconds
-// instead of hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestConcurrentCallersGetTheirOwnAnswers shares one client among many
 // goroutines whose answers arrive out of order, with stray and duplicate
 // replies mixed in.
@@ -233,7 +221,7 @@ func TestContextAndClose(t *testing.T) {
 		_, err := c.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
 		done <- err
 	}()
-	waitFor(t, "the call to be sent", func() bool { return p.tries(c.nextID.Load()) > 0 })
+	eventually.True(t, 5*time.Second, "the call to be sent", func() bool { return p.tries(c.nextID.Load()) > 0 })
 	c.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("call on a closing client returned %v", err)

@@ -5,6 +5,7 @@ package udpproxy_test
 
 import (
 	"context"
+	"github.com/discal/discal/internal/eventually"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -57,7 +58,7 @@ func TestGarbageStopsNothing(t *testing.T) {
 	}
 	// The proxy reads datagrams in order per socket, but from several
 	// readers: wait until it has counted what it read.
-	waitFor(t, 5*time.Second, "garbage counted", func() bool {
+	eventually.True(t, 5*time.Second, "garbage counted", func() bool {
 		d := c.Proxy.Stats().Drops
 		return d["magic"]+d["short"]+d["kind"] >= 2000
 	})
@@ -135,7 +136,7 @@ func TestForgedRepliesNeverReachClients(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "the forgeries counted", func() bool {
+	eventually.True(t, 5*time.Second, "the forgeries counted", func() bool {
 		d := p.Stats().Drops
 		return d["forged_reply"] == 1 && d["unknown_reply"] == 100
 	})

@@ -3,6 +3,7 @@ package udpproxy_test
 import (
 	"context"
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"strings"
 	"sync"
@@ -165,7 +166,7 @@ func TestShutdownStopsTakingRequests(t *testing.T) {
 
 func waitPending(t *testing.T, p *udpproxy.Proxy, n int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the requests to be pending", func() bool { return p.Stats().Pending == n })
+	eventually.True(t, 5*time.Second, "the requests to be pending", func() bool { return p.Stats().Pending == n })
 }
 
 // TestDrainingServerGetsNoNewWork: a server told to drain (lame duck) is
@@ -188,7 +189,7 @@ func TestDrainingServerGetsNoNewWork(t *testing.T) {
 	if !s1.Draining() {
 		t.Fatal("the server is not draining")
 	}
-	waitFor(t, 5*time.Second, "the proxy to see the drain", func() bool { return backendByName(c.Proxy, "s1").Draining })
+	eventually.True(t, 5*time.Second, "the proxy to see the drain", func() bool { return backendByName(c.Proxy, "s1").Draining })
 	before := s1.Stats().Served
 	run(500)
 	if got := s1.Stats().Served - before; got != 0 {
@@ -199,7 +200,7 @@ func TestDrainingServerGetsNoNewWork(t *testing.T) {
 		t.Error("stats does not show the draining server")
 	}
 	exchange(t, c.Servers[0].StatAddr, []byte("undrain\n"))
-	waitFor(t, 5*time.Second, "the proxy to see the undrain", func() bool { return !backendByName(c.Proxy, "s1").Draining })
+	eventually.True(t, 5*time.Second, "the proxy to see the undrain", func() bool { return !backendByName(c.Proxy, "s1").Draining })
 	run(500)
 	if s1.Stats().Served == before {
 		t.Fatal("undrained, the server got no work")
@@ -208,7 +209,7 @@ func TestDrainingServerGetsNoNewWork(t *testing.T) {
 	for _, s := range c.Servers {
 		s.Running().Drain()
 	}
-	waitFor(t, 5*time.Second, "all drains seen", func() bool {
+	eventually.True(t, 5*time.Second, "all drains seen", func() bool {
 		for _, b := range c.Proxy.Stats().Servers {
 			if !b.Draining {
 				return false

@@ -6,6 +6,7 @@ package udpproxy_test
 import (
 	"context"
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -25,7 +26,7 @@ func TestServerStoppedMidRun(t *testing.T) {
 	c := startCluster(t, cluster.Config{Servers: 3, Proxy: udpproxy.Config{
 		Poll: 20 * time.Millisecond, TryTimeout: 100 * time.Millisecond}})
 	victim := c.Servers[1]
-	waitFor(t, 5*time.Second, "a first report from every server", func() bool {
+	eventually.True(t, 5*time.Second, "a first report from every server", func() bool {
 		for _, b := range c.Proxy.Stats().Servers {
 			if !b.HasReport {
 				return false
@@ -58,27 +59,27 @@ func TestServerStoppedMidRun(t *testing.T) {
 		})
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return answered }
-	waitFor(t, 10*time.Second, "load to start", func() bool { return count() > 200 })
+	eventually.True(t, 10*time.Second, "load to start", func() bool { return count() > 200 })
 
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stopCancel()
 	if err := victim.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the proxy to take the stopped server out", func() bool {
+	eventually.True(t, 5*time.Second, "the proxy to take the stopped server out", func() bool {
 		return !backendByName(c.Proxy, victim.Name).Up
 	})
 	before := count()
-	waitFor(t, 10*time.Second, "more answers without the server", func() bool { return count() > before+500 })
+	eventually.True(t, 10*time.Second, "more answers without the server", func() bool { return count() > before+500 })
 
 	if err := victim.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the restarted server back in rotation", func() bool {
+	eventually.True(t, 5*time.Second, "the restarted server back in rotation", func() bool {
 		return backendByName(c.Proxy, victim.Name).Up
 	})
 	served := victim.Running().Stats().Served
-	waitFor(t, 10*time.Second, "the restarted server to get work", func() bool {
+	eventually.True(t, 10*time.Second, "the restarted server to get work", func() bool {
 		return victim.Running().Stats().Served > served+100
 	})
 	cancel()
@@ -135,7 +136,7 @@ func TestNoServerAvailable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "every server out of rotation", func() bool {
+	eventually.True(t, 5*time.Second, "every server out of rotation", func() bool {
 		for _, b := range c.Proxy.Stats().Servers {
 			if b.Up {
 				return false
@@ -155,7 +156,7 @@ func TestNoServerAvailable(t *testing.T) {
 	if err := c.Servers[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a server back", func() bool { return backendByName(c.Proxy, "s1").Up })
+	eventually.True(t, 5*time.Second, "a server back", func() bool { return backendByName(c.Proxy, "s1").Up })
 	if n, err := cl.Calc(ctx, codec.OpMul, codec.IntNumber(2), codec.IntNumber(21)); err != nil || !n.Equal(codec.IntNumber(42)) {
 		t.Fatalf("after restart: %v, %v", n, err)
 	}
@@ -229,7 +230,7 @@ func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(conn) }()
-	waitFor(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
+	eventually.True(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
 	conn.Close()
 	select {
 	case err := <-done:

@@ -2,6 +2,7 @@ package udpproxy_test
 
 import (
 	"context"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -131,7 +132,7 @@ func TestEjection(t *testing.T) {
 		}
 	}()
 
-	waitFor(t, 10*time.Second, "the hole to be ejected", func() bool { return backendByName(p, "hole").Ejected })
+	eventually.True(t, 10*time.Second, "the hole to be ejected", func() bool { return backendByName(p, "hole").Ejected })
 	st := backendByName(p, "hole")
 	if st.EjectReason == "" || st.Ejections != 1 || st.InRotation {
 		t.Fatalf("ejected hole: %+v", st)
@@ -140,7 +141,7 @@ func TestEjection(t *testing.T) {
 	// on. Status answers keep coming, yet it stays out until a canary is
 	// answered.
 	canaries := hole.seen.Load()
-	waitFor(t, 10*time.Second, "canaries at the hole", func() bool { return hole.seen.Load() >= canaries+5 })
+	eventually.True(t, 10*time.Second, "canaries at the hole", func() bool { return hole.seen.Load() >= canaries+5 })
 	after := backendByName(p, "hole")
 	if !after.Ejected || !after.Up {
 		t.Fatalf("the hole came back on status answers alone: %+v", after)
@@ -149,8 +150,8 @@ func TestEjection(t *testing.T) {
 		t.Fatalf("the ejected hole got %d more tries", after.Sent-st.Sent)
 	}
 	hole.alive.Store(true)
-	waitFor(t, 10*time.Second, "the hole to be back", func() bool { return backendByName(p, "hole").InRotation })
-	waitFor(t, 10*time.Second, "the hole to answer requests", func() bool { return backendByName(p, "hole").Answered > 0 })
+	eventually.True(t, 10*time.Second, "the hole to be back", func() bool { return backendByName(p, "hole").InRotation })
+	eventually.True(t, 10*time.Second, "the hole to answer requests", func() bool { return backendByName(p, "hole").Answered > 0 })
 }
 
 // TestEjectionCap: with two of three servers dead on their calculator
@@ -177,10 +178,10 @@ func TestEjectionCap(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 10*time.Second, "one hole to be ejected", func() bool { return ejected() == 1 })
+	eventually.True(t, 10*time.Second, "one hole to be ejected", func() bool { return ejected() == 1 })
 	// Both holes keep failing; wait until the one still in rotation has
 	// failed well past MaxFails, and check the cap held.
-	waitFor(t, 10*time.Second, "the other hole to fail more", func() bool {
+	eventually.True(t, 10*time.Second, "the other hole to fail more", func() bool {
 		return backendByName(p, "h1").Timeouts+backendByName(p, "h2").Timeouts > 3*udpproxy.DefaultMaxFails
 	})
 	if n := ejected(); n != 1 {

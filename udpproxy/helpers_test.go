@@ -117,19 +117,6 @@ func exchange(t *testing.T, addr *net.UDPAddr, pkt []byte) []byte {
 	return buf[:n]
 }
 
-// waitFor polls cond until it holds or the time is up. It waits for a state
-// the system reaches by itself, not for time to pass.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func backendByName(p *udpproxy.Proxy, name string) udpproxy.ServerStats {
 	for _, b := range p.Stats().Servers {
 		if b.Name == name {

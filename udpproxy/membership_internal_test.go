@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"github.com/discal/discal/internal/eventually"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -133,21 +134,13 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 		bs := p.backends()
 		return len(bs) == 1 && bs[0].takesWork() && bs[0].report.Load() != nil
 	}
-	for deadline := time.Now().Add(5 * time.Second); !up(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the real server never came up")
-		}
-	}
+	eventually.True(t, 5*time.Second, "the real server to come up", up)
 	real := p.backends()[0]
 	join(p, status.LocalAddr().String(), 9) // forged: port 9 is not its calculator port
 	if n := len(p.backends()); n != 2 {
 		t.Fatalf("%d servers after the forged join, want 2", n)
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(p.backends()) != 1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the forged server was never removed")
-		}
-	}
+	eventually.True(t, 5*time.Second, "the forged server to be removed", func() bool { return len(p.backends()) == 1 })
 	if p.backends()[0] != real || !real.takesWork() {
 		t.Fatal("the real server did not survive the forged join")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"net/netip"
 	"slices"
@@ -26,7 +27,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 func serveProxy(t *testing.T, cfg udpproxy.Config) *udpproxy.Proxy {
 	t.Helper()
 	p, _ := startProxy(t, cfg)
-	waitFor(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
+	eventually.True(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
 	return p
 }
 
@@ -115,11 +116,11 @@ func TestJoinAddsServerAndMissedPollsRemoveIt(t *testing.T) {
 	}
 	join := udpserver.Config{Name: "j1", Join: []string{p.Addr().String()}, JoinInterval: 20 * time.Millisecond}
 	s := serveServer(t, join, nil, nil)
-	waitFor(t, 5*time.Second, "the server to join", func() bool {
+	eventually.True(t, 5*time.Second, "the server to join", func() bool {
 		names, sources := upServers(p)
 		return slices.Equal(names, []string{"j1"}) && sources[0] == "join"
 	})
-	waitFor(t, 5*time.Second, "the join to be acknowledged", func() bool { return s.Joined()[p.Addr().String()] })
+	eventually.True(t, 5*time.Second, "the join to be acknowledged", func() bool { return s.Joined()[p.Addr().String()] })
 	if by := servedBy(t, p, 20); by["j1"] != 20 {
 		t.Fatalf("served by %v", by)
 	}
@@ -128,10 +129,10 @@ func TestJoinAddsServerAndMissedPollsRemoveIt(t *testing.T) {
 	}
 
 	s.stop(t)
-	waitFor(t, 5*time.Second, "the stopped server to be removed", func() bool { return len(p.Stats().Servers) == 0 })
+	eventually.True(t, 5*time.Second, "the stopped server to be removed", func() bool { return len(p.Stats().Servers) == 0 })
 
 	again := serveServer(t, join, nil, nil)
-	waitFor(t, 5*time.Second, "the restarted server to join again", func() bool {
+	eventually.True(t, 5*time.Second, "the restarted server to join again", func() bool {
 		bs := p.Stats().Servers
 		return len(bs) == 1 && bs[0].Up && bs[0].Addr.Calc == again.calc.String()
 	})
@@ -145,7 +146,7 @@ func TestJoinAddsServerAndMissedPollsRemoveIt(t *testing.T) {
 func TestJoinRefusedOutsideAllow(t *testing.T) {
 	p := serveProxy(t, udpproxy.Config{JoinAllow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Poll: 20 * time.Millisecond})
 	s := serveServer(t, udpserver.Config{Join: []string{p.Addr().String()}, JoinInterval: 10 * time.Millisecond}, nil, nil)
-	waitFor(t, 5*time.Second, "three joins refused", func() bool { return p.Stats().Drops["join_refused"] >= 3 })
+	eventually.True(t, 5*time.Second, "three joins refused", func() bool { return p.Stats().Drops["join_refused"] >= 3 })
 	if st := p.Stats(); len(st.Servers) != 0 || st.Joins != 0 {
 		t.Fatalf("a refused join added %d servers, %d joins counted", len(st.Servers), st.Joins)
 	}
@@ -212,7 +213,7 @@ func TestJoinedServerWorksOnlyOnceItAnswers(t *testing.T) {
 	if n := c.Proxy.Stats().Drops["join_refused"]; n != 1 {
 		t.Fatalf("%d joins refused, want 1", n)
 	}
-	waitFor(t, 5*time.Second, "the silent joiners to be removed", func() bool { return len(c.Proxy.Stats().Servers) == 1 })
+	eventually.True(t, 5*time.Second, "the silent joiners to be removed", func() bool { return len(c.Proxy.Stats().Servers) == 1 })
 	if st := c.Proxy.Stats(); st.Timeouts != 0 || st.Retries != 0 {
 		t.Fatalf("%d timeouts, %d retries", st.Timeouts, st.Retries)
 	}
@@ -346,13 +347,13 @@ func TestSRVDiscovery(t *testing.T) {
 				len(p.Stats().Servers) == len(names)
 		}
 	}
-	waitFor(t, 5*time.Second, "d1 and d2 from DNS", want("d1", "d2"))
+	eventually.True(t, 5*time.Second, "d1 and d2 from DNS", want("d1", "d2"))
 	if by := servedBy(t, p, 40); by["d1"]+by["d2"] != 40 {
 		t.Fatalf("served by %v", by)
 	}
 
 	z.set(dns.RcodeSuccess, servers[1], servers[2])
-	waitFor(t, 5*time.Second, "d2 and d3 after the records changed", want("d2", "d3"))
+	eventually.True(t, 5*time.Second, "d2 and d3 after the records changed", want("d2", "d3"))
 	if by := servedBy(t, p, 40); by["d2"]+by["d3"] != 40 {
 		t.Fatalf("served by %v", by)
 	}
@@ -360,7 +361,7 @@ func TestSRVDiscovery(t *testing.T) {
 	// A failing DNS server: the proxy keeps what it has.
 	z.set(dns.RcodeServerFailure, servers[0])
 	asked := z.queries.Load()
-	waitFor(t, 5*time.Second, "failed lookups (a few queries each)", func() bool { return z.queries.Load() >= asked+6 })
+	eventually.True(t, 5*time.Second, "failed lookups (a few queries each)", func() bool { return z.queries.Load() >= asked+6 })
 	if !want("d2", "d3")() {
 		names, _ := upServers(p)
 		t.Fatalf("a failed lookup changed the servers to %v", names)
@@ -368,7 +369,7 @@ func TestSRVDiscovery(t *testing.T) {
 
 	// The name is gone: so are the servers.
 	z.set(dns.RcodeSuccess)
-	waitFor(t, 5*time.Second, "no servers once the name is gone", want())
+	eventually.True(t, 5*time.Second, "no servers once the name is gone", want())
 	c := dialClient(t, p.Addr(), udpclient.Config{Timeout: time.Second})
 	if _, err := c.Do(context.Background(), codec.Request{Op: codec.OpAdd}); !errors.Is(err, codec.ErrNoServer) {
 		t.Fatalf("with no servers: %v, want %v", err, codec.ErrNoServer)
@@ -388,9 +389,9 @@ func TestSRVRetriesSoonAfterFailure(t *testing.T) {
 		return d.DialContext(ctx, "udp", z.addr)
 	}}
 	p := serveProxy(t, udpproxy.Config{SRV: name, SRVInterval: time.Minute, Resolver: resolver, Poll: 20 * time.Millisecond})
-	waitFor(t, 5*time.Second, "a failed lookup", func() bool { return z.queries.Load() > 0 })
+	eventually.True(t, 5*time.Second, "a failed lookup", func() bool { return z.queries.Load() > 0 })
 	z.set(dns.RcodeSuccess, s)
-	waitFor(t, 5*time.Second, "the server, once DNS works", func() bool {
+	eventually.True(t, 5*time.Second, "the server, once DNS works", func() bool {
 		names, _ := upServers(p)
 		return slices.Equal(names, []string{"late"})
 	})

@@ -3,6 +3,7 @@ package udpproxy_test
 import (
 	"context"
 	"fmt"
+	"github.com/discal/discal/internal/eventually"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -138,7 +139,7 @@ func TestLongServerName(t *testing.T) {
 	if err != nil || r.Server != name {
 		t.Fatalf("reply %+v, %v", r, err)
 	}
-	waitFor(t, 5*time.Second, "a report naming the server", func() bool {
+	eventually.True(t, 5*time.Second, "a report naming the server", func() bool {
 		b := backendByName(c.Proxy, name)
 		return b.HasReport && b.Up
 	})
@@ -152,7 +153,7 @@ func TestStatsCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "reports", func() bool {
+	eventually.True(t, 5*time.Second, "reports", func() bool {
 		return backendByName(c.Proxy, "s1").HasReport && backendByName(c.Proxy, "s2").HasReport
 	})
 	out := string(exchange(t, c.ProxyAddr, []byte("stats\n")))

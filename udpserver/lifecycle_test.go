@@ -3,6 +3,7 @@ package udpserver
 import (
 	"context"
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,20 +13,6 @@ import (
 	"github.com/discal/discal/codec"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// waitFor polls cond every millisecond until it holds, failing the test
-// after limit: for state that changes on another goroutine with no event
-// to wait on.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // serveOn starts a server on the two sockets and returns Serve's result
 // channel; cleanup closes the server.
@@ -62,7 +49,7 @@ func TestServeEndsWhenItsSocketCloses(t *testing.T) {
 		t.Run(which, func(t *testing.T) {
 			calc, status := listen(t), listen(t)
 			s, served := serveOn(t, Config{}, calc, status)
-			waitFor(t, 5*time.Second, "Ready", func() bool { ok, _ := s.Ready(); return ok })
+			eventually.True(t, 5*time.Second, "Ready", func() bool { ok, _ := s.Ready(); return ok })
 			if which == "calculator" {
 				calc.Close()
 			} else {
@@ -130,7 +117,7 @@ func TestReady(t *testing.T) {
 	served := make(chan error, 1)
 	calc, status := listen(t), listen(t)
 	go func() { served <- s.Serve(calc, status) }()
-	waitFor(t, 5*time.Second, "ready once serving", func() bool { ok, _ := s.Ready(); return ok })
+	eventually.True(t, 5*time.Second, "ready once serving", func() bool { ok, _ := s.Ready(); return ok })
 	s.Drain()
 	if ok, reason := s.Ready(); ok || reason != "draining" {
 		t.Fatalf("draining: %v, %q", ok, reason)
@@ -153,7 +140,7 @@ func TestReady(t *testing.T) {
 func TestMetricsNameDefaultsToAddress(t *testing.T) {
 	calc, status := listen(t), listen(t)
 	s, _ := serveOn(t, Config{}, calc, status)
-	waitFor(t, 5*time.Second, "serving", func() bool { ok, _ := s.Ready(); return ok })
+	eventually.True(t, 5*time.Second, "serving", func() bool { ok, _ := s.Ready(); return ok })
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(s.Collector())
 	mfs, err := reg.Gather()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/discal/discal/internal/eventually"
 	"io"
 	"log/slog"
 	"math"
@@ -245,7 +246,7 @@ func TestStatusPort(t *testing.T) {
 
 	// Wait for the sampler's first tick, so that the figures checked
 	// below are measurements and not the zero they start at.
-	waitFor(t, 5*time.Second, "the sampler measured nothing", func() bool {
+	eventually.True(t, 5*time.Second, "the sampler measured nothing", func() bool {
 		return ts.sampler.HostCPU() != 0 || ts.sampler.ProcCPU() != 0
 	})
 	got := exchange(t, status, codec.AppendStatusQuery(nil, 77))
@@ -446,7 +447,7 @@ func TestBurn(t *testing.T) {
 	if ts.Burn() != 0.6 {
 		t.Fatalf("Burn() = %v", ts.Burn())
 	}
-	waitFor(t, 10*time.Second, "process CPU under 40% while burning 60% of a core", func() bool {
+	eventually.True(t, 10*time.Second, "process CPU under 40% while burning 60% of a core", func() bool {
 		return ts.sampler.ProcCPU() >= 40
 	})
 	if line := string(exchange(t, c, []byte("status"))); !strings.HasSuffix(line, " burn=0.6\n") {
@@ -665,12 +666,12 @@ func TestJoinAckMustMatch(t *testing.T) {
 	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID+1), from); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a wrong ack was not counted", func() bool { return ts.Stats().Dropped != dropped })
+	eventually.True(t, 5*time.Second, "a wrong ack was not counted", func() bool { return ts.Stats().Dropped != dropped })
 	if ts.Joined()[proxy.LocalAddr().String()] {
 		t.Fatal("a wrong ack joined")
 	}
 	if _, err := proxy.WriteToUDPAddrPort(codec.AppendJoinAck(nil, h.ID), from); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the right ack did not join", func() bool { return ts.Joined()[proxy.LocalAddr().String()] })
+	eventually.True(t, 5*time.Second, "the right ack did not join", func() bool { return ts.Joined()[proxy.LocalAddr().String()] })
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/discal/discal/internal/eventually"
 	"io"
 	"log/slog"
 	"net"
@@ -269,7 +270,7 @@ func TestStopsOnCancel(t *testing.T) {
 	if _, err := w.Write([]byte("20 + 22\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first answer", func() bool { return out.String() == "42\n" })
+	eventually.True(t, 5*time.Second, "the first answer", func() bool { return out.String() == "42\n" })
 	cancel()
 	select {
 	case code := <-done:
@@ -296,16 +297,4 @@ func (w *syncBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
-}
-
-// waitFor polls cond until it holds, and fails the test after 5 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"io"
 	"net"
 	"net/http"
@@ -14,19 +15,6 @@ import (
 	"testing"
 	"time"
 )
-
-// waitFor polls cond until it holds, failing the test after limit: for
-// state in another process that no line of its log announces.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 var (
 	httpUp  = regexp.MustCompile(`metrics serving"? addr=(\S+)`)
@@ -98,7 +86,7 @@ func TestHealthEndpoints(t *testing.T) {
 	pxHTTP := "http://" + px.await(t, httpUp)[1]
 	// A configured server is in rotation until it misses three polls
 	// (and the proxy is not ready before it serves).
-	waitFor(t, 10*time.Second, "the proxy stayed ready with a dead server", func() bool {
+	eventually.True(t, 10*time.Second, "the proxy stayed ready with a dead server", func() bool {
 		_, body := httpGet(t, pxHTTP+"/readyz")
 		return body == "not ready: no server in rotation\n"
 	})
@@ -139,7 +127,7 @@ func TestProxyReadyOnceServing(t *testing.T) {
 	m := srv.await(t, serverUp)
 	px := start(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", m[2]+","+m[3], "-poll", "50ms", "-http-addr", "127.0.0.1:0")
 	pxHTTP := "http://" + px.await(t, httpUp)[1]
-	waitFor(t, 10*time.Second, "the proxy never turned ready", func() bool {
+	eventually.True(t, 10*time.Second, "the proxy never turned ready", func() bool {
 		code, _ := httpGet(t, pxHTTP+"/readyz")
 		return code == 200
 	})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/discal/discal/internal/eventually"
 	"io"
 	"net"
 	"net/http"
@@ -432,7 +433,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	px := start(t, "udpproxy", "-addr", "127.0.0.1:0", "-server", m[2]+","+m[3], "-metrics-addr", "127.0.0.1:0")
 	pxMetrics := px.await(t, metricsUp)[1]
 	proxy := px.await(t, proxyUp)[1]
-	waitFor(t, 10*time.Second, "no report from the server", func() bool { // until the server's first report names it
+	eventually.True(t, 10*time.Second, "no report from the server", func() bool { // until the server's first report names it
 		return strings.Contains(exchangeText(t, proxy, "stats\n"), "\nm1 ")
 	})
 	for range 10 {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"os"
 	"os/exec"
@@ -77,11 +78,8 @@ func TestSIGTERMDrainsProxy(t *testing.T) {
 	}
 	// The scenario: SIGTERM once the 50 have reached the slow server, while
 	// they are pending at the proxy.
-	for deadline := time.Now().Add(5 * time.Second); received.Load() < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow server received %d of %d requests", received.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually.Within(5*time.Second, func() bool { return received.Load() >= n }) {
+		t.Fatalf("the slow server received %d of %d requests", received.Load(), n)
 	}
 	if err := cmd.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

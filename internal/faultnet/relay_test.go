@@ -2,6 +2,7 @@ package faultnet
 
 import (
 	"encoding/binary"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"testing"
@@ -89,12 +90,8 @@ func send(t *testing.T, to *net.UDPAddr, n int) *net.UDPConn {
 // count stops at want.
 func settle(t *testing.T, r *Relay, dir int, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Stats().Forwarded[dir] < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("forwarded %d, want %d", r.Stats().Forwarded[dir], want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !eventually.Within(10*time.Second, func() bool { return r.Stats().Forwarded[dir] >= want }) {
+		t.Fatalf("forwarded %d, want %d", r.Stats().Forwarded[dir], want)
 	}
 }
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"github.com/discal/discal/internal/eventually"
 	"net"
 	"os"
 	"testing"
@@ -58,13 +59,7 @@ func newServer(t *testing.T) (*server, chan error) {
 	done := make(chan error, 1)
 	go func() { done <- s.serve() }()
 	// Serving is true once Start ran: wait for it, with a bound.
-	deadline := time.Now().Add(5 * time.Second)
-	for !s.life.Serving() {
-		if time.Now().After(deadline) {
-			t.Fatal("never serving")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, "Serving", s.life.Serving)
 	return s, done
 }
 
