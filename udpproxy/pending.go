@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/discal/discal/internal/netlist"
 )
 
 // inlineReq is how much of a request an entry holds without allocating:
@@ -184,7 +186,8 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 // take removes the entry for id if the reply came from the backend the
 // request was sent to, and returns its route. A reply from any other address
 // leaves the entry where it is: forged is true, and the real answer can
-// still arrive.
+// still arrive. Addresses compare as the kernel sees them: a server named
+// with a zone answers from its address on that interface.
 func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forged bool) {
 	s := t.shard(id)
 	s.mu.Lock()
@@ -193,7 +196,7 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		s.mu.Unlock()
 		return route{}, false, false
 	}
-	if e.backend.calc != from {
+	if !netlist.SameAddrPort(e.backend.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -46,6 +47,38 @@ func TestPendingTakeChecksSource(t *testing.T) {
 	}
 	if tab.Len() != 0 {
 		t.Fatalf("Len = %d after take", tab.Len())
+	}
+}
+
+// TestPendingTakeZones: a server named with a zone answers from its
+// address with the zone the kernel gives, the interface's index. That is
+// the server; the same address on another interface is not.
+func TestPendingTakeZones(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip(err)
+	}
+	tab := newPendingTable(10)
+	b := testBackend(t, "[fe80::1%lo]:7001")
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		from   string
+		ok     bool
+		forged bool
+	}{
+		{fmt.Sprintf("[fe80::1%%%d]:7001", lo.Index+1000), false, true}, // another link
+		{"[fe80::2%lo]:7001", false, true},
+		{fmt.Sprintf("[fe80::1%%%d]:7001", lo.Index), true, false}, // lo by number, as read
+		{"[fe80::1%lo]:7001", true, false},
+		{"[fe80::1]:7001", true, false}, // no zone: any interface, as the kernel's scope 0
+	} {
+		id, _ := tab.insert(r, &entry{backend: b})
+		if _, ok, forged := tab.take(id, netip.MustParseAddrPort(c.from)); ok != c.ok || forged != c.forged {
+			t.Errorf("a reply from %s: ok %v, forged %v; want %v, %v", c.from, ok, forged, c.ok, c.forged)
+		}
+		if !c.ok {
+			tab.take(id, b.calc)
+		}
 	}
 }
 

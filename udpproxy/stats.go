@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // drop reasons: why a datagram got no answer.
@@ -31,6 +33,28 @@ var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "u
 
 type dropCounters [numDropReasons]atomic.Uint64
 
+// dropRxOverflow names the datagrams the kernel dropped on the client
+// socket before the proxy read them: its receive queue was full. The
+// kernel counts them, not the proxy, so they have no dropReason.
+const dropRxOverflow = "rx_overflow"
+
+// rxOverflow asks the kernel how many client datagrams it dropped unread.
+// It is 0 before Serve and where the system does not say; once the socket
+// is closed it stays at the last count read, so that the counter never
+// goes back.
+func (p *Proxy) rxOverflow() uint64 {
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	if c != nil {
+		if n, err := udpbatch.Drops(c); err == nil {
+			for last := p.rxDrops.Load(); n > last && !p.rxDrops.CompareAndSwap(last, n); last = p.rxDrops.Load() {
+			}
+		}
+	}
+	return p.rxDrops.Load()
+}
+
 func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
 
 type counters struct {
@@ -43,6 +67,7 @@ type counters struct {
 	busy     atomic.Uint64 // requests answered "busy"
 	joins    atomic.Uint64 // joins taken and acknowledged
 	drops    dropCounters
+	rxDrops  atomic.Uint64 // the kernel's count of client datagrams dropped unread, as last read
 }
 
 // Stats is a snapshot of the proxy's counters and backends.
@@ -75,6 +100,7 @@ func (p *Proxy) statsOf(bs []*Server) Stats {
 	for i := range p.drops {
 		s.Drops[dropNames[i]] = p.drops[i].Load()
 	}
+	s.Drops[dropRxOverflow] = p.rxOverflow()
 	now := nanotime()
 	for _, b := range bs {
 		s.Servers = append(s.Servers, b.stats(now))

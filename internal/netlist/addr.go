@@ -3,7 +3,6 @@ package netlist
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -14,7 +13,8 @@ import (
 // "2" when eth0 is interface 2; a missing zone matches any, as a scope ID
 // of 0 does in the kernel. The proxy uses it wherever it checks that a
 // reply came from the server it asked: a server named fe80::1%eth0 answers
-// from fe80::1 on eth0, and its replies must not count as forged.
+// from fe80::1%3 when eth0 is interface 3, and its replies must not count
+// as forged.
 func SameAddrPort(a, b netip.AddrPort) bool {
 	if a == b {
 		return true // the common case, with no zones to compare
@@ -61,19 +61,10 @@ func number(zone string) (int, bool) {
 	return n, n > 0
 }
 
-// ZoneName returns the name of interface index, for an address read from
-// a socket, or the number in decimal when it has no name the system knows.
-func ZoneName(index int) string {
-	if index <= 0 {
-		return ""
-	}
-	return zones.name(index)
-}
-
-// zones caches the machine's interfaces, as the net package does for its
-// own reads. It is listed again when a name or index is not in it, at most
-// once a second, so that a flood of datagrams from an unknown interface
-// cannot make each one list the interfaces. An interface deleted and made
+// zones caches the names of the machine's interfaces, as the net package
+// does for its own reads. It is listed again when a name is not in it, at
+// most once a second, so that a name no interface has (a server's zone
+// mistyped, or its interface gone) does not make every reply list them. An interface deleted and made
 // again under its old name keeps its old index here until some miss lists
 // them again: rare, and no worse than a reply that counts as forged.
 var zones zoneCache
@@ -85,8 +76,7 @@ type zoneCache struct {
 
 // zoneSnap is one listing, never changed once published.
 type zoneSnap struct {
-	byName  map[string]int
-	byIndex map[int]string
+	byName map[string]int
 }
 
 func (z *zoneCache) index(name string) int {
@@ -101,20 +91,6 @@ func (z *zoneCache) index(name string) int {
 	return 0
 }
 
-func (z *zoneCache) name(index int) string {
-	if s := z.snap.Load(); s != nil {
-		if n, ok := s.byIndex[index]; ok {
-			return n
-		}
-	}
-	if s := z.refresh(); s != nil {
-		if n, ok := s.byIndex[index]; ok {
-			return n
-		}
-	}
-	return strconv.Itoa(index)
-}
-
 // refresh lists the interfaces again unless someone did within the last
 // second, and returns the new listing, or nil if it made none.
 func (z *zoneCache) refresh() *zoneSnap {
@@ -127,10 +103,9 @@ func (z *zoneCache) refresh() *zoneSnap {
 	if err != nil {
 		return nil
 	}
-	s := &zoneSnap{byName: make(map[string]int, len(ifs)), byIndex: make(map[int]string, len(ifs))}
+	s := &zoneSnap{byName: make(map[string]int, len(ifs))}
 	for _, i := range ifs {
 		s.byName[i.Name] = i.Index
-		s.byIndex[i.Index] = i.Name
 	}
 	z.snap.Store(s)
 	return s
