@@ -33,29 +33,26 @@ var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "u
 
 type dropCounters [numDropReasons]atomic.Uint64
 
+func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
+
 // dropRxOverflow names the datagrams the kernel dropped on the client
 // socket before the proxy read them: its receive queue was full. The
 // kernel counts them, not the proxy, so they have no dropReason.
 const dropRxOverflow = "rx_overflow"
 
-// rxOverflow asks the kernel how many client datagrams it dropped unread.
-// It is 0 before Serve and where the system does not say; once the socket
-// is closed it stays at the last count read, so that the counter never
-// goes back.
+// rxOverflow asks the kernel how many client datagrams it dropped unread:
+// one system call, made for Stats, the stats command and a scrape only.
+// It is 0 before Serve and where the system does not say, and keeps its
+// last count once the socket is closed.
 func (p *Proxy) rxOverflow() uint64 {
 	p.mu.Lock()
 	c := p.client
 	p.mu.Unlock()
-	if c != nil {
-		if n, err := udpbatch.Drops(c); err == nil {
-			for last := p.rxDrops.Load(); n > last && !p.rxDrops.CompareAndSwap(last, n); last = p.rxDrops.Load() {
-			}
-		}
+	if c == nil {
+		return 0
 	}
-	return p.rxDrops.Load()
+	return p.rxDrops.Read(c)
 }
-
-func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
 
 type counters struct {
 	requests atomic.Uint64 // client requests read
@@ -67,7 +64,7 @@ type counters struct {
 	busy     atomic.Uint64 // requests answered "busy"
 	joins    atomic.Uint64 // joins taken and acknowledged
 	drops    dropCounters
-	rxDrops  atomic.Uint64 // the kernel's count of client datagrams dropped unread, as last read
+	rxDrops  udpbatch.DropCounter // the kernel's count of client datagrams dropped unread
 }
 
 // Stats is a snapshot of the proxy's counters and backends.

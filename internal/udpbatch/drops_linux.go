@@ -16,8 +16,8 @@ import (
 // read them, mostly because the socket's receive queue was full: the count
 // in the drops column of /proc/net/udp. It costs one system call, made only
 // when asked, so counting costs the datagram path nothing. The kernel keeps
-// a 32-bit counter: after 2^32 drops it starts again from zero, which a
-// Prometheus counter reads as a reset.
+// a 32-bit counter, which starts again from zero after 2^32 drops: a
+// DropCounter makes a total of it that does not.
 func Drops(c *net.UDPConn) (uint64, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
