@@ -196,7 +196,9 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		s.mu.Unlock()
 		return route{}, false, false
 	}
-	if !netlist.SameAddrPort(e.backend.calc, from) {
+	// The plain comparison first: it is the answer for every reply but a
+	// link-local server's, and costs no call.
+	if e.backend.calc != from && !netlist.SameAddrPort(e.backend.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
 	}
