@@ -68,6 +68,7 @@ func FuzzHandleUpstream(f *testing.F) {
 		s := p.pending.shard(1)
 		s.mu.Lock()
 		s.m[1] = &e
+		s.push(1, &e)
 		s.mu.Unlock()
 		p.pending.size.Add(1)
 		p.handleUpstream(w, 0, pkt, b.calc)

@@ -93,19 +93,28 @@ func (m *membership) servers() []*Server { return m.snap.Load().all }
 // rotation is the servers that take new work now.
 func (m *membership) rotation() []*Server { return m.snap.Load().rotation }
 
-// byStatus is the servers whose status port is a.
-func (m *membership) byStatus(a netip.AddrPort) []*Server { return m.snap.Load().byStatus[a] }
+// byStatus is the servers whose status port may be a: the same address
+// and port, whatever the zone. The caller compares zones
+// (netlist.SameAddrPort).
+func (m *membership) byStatus(a netip.AddrPort) []*Server { return m.snap.Load().byStatus[addrKey(a)] }
 
-// byCalc is the servers whose calculator port is a.
-func (m *membership) byCalc(a netip.AddrPort) []*Server { return m.snap.Load().byCalc[a] }
+// byCalc is the servers whose calculator port may be a, as byStatus.
+func (m *membership) byCalc(a netip.AddrPort) []*Server { return m.snap.Load().byCalc[addrKey(a)] }
+
+// addrKey is a's place in the roster's indexes: without its zone, which
+// one interface may spell two ways ("eth0", "3"), and IPv4-mapped
+// addresses as IPv4.
+func addrKey(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
+}
 
 // store makes all the list, with a new index and rotation.
 func (m *membership) store(all []*Server) {
 	r := &roster{all: all, byStatus: make(map[netip.AddrPort][]*Server, len(all)),
 		byCalc: make(map[netip.AddrPort][]*Server, len(all))}
 	for _, s := range all {
-		r.byStatus[s.status] = append(r.byStatus[s.status], s)
-		r.byCalc[s.calc] = append(r.byCalc[s.calc], s)
+		r.byStatus[addrKey(s.status)] = append(r.byStatus[addrKey(s.status)], s)
+		r.byCalc[addrKey(s.calc)] = append(r.byCalc[addrKey(s.calc)], s)
 	}
 	m.rotMu.Lock()
 	r.rotation = rotationOf(all)
@@ -127,7 +136,7 @@ func (m *membership) changed() {
 // find returns the server with both these addresses, or nil.
 func (m *membership) find(calc, status netip.AddrPort) *Server {
 	for _, s := range m.byStatus(status) {
-		if s.calc == calc {
+		if netlist.SameAddrPort(s.calc, calc) && netlist.SameAddrPort(s.status, status) {
 			return s
 		}
 	}
@@ -215,7 +224,7 @@ func (m *membership) verify(s *Server, st codec.Status, first bool) bool {
 	m.mu.Lock()
 	var gone []*Server
 	for _, o := range m.servers() {
-		if o != s && o.source == fromJoin && (o.calc == s.calc || o.status == s.status) && m.removeLocked(o) {
+		if o != s && o.source == fromJoin && (netlist.SameAddrPort(o.calc, s.calc) || netlist.SameAddrPort(o.status, s.status)) && m.removeLocked(o) {
 			gone = append(gone, o)
 		}
 	}

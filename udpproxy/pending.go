@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/discal/discal/internal/netlist"
 )
 
 // inlineReq is how much of a request an entry holds without allocating:
@@ -26,6 +28,11 @@ type entry struct {
 	n         uint16
 	req       [inlineReq]byte
 	big       []byte // the request, when longer than inlineReq
+
+	// While the entry is in the table: its ID, and its neighbours in its
+	// shard's expiry list.
+	id         uint64
+	prev, next *entry
 }
 
 func (e *entry) setRequest(pkt []byte) {
@@ -61,10 +68,14 @@ type route struct {
 // different cores rarely meet; IDs are random, so shards fill evenly. Each
 // request costs two short critical sections: insert and take.
 //
-// Each shard also queues (deadline, ID) pairs in the order they were put.
-// Every try gets the same timeout, so the queue is in deadline order (to
-// within the moments between computing a deadline and inserting it) and the
-// sweeper finds what expired by looking at its head alone.
+// Each shard also links its entries in the order they were put, a list
+// threaded through the entries themselves. Every try gets the same timeout,
+// so the list is in deadline order (to within the moments between
+// computing a deadline and inserting it) and the sweeper finds what expired
+// by looking at its head alone. An entry leaves the list when it leaves the
+// map, so the table's memory is bounded by the entries waiting, and so by
+// the limit, whatever the timeout and the rate: a queue of (deadline, ID)
+// records kept until each deadline grew with rate x timeout instead.
 type pendingTable struct {
 	shards [pendingShards]shard
 	size   atomic.Int64
@@ -74,17 +85,39 @@ type pendingTable struct {
 const pendingShards = 64
 
 type shard struct {
-	mu    sync.Mutex
-	m     map[uint64]*entry
-	queue []expiry // queue[head:] are live items, oldest first
-	head  int
-	free  []*entry // entries to reuse, so the hot path does not allocate
-	_     [64]byte // keep neighbouring shards' locks off one cache line
+	mu         sync.Mutex
+	m          map[uint64]*entry
+	head, tail *entry   // the expiry list, oldest first
+	free       []*entry // entries to reuse, so the hot path does not allocate
+	_          [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-type expiry struct {
-	deadline int64
-	id       uint64
+// push links e, just put in the map under id, at the list's tail. Called
+// with s.mu held.
+func (s *shard) push(id uint64, e *entry) {
+	e.id, e.prev, e.next = id, s.tail, nil
+	if s.tail != nil {
+		s.tail.next = e
+	} else {
+		s.head = e
+	}
+	s.tail = e
+}
+
+// remove takes e out of the map and the list. Called with s.mu held.
+func (s *shard) remove(e *entry) {
+	delete(s.m, e.id)
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
 }
 
 func newPendingTable(limit int) *pendingTable {
@@ -127,7 +160,7 @@ func (t *pendingTable) insert(r *mrand.Rand, tmpl *entry) (uint64, bool) {
 			e.big = append(big[:0], tmpl.big...)
 		}
 		s.m[id] = e
-		s.queue = append(s.queue, expiry{e.deadline, id})
+		s.push(id, e)
 		s.mu.Unlock()
 		return id, true
 	}
@@ -142,7 +175,7 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 		s.mu.Lock()
 		if _, taken := s.m[id]; !taken {
 			s.m[id] = e
-			s.queue = append(s.queue, expiry{e.deadline, id})
+			s.push(id, e)
 			s.mu.Unlock()
 			return id
 		}
@@ -153,7 +186,8 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 // take removes the entry for id if the reply came from the backend the
 // request was sent to, and returns its route. A reply from any other address
 // leaves the entry where it is: forged is true, and the real answer can
-// still arrive.
+// still arrive. Addresses compare as the kernel sees them: a server named
+// with a zone answers from its address on that interface.
 func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forged bool) {
 	s := t.shard(id)
 	s.mu.Lock()
@@ -162,11 +196,13 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		s.mu.Unlock()
 		return route{}, false, false
 	}
-	if e.backend.calc != from {
+	// The plain comparison first: it is the answer for every reply but a
+	// link-local server's, and costs no call.
+	if e.backend.calc != from && !netlist.SameAddrPort(e.backend.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
 	}
-	delete(s.m, id)
+	s.remove(e)
 	rt = route{client: e.client, clientID: e.clientID, backend: e.backend, sentAt: e.sentAt, text: e.text, clientLen: e.clientLen}
 	s.recycle(e)
 	s.mu.Unlock()
@@ -199,37 +235,29 @@ func (t *pendingTable) release(id uint64, e *entry) {
 // to fn with its ID, outside the shard's lock. fn must reinsert or release
 // it.
 func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
-	type item struct {
-		id uint64
-		e  *entry
-	}
-	var batch []item
+	var batch *entry // this shard's expired entries, linked through next
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for s.head < len(s.queue) && s.queue[s.head].deadline <= now {
-			x := s.queue[s.head]
-			s.head++
-			// The queue item may be for a request answered long ago: only
-			// an entry still in the map with this very deadline expires.
-			if e, ok := s.m[x.id]; ok && e.deadline == x.deadline {
-				delete(s.m, x.id)
-				batch = append(batch, item{x.id, e})
+		var last *entry
+		for s.head != nil && s.head.deadline <= now {
+			e := s.head
+			s.remove(e)
+			if last == nil {
+				batch = e
+			} else {
+				last.next = e
 			}
-		}
-		// Reclaim the consumed front once it is most of the slice.
-		if s.head == len(s.queue) {
-			s.queue = s.queue[:0]
-			s.head = 0
-		} else if s.head > 1024 && s.head*2 > len(s.queue) {
-			n := copy(s.queue, s.queue[s.head:])
-			s.queue = s.queue[:n]
-			s.head = 0
+			last = e
 		}
 		s.mu.Unlock()
-		for _, it := range batch {
-			fn(it.id, it.e)
+		// fn may reinsert e, which relinks it: read next first.
+		for e := batch; e != nil; {
+			next := e.next
+			e.next = nil
+			fn(e.id, e)
+			e = next
 		}
-		batch = batch[:0]
+		batch = nil
 	}
 }

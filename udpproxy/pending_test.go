@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -45,6 +47,38 @@ func TestPendingTakeChecksSource(t *testing.T) {
 	}
 	if tab.Len() != 0 {
 		t.Fatalf("Len = %d after take", tab.Len())
+	}
+}
+
+// TestPendingTakeZones: a server named with a zone answers from its
+// address with the zone the kernel gives, the interface's index. That is
+// the server; the same address on another interface is not.
+func TestPendingTakeZones(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip(err)
+	}
+	tab := newPendingTable(10)
+	b := testBackend(t, "[fe80::1%lo]:7001")
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		from   string
+		ok     bool
+		forged bool
+	}{
+		{fmt.Sprintf("[fe80::1%%%d]:7001", lo.Index+1000), false, true}, // another link
+		{"[fe80::2%lo]:7001", false, true},
+		{fmt.Sprintf("[fe80::1%%%d]:7001", lo.Index), true, false}, // lo by number, as read
+		{"[fe80::1%lo]:7001", true, false},
+		{"[fe80::1]:7001", true, false}, // no zone: any interface, as the kernel's scope 0
+	} {
+		id, _ := tab.insert(r, &entry{backend: b})
+		if _, ok, forged := tab.take(id, netip.MustParseAddrPort(c.from)); ok != c.ok || forged != c.forged {
+			t.Errorf("a reply from %s: ok %v, forged %v; want %v, %v", c.from, ok, forged, c.ok, c.forged)
+		}
+		if !c.ok {
+			tab.take(id, b.calc)
+		}
 	}
 }
 
@@ -119,6 +153,9 @@ func TestPendingExpiresExactlyOnce(t *testing.T) {
 		}
 		answered[ids[i]] = true
 	}
+	if got, want := listed(tab), n-len(answered); got != want || tab.Len() != want {
+		t.Fatalf("%d entries listed for expiry, %d pending; want %d", got, tab.Len(), want)
+	}
 	seen := map[uint64]int{}
 	tab.expired(n/2-1, func(id uint64, e *entry) {
 		if e.deadline > n/2-1 {
@@ -160,6 +197,79 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 	if p.pending.Len() != 1 {
 		t.Fatal("a forged reply removed the pending entry")
 	}
+}
+
+// TestPendingMemoryBoundedByLimit answers many requests at once under a
+// long timeout, as a busy proxy with -try-timeout 60s does: the table must
+// hold no more than what is waiting, however many requests went through.
+// Before, each try left a record in its shard's queue until its deadline,
+// so memory grew with rate x timeout while the table held nothing.
+func TestPendingMemoryBoundedByLimit(t *testing.T) {
+	const limit, cycles = 1000, 400000
+	tab := newPendingTable(limit)
+	b := testBackend(t, "127.0.0.1:7001")
+	r := rand.New(rand.NewPCG(5, 6))
+	tmpl := entry{backend: b, deadline: 1 << 62} // a timeout no request reaches
+	tmpl.setRequest(make([]byte, 40))
+	ids := make([]uint64, 0, limit)
+	cycle := func() {
+		// Fill the table to its limit and answer everything, a window at
+		// a time, with a sweep between windows that finds nothing due.
+		for len(ids) < limit {
+			id, ok := tab.insert(r, &tmpl)
+			if !ok {
+				t.Fatalf("insert refused with %d pending", tab.Len())
+			}
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			if _, ok, _ := tab.take(id, b.calc); !ok {
+				t.Fatal("take failed")
+			}
+		}
+		ids = ids[:0]
+		tab.expired(1, func(uint64, *entry) { t.Fatal("an answered request expired") })
+	}
+	cycle() // the table's own working set: entries, maps, free lists
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range cycles / limit {
+		cycle()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(tab)
+	// 400,000 queue records of 16 bytes were 6.4 MB; the bound leaves room
+	// for the test's own noise.
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 1<<20 {
+		t.Fatalf("the heap grew by %d bytes over %d answered requests with at most %d pending", grew, cycles, limit)
+	}
+	if n := listed(tab); n != 0 || tab.Len() != 0 {
+		t.Fatalf("%d entries listed for expiry, %d pending, after every request was answered", n, tab.Len())
+	}
+}
+
+// listed counts the entries in the shards' expiry lists, checking each
+// list's links.
+func listed(tab *pendingTable) int {
+	n := 0
+	for i := range tab.shards {
+		s := &tab.shards[i]
+		s.mu.Lock()
+		var prev *entry
+		for e := s.head; e != nil; prev, e = e, e.next {
+			if e.prev != prev || s.m[e.id] != e {
+				panic("a broken expiry list")
+			}
+			n++
+		}
+		if s.tail != prev {
+			panic("an expiry list whose tail is not its last entry")
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 func BenchmarkPendingInsertTake(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/netlist"
 )
 
 // roster is what the poller needs of the membership: the servers at an
@@ -166,7 +167,7 @@ func (pl *poller) read() {
 // canary right, from its calculator port.
 func (pl *poller) handleCanary(pkt []byte, id uint64, from netip.AddrPort) {
 	for _, s := range pl.members.byCalc(from) {
-		if id != 0 && s.health.canaryID.CompareAndSwap(id, 0) {
+		if id != 0 && netlist.SameAddrPort(s.calc, from) && s.health.canaryID.CompareAndSwap(id, 0) {
 			_, want := canary(id)
 			if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err == nil && r.Err == nil && r.Result == want {
 				pl.health.back(s, nanotime())
@@ -193,7 +194,7 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
 	for _, c := range pl.members.byStatus(from) {
 		// Taking the ID answers the poll exactly once, even if the next
 		// poll goes out meanwhile.
-		if c.pollID.CompareAndSwap(id, 0) {
+		if netlist.SameAddrPort(c.status, from) && c.pollID.CompareAndSwap(id, 0) {
 			s = c
 			break
 		}

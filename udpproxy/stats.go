@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // drop reasons: why a datagram got no answer.
@@ -34,6 +36,25 @@ type dropCounters [numDropReasons]atomic.Uint64
 
 func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
 
+// dropRxOverflow names the datagrams the kernel dropped on the client
+// socket before the proxy read them: its receive queue was full. The
+// kernel counts them, not the proxy, so they have no dropReason.
+const dropRxOverflow = "rx_overflow"
+
+// rxOverflow asks the kernel how many client datagrams it dropped unread:
+// one system call, made for Stats, the stats command and a scrape only.
+// It is 0 before Serve and where the system does not say, and keeps its
+// last count once the socket is closed.
+func (p *Proxy) rxOverflow() uint64 {
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	if c == nil {
+		return 0
+	}
+	return p.rxDrops.Read(c)
+}
+
 type counters struct {
 	requests atomic.Uint64 // client requests read
 	text     atomic.Uint64 // of those, in the text form
@@ -44,6 +65,7 @@ type counters struct {
 	busy     atomic.Uint64 // requests answered "busy"
 	joins    atomic.Uint64 // joins taken and acknowledged
 	drops    dropCounters
+	rxDrops  udpbatch.DropCounter // the kernel's count of client datagrams dropped unread
 }
 
 // Stats is a snapshot of the proxy's counters and backends.
@@ -76,6 +98,7 @@ func (p *Proxy) statsOf(r *roster) Stats {
 	for i := range p.drops {
 		s.Drops[dropNames[i]] = p.drops[i].Load()
 	}
+	s.Drops[dropRxOverflow] = p.rxOverflow()
 	now, f := nanotime(), p.fleet.Load()
 	inRotation := make(map[*Server]bool, len(r.rotation))
 	for _, b := range r.rotation {

@@ -13,7 +13,9 @@ import (
 )
 
 // Message is one datagram: its bytes and its peer's address. A connected
-// socket may leave Addr zero when writing.
+// socket may leave Addr zero when writing. A link-local peer's address
+// carries its interface as zone: read on Linux, it is the interface's index
+// in decimal ("3"); written, it may be an index or a name.
 type Message struct {
 	Buf  []byte
 	Addr netip.AddrPort

@@ -13,11 +13,14 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/discal/discal/internal/netlist"
 )
 
 // groBuf is the buffer for one GRO read: the kernel may hand over up to
@@ -72,11 +75,12 @@ func (m *mmsg) init(c *net.UDPConn, size int, trap uintptr) {
 }
 
 type reader struct {
-	m    mmsg
-	gro  bool
-	bufs [][]byte
-	out  []Message // datagrams read and not yet returned
-	head int
+	m     mmsg
+	zones map[uint32]string // interface index -> zone, made once per interface
+	gro   bool
+	bufs  [][]byte
+	out   []Message // datagrams read and not yet returned
+	head  int
 }
 
 func (r *Reader) init() {
@@ -137,7 +141,7 @@ func (r *Reader) fill() error {
 	for i := range m.n {
 		h := &m.hdrs[i].Hdr
 		data := r.bufs[i][:m.hdrs[i].Len]
-		addr := parseSockaddr(&m.names[i])
+		addr := r.parseSockaddr(&m.names[i])
 		seg := 0
 		if r.gro && h.Controllen > 0 {
 			seg = groSize(&m.oobs[i])
@@ -342,7 +346,11 @@ func putSegment(oob *[cmsgSize]byte, size int) {
 	*(*uint16)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = uint16(size)
 }
 
-func parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+// parseSockaddr reads a peer's address. A link-local peer's zone is the
+// index of the interface it came in on, in decimal, as the kernel gives it:
+// a name would be looked up in the process's network namespace, which need
+// not be the socket's.
+func (r *Reader) parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	switch rsa.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
@@ -350,9 +358,27 @@ func parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
 	case unix.AF_INET6:
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&rsa.Port))[:])
-		return unmap(netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr), port))
+		a := netip.AddrFrom16(rsa.Addr)
+		if rsa.Scope_id != 0 {
+			a = a.WithZone(r.zone(rsa.Scope_id))
+		}
+		return unmap(netip.AddrPortFrom(a, port))
 	}
 	return netip.AddrPort{}
+}
+
+// zone returns the zone for interface index, made once so that reading
+// from a link-local peer does not allocate.
+func (r *Reader) zone(index uint32) string {
+	z, ok := r.zones[index]
+	if !ok {
+		if r.zones == nil {
+			r.zones = make(map[uint32]string)
+		}
+		z = strconv.FormatUint(uint64(index), 10)
+		r.zones[index] = z
+	}
+	return z
 }
 
 // putSockaddr writes a in the socket's family and returns its length, or 0
@@ -370,6 +396,12 @@ func putSockaddr(rsa *unix.RawSockaddrInet6, a netip.AddrPort, family int) uint3
 		return unix.SizeofSockaddrInet4
 	}
 	*rsa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.Addr().As16()}
+	if z := a.Addr().Zone(); z != "" {
+		// Without its interface the kernel refuses a link-local peer. A
+		// zone read from a socket is a number; one from a flag may be a
+		// name, looked up in the process's namespace.
+		rsa.Scope_id = uint32(netlist.ZoneIndex(z))
+	}
 	rsa.Port = *(*uint16)(unsafe.Pointer(&port))
 	return unix.SizeofSockaddrInet6
 }

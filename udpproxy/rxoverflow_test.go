@@ -1,0 +1,91 @@
+package udpproxy_test
+
+import (
+	"context"
+	"errors"
+	"github.com/discal/discal/internal/eventually"
+	"net"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/discal/discal/codec"
+	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/udpproxy"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestRxOverflowCounted overflows the proxy's client socket on purpose: a
+// small receive queue, filled before the proxy reads anything. Every
+// datagram sent must show in the proxy's drop counts, the ones the kernel
+// threw away as rx_overflow, in Stats, the stats text and the metrics.
+func TestRxOverflowCounted(t *testing.T) {
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadBuffer(4096); err != nil { // the kernel's floor is about this
+		t.Fatal(err)
+	}
+	// Fill the queue before Serve reads: every datagram is a header's
+	// first byte, which the proxy drops as short, if it reads it at all.
+	const sent = 2000
+	sender, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	for range sent {
+		if _, err := sender.Write([]byte{codec.Magic}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(conn) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	dropped := func() (all, rx uint64) {
+		st := p.Stats()
+		for _, n := range st.Drops {
+			all += n
+		}
+		return all, st.Drops["rx_overflow"]
+	}
+	eventually.True(t, 5*time.Second, "every datagram read or counted", func() bool { all, _ := dropped(); return all >= sent })
+	all, rx := dropped()
+	t.Logf("sent %d, dropped %d, of them by the kernel %d", sent, all, rx)
+	if all != sent || rx == 0 || rx == sent {
+		t.Fatalf("sent %d, counted %d dropped, %d of them rx_overflow: want all counted, some by the kernel and some read", sent, all, rx)
+	}
+
+	text := string(exchange(t, conn.LocalAddr().(*net.UDPAddr), []byte("stats\n")))
+	m := regexp.MustCompile(` dropped=(\d+) `).FindStringSubmatch(text)
+	if m == nil || m[1] != strconv.Itoa(sent) {
+		t.Errorf("stats text says %q, want dropped=%d", m, sent)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collector())
+	found := false
+	for _, x := range gather(t, reg)["discal_proxy_drops_total"] {
+		if label(x, "reason") == "rx_overflow" {
+			found = true
+			if v := x.GetCounter().GetValue(); v != float64(rx) {
+				t.Errorf("discal_proxy_drops_total{reason=rx_overflow} = %v, want %d", v, rx)
+			}
+		}
+	}
+	if !found {
+		t.Error("no discal_proxy_drops_total{reason=rx_overflow}")
+	}
+}
