@@ -44,6 +44,9 @@ const (
 	goodRogueServer = 3
 )
 
+// errTargetMissed says a -rogue run went through and a target was missed.
+var errTargetMissed = errors.New("target missed")
+
 var rogueModes = []string{"blackhole", "halfdead", "slow"}
 
 // rogueRun is one flood of a with-and-without mode; its JSON keys are part
@@ -58,6 +61,7 @@ type rogueRun struct {
 	P999       float64 `json:"p999_us"`
 	RogueShare float64 `json:"rogue_answer_share_percent"`
 	FirstShare float64 `json:"rogue_first_try_share_after_1s_percent"`
+	Ejections  float64 `json:"rogue_ejections"` // times the proxy ejected the rogue in the run
 	OK         uint64  `json:"ok"`
 	Wrong      uint64  `json:"wrong"`
 	Errors     uint64  `json:"errors"`
@@ -153,7 +157,7 @@ func runRogue(ctx context.Context, rc rogueConfig) error {
 		return err
 	}
 	if len(missed) > 0 {
-		return fmt.Errorf("-rogue %s: missed: %s", rc.mode, strings.Join(missed, "; "))
+		return fmt.Errorf("-rogue %s: %w: %s", rc.mode, errTargetMissed, strings.Join(missed, "; "))
 	}
 	return nil
 }
@@ -270,7 +274,7 @@ func rogueRound(ctx context.Context, rc rogueConfig, proxyBin string, servers []
 		d := m.firstTries() - before[a].firstTries()
 		first += d
 		if a == rogueCalc {
-			rogueFirst = d
+			rogueFirst, r.Ejections = d, m.ejections
 		}
 	}
 	r.FirstShare = 100 * rogueFirst / max(first, 1)
@@ -386,8 +390,12 @@ func outageRound(ctx context.Context, rc rogueConfig, proxyBin string, servers [
 		err error
 	}
 	done := make(chan result, 1)
+	// The flood stops once the return is seen: its Duration is only the
+	// bound of a round where it is not.
+	floodCtx, stopFlood := context.WithCancel(ctx)
+	defer stopFlood()
 	go func() {
-		res, err := flood.Run(ctx, load)
+		res, err := flood.Run(floodCtx, load)
 		done <- result{res, err}
 	}()
 	var o outageRun
@@ -396,6 +404,7 @@ func outageRound(ctx context.Context, rc rogueConfig, proxyBin string, servers [
 	}
 	// The relay forwards again whatever happened, for the next round.
 	_, _ = io.WriteString(relay.stdin, "resume\n")
+	stopFlood()
 	r := <-done
 	if r.err != nil {
 		return o, r.err
@@ -468,14 +477,14 @@ func printRogueRuns(w io.Writer, rep rogueReport) error {
 		fmt.Fprintf(w, " and answers %gms late", rep.DelayMS)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "round\trogue\treq/s\tothers req/s after 1s\tp50 us\tp99 us\tp99.9 us\trogue answers\trogue first tries after 1s\terrors\ttimeouts\t")
+	fmt.Fprintln(tw, "round\trogue\treq/s\tothers req/s after 1s\tp50 us\tp99 us\tp99.9 us\trogue answers\trogue first tries after 1s\tejections\terrors\ttimeouts\t")
 	for _, r := range rep.Runs {
 		with := "without"
 		if r.WithRogue {
 			with = "with"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f%%\t%.2f%%\t%d\t%d\t\n", r.Round, with, r.RPS, r.OthersRPS,
-			r.P50, r.P99, r.P999, r.RogueShare, r.FirstShare, r.Errors, r.Timeouts)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f%%\t%.2f%%\t%.0f\t%d\t%d\t\n", r.Round, with, r.RPS, r.OthersRPS,
+			r.P50, r.P99, r.P999, r.RogueShare, r.FirstShare, r.Ejections, r.Errors, r.Timeouts)
 	}
 	return tw.Flush()
 }

@@ -16,6 +16,7 @@ type serverMetrics struct {
 	retries    float64 // discal_proxy_server_retries_total
 	ejected    bool    // discal_proxy_server_ejected
 	inRotation bool    // discal_proxy_server_in_rotation
+	ejections  float64 // discal_proxy_server_ejections_total, every reason
 }
 
 // firstTries is the requests that went to the server on their first try.
@@ -54,6 +55,8 @@ func scrapeServers(client *http.Client, addr string) (map[string]serverMetrics, 
 			m.ejected = v == 1
 		case "discal_proxy_server_in_rotation":
 			m.inRotation = v == 1
+		case "discal_proxy_server_ejections_total":
+			m.ejections += v
 		}
 		out[server] = m
 	}
