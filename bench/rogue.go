@@ -137,6 +137,10 @@ func runRogue(ctx context.Context, rc rogueConfig) error {
 	} else {
 		err = runWithWithout(ctx, rc, self, proxyBin, good, &rep)
 	}
+	if err == nil {
+		// A flood cut short by Ctrl-C ends without an error of its own.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return err
 	}
@@ -305,7 +309,9 @@ func floodSampled(ctx context.Context, load flood.Config, sample func() (map[str
 	var sampleErr error
 	select {
 	case r := <-done:
-		if r.err == nil {
+		if r.err == nil && ctx.Err() != nil {
+			r.err = ctx.Err()
+		} else if r.err == nil {
 			r.err = fmt.Errorf("the flood ended before %v: give -d more", rogueGrace)
 		}
 		return nil, nil, r.err
