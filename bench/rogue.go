@@ -33,15 +33,15 @@ type rogueConfig struct {
 
 // The targets of issue 9, and the times they are measured over.
 const (
-	rogueGrace      = time.Second // the rogue's first tries are counted after this
-	maxFirstShare   = 1.0         // percent of first tries the rogue may get after rogueGrace
-	minOthersRatio  = 0.9         // the others' throughput with the rogue against without
-	maxP99Ratio     = 2.0         // slow: p99 with the rogue against without
-	maxEjectAfter   = time.Second // halfdead: from the port's death to the ejection
-	maxBackAfter    = 2 * time.Second
-	halfdeadLead    = time.Second     // load before the calculator port dies
-	halfdeadTail    = 3 * time.Second // load after it answers again, the longest wait for the return
-	goodRogueServer = 3
+	rogueGrace     = time.Second // the rogue's first tries are counted after this
+	maxFirstShare  = 1.0         // percent of first tries the rogue may get after rogueGrace
+	minOthersRatio = 0.9         // the others' throughput with the rogue against without
+	maxP99Ratio    = 2.0         // slow: p99 with the rogue against without
+	maxEjectAfter  = time.Second // halfdead: from the port's death to the ejection
+	maxBackAfter   = 2 * time.Second
+	halfdeadLead   = time.Second     // load before the calculator port dies
+	halfdeadTail   = 3 * time.Second // load after it answers again, the longest wait for the return
+	goodServers    = 3               // beside the rogue
 )
 
 // errTargetMissed says a -rogue run went through and a target was missed.
@@ -125,7 +125,7 @@ func runRogue(ctx context.Context, rc rogueConfig) error {
 	if err != nil {
 		return fmt.Errorf("rogue: the bench's own binary runs the servers: %w", err)
 	}
-	good, err := startFleet(self, goodRogueServer, 1)
+	good, err := startFleet(self, goodServers, 1)
 	defer good.stop()
 	if err != nil {
 		return err
