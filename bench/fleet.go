@@ -233,8 +233,16 @@ func startFleet(self string, n, perProc int) (*fleet, error) {
 // startServerProcess re-runs the bench's own binary in its server mode
 // (fleetChildEnv) and reads the addresses its servers bound.
 func startServerProcess(self string, first, count int) (*managed, []string, error) {
+	return startChild(self, fmt.Sprintf("%s=%d,%d", fleetChildEnv, first, count), count,
+		fmt.Sprintf("server process for s%d-s%d", first, first+count-1))
+}
+
+// startChild re-runs the bench's own binary with env, a child mode's
+// variable, and reads the count addresses it prints; what names it in
+// errors.
+func startChild(self, env string, count int, what string) (*managed, []string, error) {
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d,%d", fleetChildEnv, first, count))
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	// The child ends when its standard input does: a bench that dies
 	// without stopping it leaves nothing behind.
@@ -263,7 +271,7 @@ func startServerProcess(self string, first, count int) (*managed, []string, erro
 	addrs, err := readChildAddrs(lines, count)
 	if err != nil {
 		stopProcess(m)
-		return nil, nil, fmt.Errorf("server process for s%d-s%d: %w", first, first+count-1, err)
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	// Nothing more is printed; keep draining in case that changes.
 	go func() {

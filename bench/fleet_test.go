@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(fleetChildEnv); spec != "" {
 		os.Exit(fleetChild(spec))
 	}
+	if spec := os.Getenv(rogueChildEnv); spec != "" {
+		os.Exit(rogueChild(spec))
+	}
 	os.Exit(m.Run())
 }
 

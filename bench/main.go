@@ -32,6 +32,7 @@ Usage:
   bench -compare [-local N]        N (default 3) udpservers straight, through udpproxy and through nginx
   bench -policies [-local N]       least-load, round-robin and random, one server burdened
   bench -fleet N[,N...] [-down M]  N servers as processes behind a udpproxy process: its CPU per request
+  bench -rogue MODE                3 good servers and a misbehaving one (blackhole, halfdead, slow): issue 9's targets
 
 Every reply is checked against the answer computed locally. The closed loop
 (default) keeps -c requests in flight over -conns sockets; -rate switches to
@@ -48,6 +49,9 @@ Examples:
   bench -local 3 -d 10s -plot load.png
   bench -fleet 3,16,64,256,1000 -down 0 -d 4s -c 128 -no-gso   # the proxy's cost against the servers it knows
   bench -fleet 3 -down 250 -d 4s -no-gso                       # 3 live servers and 250 where nothing listens
+  bench -rogue blackhole -rogue-cores 1048576 -d 5s            # a status port that lies, a calculator port that never answers
+  bench -rogue halfdead                                        # a calculator port that dies for 2s and comes back
+  bench -rogue slow -rogue-delay 5ms -d 5s                     # a server that answers 5ms late and claims to be idle
 
 Flags:
 `
@@ -55,6 +59,9 @@ Flags:
 func main() {
 	if spec := os.Getenv(fleetChildEnv); spec != "" {
 		os.Exit(fleetChild(spec))
+	}
+	if spec := os.Getenv(rogueChildEnv); spec != "" {
+		os.Exit(rogueChild(spec))
 	}
 	os.Exit(run())
 }
@@ -80,6 +87,7 @@ type options struct {
 	perProc  int
 	idle     time.Duration
 	burdens  burdenList
+	rogue    rogueConfig
 }
 
 // parseFlags reads the command line; it returns false and the exit status
@@ -116,6 +124,10 @@ func parseFlags(args []string) (options, int, bool) {
 	fs.IntVar(&o.down, "down", 0, "-fleet: also give the proxy this many -server entries where nothing listens")
 	fs.IntVar(&o.perProc, "per-proc", 0, "-fleet: servers per process (default: as many as keep it to 8 processes)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "-fleet: how long the proxy's CPU is measured with no load, before the flood")
+	fs.StringVar(&o.rogue.mode, "rogue", "", "three good servers and one that misbehaves, as processes behind a udpproxy process, checked against issue 9's targets: `MODE` blackhole, halfdead or slow (see README)")
+	fs.IntVar(&o.rogue.cores, "rogue-cores", 2, "-rogue blackhole, slow: the cores the rogue claims, with 0% CPU")
+	fs.DurationVar(&o.rogue.delay, "rogue-delay", 5*time.Millisecond, "-rogue slow: how late the rogue answers each request")
+	fs.DurationVar(&o.rogue.outage, "rogue-outage", 2*time.Second, "-rogue halfdead: how long the calculator port stays dead")
 	fs.Var(&o.burdens, "burden", "tell a server to burn a fraction of a core for part of the run, marked on -plot: `WHO=F@FROM-TO`, WHO a server's name with -local or its status port; repeatable")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -145,6 +157,8 @@ func run() int {
 	switch {
 	case o.fleet != "":
 		return runFleetMode(ctx, o)
+	case o.rogue.mode != "":
+		return runRogueMode(ctx, o)
 	case o.compare:
 		return runCompareMode(ctx, o)
 	case o.policies:
@@ -202,6 +216,20 @@ func runFleetMode(ctx context.Context, o options) int {
 	}
 	return exitFor(runFleet(ctx, fleetConfig{sizes: sizes, down: o.down, perProc: o.perProc, idle: o.idle,
 		load: withDuration(o.load), asJSON: o.asJSON, out: os.Stdout}))
+}
+
+func runRogueMode(ctx context.Context, o options) int {
+	rc := o.rogue
+	err := parseRogueMode(rc.mode)
+	if err == nil && (rc.cores < 0 || rc.delay < 0 || rc.outage <= 0 || o.rounds < 1) {
+		err = fmt.Errorf("-rogue-cores and -rogue-delay must not be negative, -rogue-outage and -rounds must be positive")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 64
+	}
+	rc.rounds, rc.load, rc.asJSON, rc.out = o.rounds, withDuration(o.load), o.asJSON, os.Stdout
+	return exitFor(runRogue(ctx, rc))
 }
 
 // runFlood is the plain mode: one flood of -local or -target.
