@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/discal/discal/calc"
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 )
 
@@ -197,7 +197,7 @@ func rogueAnswer(pkt []byte) ([]byte, bool) {
 	reply := codec.Reply{Server: rogueName}
 	req, err := codec.DecodeRequest(pkt[codec.HeaderSize:])
 	if err == nil {
-		reply.Result, err = calc.Eval(req.Op, req.A, req.B)
+		reply.Result, err = arith.Eval(req.Op, req.A, req.B)
 	}
 	if err != nil {
 		reply.Err = codec.AsError(err)
