@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/faultnet"
-	cluster "github.com/discal/discal/internal/testcluster"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )
@@ -393,16 +393,16 @@ func startTargets(o options) (*targets, int) {
 			fmt.Fprintf(os.Stderr, "bench: unknown policy %q\n", o.policy)
 			return t, 64
 		}
-		ccfg := cluster.Config{
+		ccfg := discaltest.Config{
 			Servers: o.local,
 			Server:  udpserver.Config{Quiet: true},
 			Proxy:   udpproxy.Config{Policy: pol},
-			Logger:  cluster.Quiet(),
+			Logger:  discaltest.Quiet(),
 		}
 		if faulty {
 			ccfg.Faults = &o.faults
 		}
-		c, err := cluster.Start(ccfg)
+		c, err := discaltest.Start(ccfg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return t, 1

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )
@@ -21,7 +21,7 @@ import (
 // TestGarbageStopsNothing throws malformed datagrams at the proxy; requests
 // sent among them are all answered right, and the garbage is counted.
 func TestGarbageStopsNothing(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 2})
+	c := startCluster(t, discaltest.Config{Servers: 2})
 	cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: time.Second})
 	junk, err := net.DialUDP("udp", nil, c.ProxyAddr)
 	if err != nil {
@@ -164,7 +164,7 @@ func TestForgedRepliesNeverReachClients(t *testing.T) {
 // TestRateLimitPerSource: one source over its rate is shed and counted; a
 // source of its own, on another address, is not held back by it.
 func TestRateLimitPerSource(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 1, Proxy: udpproxy.Config{RateLimit: 50, RateBurst: 20}})
+	c := startCluster(t, discaltest.Config{Servers: 1, Proxy: udpproxy.Config{RateLimit: 50, RateBurst: 20}})
 	send := func(src string, n int) (answered int) {
 		conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, c.ProxyAddr)
 		if err != nil {
@@ -211,7 +211,7 @@ func TestRateLimitPerSource(t *testing.T) {
 // more than codec.MaxAmplification times its request, and text too short
 // to be a question gets no answer.
 func TestTextRepliesStaySmall(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 1})
+	c := startCluster(t, discaltest.Config{Servers: 1})
 	for _, in := range []string{"xyz", "1/0", "nan+1", "1e999*1", "add"} {
 		got := exchange(t, c.ProxyAddr, []byte(in))
 		if len(got) > codec.MaxAmplification*len(in) {

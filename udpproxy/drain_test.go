@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )
@@ -74,7 +74,7 @@ func TestShutdownDrains(t *testing.T) {
 		Servers:    []udpproxy.ServerAddr{slowServer(t, 200*time.Millisecond), blackHole(t)},
 		Policy:     udpproxy.RoundRobin(), // half to each
 		TryTimeout: 300 * time.Millisecond, Tries: 1,
-		Logger: cluster.Quiet(),
+		Logger: discaltest.Quiet(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestShutdownDrains(t *testing.T) {
 // TestShutdownStopsTakingRequests: once Shutdown has begun, a new request
 // gets no answer; a Shutdown whose context ends first returns its error.
 func TestShutdownStopsTakingRequests(t *testing.T) {
-	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, TryTimeout: time.Hour, Logger: cluster.Quiet()})
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, TryTimeout: time.Hour, Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func waitPending(t *testing.T, p *udpproxy.Proxy, n int) {
 // sent no new requests while the others take them; undrained, it gets work
 // again; and when every server drains, they all still answer.
 func TestDrainingServerGetsNoNewWork(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 3, Proxy: udpproxy.Config{Poll: 20 * time.Millisecond}})
+	c := startCluster(t, discaltest.Config{Servers: 3, Proxy: udpproxy.Config{Poll: 20 * time.Millisecond}})
 	cl := dialClient(t, c.ProxyAddr, udpclient.Config{})
 	run := func(n int) {
 		for range n {

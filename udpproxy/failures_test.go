@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )
@@ -23,7 +23,7 @@ import (
 // sending: every request still gets the right answer, the proxy takes the
 // server out of rotation, and once it is started again it gets work again.
 func TestServerStoppedMidRun(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 3, Proxy: udpproxy.Config{
+	c := startCluster(t, discaltest.Config{Servers: 3, Proxy: udpproxy.Config{
 		Poll: 20 * time.Millisecond, TryTimeout: 100 * time.Millisecond}})
 	victim := c.Servers[1]
 	eventually.True(t, 5*time.Second, "a first report from every server", func() bool {
@@ -128,7 +128,7 @@ func TestTimeoutAnswered(t *testing.T) {
 // TestNoServerAvailable stops every server: once the proxy has seen them
 // miss their polls, requests get an immediate "no server available".
 func TestNoServerAvailable(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 2, Proxy: udpproxy.Config{Poll: 10 * time.Millisecond}})
+	c := startCluster(t, discaltest.Config{Servers: 2, Proxy: udpproxy.Config{Poll: 10 * time.Millisecond}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range c.Servers {
@@ -220,7 +220,7 @@ type packetOnly struct{ net.PacketConn }
 // so, when the socket it serves is closed under it, and refuses at once a
 // socket it cannot batch.
 func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
-	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
 		t.Fatal("Serve did not return when its socket was closed")
 	}
 
-	p2, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	p2, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

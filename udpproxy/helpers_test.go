@@ -16,7 +16,7 @@ import (
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/vmihailenco/msgpack/v5"
@@ -25,13 +25,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func startCluster(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+func startCluster(t *testing.T, cfg discaltest.Config) *discaltest.Cluster {
 	t.Helper()
 	cfg.Server.Quiet = true
 	if cfg.Logger == nil {
-		cfg.Logger = cluster.Quiet()
+		cfg.Logger = discaltest.Quiet()
 	}
-	c, err := cluster.Start(cfg)
+	c, err := discaltest.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func blackHole(t *testing.T) udpproxy.ServerAddr {
 func startProxy(t *testing.T, cfg udpproxy.Config) (*udpproxy.Proxy, *net.UDPAddr) {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = cluster.Quiet()
+		cfg.Logger = discaltest.Quiet()
 	}
 	p, err := udpproxy.New(cfg)
 	if err != nil {

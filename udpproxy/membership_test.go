@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
@@ -57,7 +57,7 @@ func (s *testServer) stop(t *testing.T) {
 func serveServer(t *testing.T, cfg udpserver.Config, calc, status net.PacketConn) *testServer {
 	t.Helper()
 	cfg.Quiet = true
-	cfg.Logger = cluster.Quiet()
+	cfg.Logger = discaltest.Quiet()
 	var err error
 	if calc == nil {
 		if calc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
@@ -182,7 +182,7 @@ func rawJoin(t *testing.T, conn *net.UDPConn, proxy net.Addr, id uint64, calcPor
 // that gets no work, and is gone after missed polls; the server list is
 // bounded, and joins beyond it are refused.
 func TestJoinedServerWorksOnlyOnceItAnswers(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 1, Proxy: udpproxy.Config{
+	c := startCluster(t, discaltest.Config{Servers: 1, Proxy: udpproxy.Config{
 		// Polls far enough apart that the joiners outlive the joins below
 		// (three missed polls take at least 500 ms).
 		JoinAllow: loopback, MaxServers: 3, Poll: 200 * time.Millisecond}})

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -37,7 +37,7 @@ func label(m *dto.Metric, name string) string {
 // TestMetrics: after 100 requests, one of them a division by zero, the
 // proxy's and the servers' metrics say so.
 func TestMetrics(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 2})
+	c := startCluster(t, discaltest.Config{Servers: 2})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c.Proxy.Collector())
 	for _, s := range c.Servers {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpproxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,7 +21,7 @@ import (
 // datagram sent must show in the proxy's drop counts, the ones the kernel
 // threw away as rx_overflow, in Stats, the stats text and the metrics.
 func TestRxOverflowCounted(t *testing.T) {
-	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: cluster.Quiet()})
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

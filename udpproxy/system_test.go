@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpserver"
 )
@@ -21,7 +21,7 @@ import (
 // clients doing 10,000 random operations: every answer must equal the one
 // computed locally, and every server must have served at least 15%.
 func TestSystemRandomOps(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 3})
+	c := startCluster(t, discaltest.Config{Servers: 3})
 	const clients, total = 8, 10000
 	var mu sync.Mutex
 	perServer := map[string]int{}
@@ -73,7 +73,7 @@ func TestSystemRandomOps(t *testing.T) {
 // TestErrorsThroughProxy checks that every error case comes back through the
 // proxy as an explicit error reply, with the client's own ID.
 func TestErrorsThroughProxy(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 2})
+	c := startCluster(t, discaltest.Config{Servers: 2})
 	I, F := codec.IntNumber, codec.FloatNumber
 	req := func(op codec.Op, a, b codec.Number) []byte {
 		return codec.AppendRequest(nil, 0, codec.Request{Op: op, A: a, B: b})
@@ -133,7 +133,7 @@ func TestErrorsThroughProxy(t *testing.T) {
 // comes through in replies and status reports.
 func TestLongServerName(t *testing.T) {
 	name := "calculator-number-one.example.internal"
-	c := startCluster(t, cluster.Config{Servers: 1, Server: udpserver.Config{Name: name}})
+	c := startCluster(t, discaltest.Config{Servers: 1, Server: udpserver.Config{Name: name}})
 	cl := dialClient(t, c.ProxyAddr, udpclient.Config{})
 	r, err := cl.Do(context.Background(), codec.Request{Op: codec.OpAdd, A: codec.IntNumber(1), B: codec.IntNumber(1)})
 	if err != nil || r.Server != name {
@@ -146,7 +146,7 @@ func TestLongServerName(t *testing.T) {
 }
 
 func TestStatsCommand(t *testing.T) {
-	c := startCluster(t, cluster.Config{Servers: 2})
+	c := startCluster(t, discaltest.Config{Servers: 2})
 	cl := dialClient(t, c.ProxyAddr, udpclient.Config{})
 	for range 10 {
 		if _, err := cl.Calc(context.Background(), codec.OpAdd, codec.IntNumber(1), codec.IntNumber(2)); err != nil {

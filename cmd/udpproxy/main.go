@@ -13,9 +13,9 @@ import (
 	"strings"
 
 	"github.com/discal/discal/internal/cli"
-	"github.com/discal/discal/internal/dashboard"
 	"github.com/discal/discal/internal/netlist"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpproxy/dashboard"
 )
 
 const usage = `udpproxy: the discal load balancer.

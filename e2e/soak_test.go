@@ -27,7 +27,7 @@ func proxyCounts(t *testing.T, proxy string) (pending, goroutines int) {
 // nothing is pending, the proxy runs as many goroutines as before, and its
 // resident memory stays under 64 MiB.
 //
-//	go test -run TestSoak -v ./internal/e2e
+//	go test -run TestSoak -v ./e2e
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a million requests: not in -short")

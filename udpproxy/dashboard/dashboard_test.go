@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/discal/discal/internal/dashboard"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/udpproxy/dashboard"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -21,9 +21,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startDashboard runs three servers and a proxy in this process and serves
 // the proxy's dashboard.
-func startDashboard(t *testing.T) (*cluster.Cluster, *httptest.Server) {
+func startDashboard(t *testing.T) (*discaltest.Cluster, *httptest.Server) {
 	t.Helper()
-	c, err := cluster.Start(cluster.Config{Logger: cluster.Quiet(), Server: udpserver.Config{Quiet: true}})
+	c, err := discaltest.Start(discaltest.Config{Logger: discaltest.Quiet(), Server: udpserver.Config{Quiet: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,11 @@
-// Package testcluster starts a whole discal system in one process for tests
-// and the bench: calculator servers and a proxy in front of them, on
-// 127.0.0.1:0 ports, with servers a test can stop and restart and, on
-// request, a fault-injecting relay (internal/faultnet) in front of each.
-// No shipped binary links it: cmd/discal wires its own proxy and servers,
-// so that a change made for a test never changes what users run.
-// Importers name it cluster.
-package testcluster
+// Package discaltest starts a whole discal system in one process for tests
+// and benchmarks, as net/http/httptest starts a server: calculator servers
+// and a proxy in front of them, on 127.0.0.1:0 ports, with servers a test
+// can stop and restart and, on request, a fault-injecting relay
+// (internal/faultnet) in front of each. No shipped binary links it:
+// cmd/discal wires its own proxy and servers, so that a change made for a
+// test never changes what users run.
+package discaltest
 
 import (
 	"context"

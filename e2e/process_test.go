@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 func bin(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../../cmd/...", "../../bench")
+		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../cmd/...", "../bench")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -20,9 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/discal/discal/bench/flood"
-	"github.com/discal/discal/internal/dashboard"
-	cluster "github.com/discal/discal/internal/testcluster"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpproxy/dashboard"
 )
 
 // The browser test drives Debian's chromium through chromedp: the page is
@@ -116,7 +116,7 @@ func startServers(t *testing.T, n int) []udpproxy.ServerAddr {
 // startProxy serves a proxy in this process in front of servers.
 func startProxy(t *testing.T, servers []udpproxy.ServerAddr) (*udpproxy.Proxy, string) {
 	t.Helper()
-	p, err := udpproxy.New(udpproxy.Config{Servers: servers, Logger: cluster.Quiet()})
+	p, err := udpproxy.New(udpproxy.Config{Servers: servers, Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
