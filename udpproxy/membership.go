@@ -67,7 +67,6 @@ type membership struct {
 	snap  atomic.Pointer[roster]
 
 	// Set by start while the proxy serves, under mu.
-	spawn  func(*Server)  // starts a new server's poller
 	forget func(*Server)  // takes a server that left out of the load model
 	ack    *net.UDPConn   // the client socket, where joins are acknowledged from
 	joins  chan joinOffer // joins read on the client socket, for run
@@ -153,21 +152,19 @@ func newLearned(a ServerAddr, calc, status netip.AddrPort, poll time.Duration, s
 	return s
 }
 
-// addLocked puts s in the list and starts polling it if the proxy is
-// serving. It reports false when the list is full. The caller holds m.mu.
+// addLocked puts s in the list, where the poller finds it at its next
+// tick. It reports false when the list is full. The caller holds m.mu.
 func (m *membership) addLocked(s *Server) bool {
 	old := m.servers()
 	if len(old) >= m.cfg.MaxServers {
 		return false
 	}
 	m.store(append(slices.Clip(old), s))
-	if m.spawn != nil {
-		m.spawn(s)
-	}
 	return true
 }
 
-// removeLocked takes s out of the list and stops its poller. Requests in
+// removeLocked takes s out of the list, and so out of the poller's
+// schedule. Requests in
 // flight to it still get its answers: the pending table holds the server
 // itself, not its place in the list. The caller holds m.mu and logs.
 func (m *membership) removeLocked(s *Server) bool {
@@ -178,9 +175,6 @@ func (m *membership) removeLocked(s *Server) bool {
 	}
 	m.store(slices.Delete(slices.Clone(old), i, i+1))
 	s.removed.Store(true)
-	if s.stopPoll != nil {
-		s.stopPoll()
-	}
 	if m.forget != nil {
 		m.forget(s)
 	}
@@ -235,28 +229,12 @@ func (m *membership) verify(s *Server, st codec.Status, first bool) bool {
 	return true
 }
 
-// start is called by Serve: it starts a poller for every server in the
-// list and for every one added later, until ctx ends.
-func (m *membership) start(ctx context.Context, client *net.UDPConn, forget func(*Server), spawn func(context.Context, *Server)) {
+// start is called by Serve with the client socket, which acknowledges
+// joins, and the load model's forget, for servers that leave.
+func (m *membership) start(client *net.UDPConn, forget func(*Server)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ack, m.forget = client, forget
-	m.spawn = func(s *Server) {
-		sctx, cancel := context.WithCancel(ctx)
-		s.stopPoll = cancel
-		spawn(sctx, s)
-	}
-	for _, s := range m.servers() {
-		m.spawn(s)
-	}
-}
-
-// stop ends additions of pollers: Serve calls it before it waits for its
-// goroutines.
-func (m *membership) stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.spawn = nil
 }
 
 // maxUnverified bounds the joined servers whose status port has not yet

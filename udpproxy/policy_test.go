@@ -195,7 +195,7 @@ func TestStaleReportFadesToMean(t *testing.T) {
 	bs := backends(t, 3)
 	setReport(bs[0], 50, 190, 2) // busy, but...
 	old := *bs[0].report.Load()
-	old.at = nanotime() - int64(10*bs[0].poll) // ...long ago
+	old.at = nanotime() - 10*bs[0].poll.Load() // ...long ago
 	bs[0].report.Store(&old)
 	setReport(bs[1], 50, 20, 2)
 	setReport(bs[2], 50, 40, 2)
@@ -206,7 +206,7 @@ func TestStaleReportFadesToMean(t *testing.T) {
 		t.Fatalf("stale score %v, want the fresh mean %v", got, want)
 	}
 	// Halfway between two and five intervals it is half and half.
-	old.at = nanotime() - int64(35*bs[0].poll/10)
+	old.at = nanotime() - 35*bs[0].poll.Load()/10
 	bs[0].report.Store(&old)
 	now = nanotime()
 	f = newFleet(bs, now)

@@ -128,10 +128,8 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	background.Go(pl.read)
 	background.Go(func() { p.fleetLoop(ctx, pl) })
 	background.Go(func() { p.members.runJoins(ctx) })
-	p.members.start(ctx, client, pl.forget, func(ctx context.Context, s *Server) {
-		seed := seed()
-		background.Go(func() { pl.run(ctx, s, seed) })
-	})
+	p.members.start(client, pl.forget)
+	background.Go(func() { pl.run(ctx, seed()) })
 	if p.cfg.SRV != "" {
 		background.Go(func() { p.members.discover(ctx) })
 	}
@@ -144,7 +142,6 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		stop()
 	}
 	<-ctx.Done() // then, once pending requests are done, the rest
-	p.members.stop()
 	upstream.Close()
 	poll.Close()
 	background.Wait()

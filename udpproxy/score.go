@@ -57,7 +57,7 @@ func newFleet(all []*Server, now int64) *fleet {
 	for _, s := range all {
 		if r := s.report.Load(); r != nil {
 			cores = append(cores, float64(plausibleCores(r.Status)))
-			if freshness(now-r.at, s.poll) == 1 {
+			if freshness(now-r.at, s.pollInterval()) == 1 {
 				f.meanCPU += reportedCPU(s)
 				n++
 			}
@@ -155,7 +155,7 @@ func freshness(age int64, poll time.Duration) float64 {
 func (f *fleet) score(s *Server, now int64) float64 {
 	cpu := f.meanCPU
 	if r := s.report.Load(); r != nil {
-		w := freshness(now-r.at, s.poll)
+		w := freshness(now-r.at, s.pollInterval())
 		cpu = w*reportedCPU(s) + (1-w)*f.meanCPU
 	}
 	q := float64(s.inFlight.Load())

@@ -1,7 +1,6 @@
 package udpproxy
 
 import (
-	"context"
 	"math"
 	"net/netip"
 	"sync/atomic"
@@ -21,15 +20,13 @@ import (
 // report) and ejected (passive health, health.go: its calculator port
 // stopped answering).
 type Server struct {
-	addr   ServerAddr
-	calc   netip.AddrPort
-	status netip.AddrPort
-	poll   time.Duration // the proxy's poll interval, for judging a report's age
-	source source        // where the proxy learned of it (see membership.go)
-	// stopPoll ends its poller when it leaves the list; set and called
-	// under the membership lock.
-	stopPoll context.CancelFunc
-	removed  atomic.Bool // it has left the list for good
+	addr    ServerAddr
+	calc    netip.AddrPort
+	status  netip.AddrPort
+	poll    atomic.Int64 // the interval it is polled at now (ns), for judging a report's age
+	source  source       // where the proxy learned of it (see membership.go)
+	removed atomic.Bool  // it has left the list for good
+	sched   pollSchedule // its place in the poller's schedule (poll.go)
 
 	inFlight  atomic.Int64           // sent and not yet answered or expired
 	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
@@ -73,8 +70,13 @@ func newServer(a ServerAddr, poll time.Duration) (*Server, error) {
 
 // newServerAt is newServer with the addresses already resolved.
 func newServerAt(a ServerAddr, calc, status netip.AddrPort, poll time.Duration) *Server {
-	return &Server{addr: a, calc: calc, status: status, poll: poll}
+	s := &Server{addr: a, calc: calc, status: status}
+	s.poll.Store(int64(poll))
+	return s
 }
+
+// pollInterval is how often s is polled now.
+func (s *Server) pollInterval() time.Duration { return time.Duration(s.poll.Load()) }
 
 // Name is the server's own name once it has reported, its calculator
 // address before.

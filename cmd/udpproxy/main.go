@@ -126,6 +126,7 @@ func parseFlags(args []string) (*options, int) {
 	fs.StringVar(&cfg.Addr, "addr", udpproxy.DefaultAddr, "client-facing `address`")
 	fs.Var(&servers, "server", "a server as `CALC_ADDR,STATUS_ADDR`; repeat for more (default "+udpproxy.DefaultServer.String()+")")
 	fs.DurationVar(&cfg.Poll, "poll", udpproxy.DefaultPoll, "status poll `interval`, jittered ±25%")
+	fs.IntVar(&cfg.PollBudget, "poll-budget", udpproxy.DefaultPollBudget, "status polls a second at most, all servers together: past -poll-budget × -poll servers, each is polled less often (negative: no budget)")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 0, "a poll unanswered this long is missed and the next goes at once (default poll/3)")
 	fs.DurationVar(&cfg.TryTimeout, "try-timeout", udpproxy.DefaultTryTimeout, "how long to wait for a server before trying another")
 	fs.IntVar(&cfg.Tries, "tries", udpproxy.DefaultTries, "servers to try per request before answering timeout (1: no retries)")
