@@ -14,6 +14,7 @@ import (
 
 	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpproxy/dashboard"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -51,6 +52,10 @@ func run(args []string) int {
 	if httpAddr != "" {
 		h, err := cli.NewHTTP("discal", sys.proxy.Ready, sys.collectors()...)
 		if err == nil {
+			d := dashboard.New(sys.proxy, sys.proxyConn.LocalAddr().String())
+			for _, pattern := range dashboard.Patterns {
+				h.Handle(pattern, d)
+			}
 			_, err = h.Start(httpAddr)
 		}
 		if err != nil {

@@ -94,10 +94,9 @@ func run(args []string) int {
 			// The dashboard, /status.json and /calc; /calc asks the
 			// proxy's own client port, as any client would.
 			d := dashboard.New(p, loopback(o.cfg.Addr))
-			h.Handle("GET /{$}", d)
-			h.Handle("GET /status.json", d)
-			h.Handle("POST /calc", d)
-			h.Handle("GET /dashboard/", d)
+			for _, pattern := range dashboard.Patterns {
+				h.Handle(pattern, d)
+			}
 			_, err = h.Start(o.httpAddr)
 		}
 		if err != nil {

@@ -27,6 +27,10 @@ type Handler struct {
 	log  *slog.Logger
 }
 
+// Patterns are the routes a Handler serves, in net/http ServeMux form, for
+// mounting it beside other handlers on one mux.
+var Patterns = []string{"GET /{$}", "GET /status.json", "POST /calc", "GET /dashboard/"}
+
 // New returns the dashboard for src. calcAddr is the proxy's client port
 // (HOST:PORT), where /calc sends expressions, as any client would.
 func New(src Source, calcAddr string) *Handler {
