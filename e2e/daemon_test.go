@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/discal/discal/internal/eventually"
 )
 
 var (

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/discal/discal/internal/eventually"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/discal/discal/internal/eventually"
 )
 
 // binDir holds the four binaries and the bench, built once for all tests.

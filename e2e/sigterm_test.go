@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 )
 
 // TestSIGTERMDrainsProxy: SIGTERM to a udpproxy process with requests

@@ -3,7 +3,6 @@ package udpclient
 import (
 	"context"
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 	"go.uber.org/goleak"
 )
 

@@ -5,7 +5,6 @@ package udpproxy_test
 
 import (
 	"context"
-	"github.com/discal/discal/internal/eventually"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )

@@ -34,6 +34,13 @@ type Config struct {
 	// Addr is the client-facing address for ListenAndServe.
 	// Default "127.0.0.1:7000".
 	Addr string
+	// UpstreamAddr is the local IP address that the proxy's own sockets
+	// towards the servers (requests, status polls, canaries) bind to, on a
+	// port of the kernel's choosing. On a host with several addresses it
+	// fixes the source the servers see, which their -allow lists expect
+	// and which a joined server's proxy is. Default: unset, any address
+	// (the kernel picks one per route).
+	UpstreamAddr netip.Addr
 	// Servers are the calculator servers the proxy always routes to (while
 	// they answer polls). Default: the one default server, 127.0.0.1:7001
 	// with status port 127.0.0.1:7101, unless servers may join or come

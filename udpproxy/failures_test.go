@@ -6,7 +6,6 @@ package udpproxy_test
 import (
 	"context"
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )

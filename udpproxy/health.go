@@ -2,12 +2,12 @@ package udpproxy
 
 import (
 	"log/slog"
-
-	"github.com/discal/discal/internal/loglimit"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/discal/discal/internal/loglimit"
 )
 
 // Health: which servers take new work, and passive health, which ejects a

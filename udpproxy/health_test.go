@@ -2,7 +2,6 @@ package udpproxy_test
 
 import (
 	"context"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"

@@ -1,7 +1,6 @@
 package udpproxy
 
 import (
-	"github.com/discal/discal/internal/eventually"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpserver"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"

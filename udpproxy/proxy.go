@@ -96,7 +96,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		conn.Close()
 		return ErrNotUDP
 	}
-	upstream, poll, err := listenOwn()
+	upstream, poll, err := listenOwn(p.cfg.UpstreamAddr)
 	if err != nil {
 		client.Close()
 		return err
@@ -149,13 +149,18 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	return p.life.Finish(ErrServerClosed)
 }
 
-// listenOwn opens the proxy's own two sockets: one to talk to the servers'
-// calculator ports, one for status polls and canaries.
-func listenOwn() (upstream, poll *net.UDPConn, err error) {
-	if upstream, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+// listenOwn opens the proxy's own two sockets, on ip (any address when
+// unset): one to talk to the servers' calculator ports, one for status
+// polls and canaries.
+func listenOwn(ip netip.Addr) (upstream, poll *net.UDPConn, err error) {
+	local := net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	if !ip.IsValid() {
+		local = &net.UDPAddr{}
+	}
+	if upstream, err = net.ListenUDP("udp", local); err != nil {
 		return nil, nil, fmt.Errorf("udpproxy: upstream socket: %w", err)
 	}
-	if poll, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+	if poll, err = net.ListenUDP("udp", local); err != nil {
 		upstream.Close()
 		return nil, nil, fmt.Errorf("udpproxy: poll socket: %w", err)
 	}

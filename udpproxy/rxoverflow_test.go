@@ -3,7 +3,6 @@ package udpproxy_test
 import (
 	"context"
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"regexp"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpproxy"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -3,9 +3,10 @@ package udpproxy_test
 import (
 	"context"
 	"fmt"
-	"github.com/discal/discal/internal/eventually"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
+	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -166,5 +169,29 @@ func TestStatsCommand(t *testing.T) {
 		if !strings.HasPrefix(l, name) || !strings.Contains(l, " up host_cpu=") || !strings.Contains(l, " in_flight=0 ") || !strings.Contains(l, " age=") {
 			t.Errorf("server line %q", l)
 		}
+	}
+}
+
+// TestUpstreamAddr: with UpstreamAddr set, what the proxy sends the
+// servers (polls here) comes from that address, as a multi-homed host's
+// servers expect in their -allow lists.
+func TestUpstreamAddr(t *testing.T) {
+	status, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer status.Close()
+	startProxy(t, udpproxy.Config{
+		Servers:      []udpproxy.ServerAddr{{Calc: "127.0.0.1:9", Status: status.LocalAddr().String()}},
+		UpstreamAddr: netip.MustParseAddr("127.0.0.2"),
+	})
+	_ = status.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	_, from, err := status.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no poll arrived: %v", err)
+	}
+	if ip := from.(*net.UDPAddr).IP.String(); ip != "127.0.0.2" {
+		t.Fatalf("the poll came from %s, want 127.0.0.2", ip)
 	}
 }

@@ -3,7 +3,6 @@ package udpserver
 import (
 	"context"
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"log/slog"
 	"net"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

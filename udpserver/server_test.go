@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/discal/discal/internal/eventually"
 	"io"
 	"log/slog"
 	"math"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 )

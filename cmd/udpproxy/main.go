@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -137,6 +138,7 @@ func parseFlags(args []string) (*options, int) {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
 	fs.IntVar(&cfg.Readers, "readers", 0, "goroutines reading each socket (default GOMAXPROCS/2, at least 1)")
+	upstreamAddr := fs.String("upstream-addr", "", "bind the sockets towards the servers to this local `IP` (default: any; on a host with several addresses, the one the servers' -allow expects)")
 	joinAllow := fs.String("join-allow", "", "accept joins (udpserver -join) from these `networks`, CIDR or addresses, comma-separated (default: no joins)")
 	fs.StringVar(&cfg.SRV, "server-srv", "", "find servers in the DNS SRV records of `name`; each status port is its calculator port plus -srv-status-offset. SIGHUP looks it up again at once")
 	fs.DurationVar(&cfg.SRVInterval, "srv-interval", udpproxy.DefaultSRVInterval, "how often to look -server-srv up again")
@@ -159,6 +161,14 @@ func parseFlags(args []string) (*options, int) {
 	}
 	o.httpAddr = *httpAddr
 	cfg.Servers = servers
+	if *upstreamAddr != "" {
+		ip, err := netip.ParseAddr(*upstreamAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "udpproxy: -upstream-addr %q: want an IP address\n", *upstreamAddr)
+			return nil, cli.ExitUsage
+		}
+		cfg.UpstreamAddr = ip
+	}
 	if err := check(fs, cfg, policy, *joinAllow, *srvDNS, o.httpAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "udpproxy:", err)
 		return nil, cli.ExitUsage

@@ -2,12 +2,12 @@ package faultnet
 
 import (
 	"encoding/binary"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/discal/discal/internal/eventually"
 	"go.uber.org/goleak"
 )
 

@@ -3,11 +3,12 @@ package lifecycle
 import (
 	"context"
 	"errors"
-	"github.com/discal/discal/internal/eventually"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/discal/discal/internal/eventually"
 )
 
 var errClosed = errors.New("test: closed")
