@@ -69,7 +69,7 @@ const lookupTimeout = 5 * time.Second
 // or has no SRV records, is an answer: no servers. Each record's target
 // counts once, at one address (IPv4 if it has one), so a dual-stack host
 // is not two servers.
-func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
+func (m *membership) lookupSRV(ctx context.Context) ([]srvTarget, error) {
 	qctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	_, srvs, err := m.cfg.Resolver.LookupSRV(qctx, "", "", m.cfg.SRV)
 	cancel()
@@ -86,7 +86,7 @@ func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 			m.cfg.Logger.Warn("udpproxy: SRV answer has invalid records; using the rest", "name", m.cfg.SRV, "err", err)
 		}
 	}
-	var out []ServerAddr
+	var out []srvTarget
 	for _, srv := range srvs {
 		status := int(srv.Port) + m.cfg.SRVStatusOffset
 		if srv.Port == 0 || status <= 0 || status > 65535 {
@@ -109,30 +109,46 @@ func (m *membership) lookupSRV(ctx context.Context) ([]ServerAddr, error) {
 			Calc:   netip.AddrPortFrom(ip, srv.Port).String(),
 			Status: netip.AddrPortFrom(ip, uint16(status)).String(),
 		}
-		if !slices.Contains(out, a) {
-			out = append(out, a)
+		if !slices.ContainsFunc(out, func(t srvTarget) bool { return t.addr == a }) {
+			out = append(out, srvTarget{addr: a, priority: srv.Priority, weight: srv.Weight})
 		}
 	}
 	return out, nil
 }
 
-// applySRV makes the SRV servers in the list those in want.
-func (m *membership) applySRV(want []ServerAddr) {
+// srvTarget is one server an SRV answer lists, with its record's priority
+// and weight (RFC 2782).
+type srvTarget struct {
+	addr     ServerAddr
+	priority uint16
+	weight   uint16
+}
+
+// applySRV makes the SRV servers in the list those in want, with want's
+// priorities and weights.
+func (m *membership) applySRV(want []srvTarget) {
 	m.mu.Lock()
 	var gone, added []*Server
 	for _, s := range m.servers() {
-		if s.source == fromSRV && !slices.Contains(want, s.addr) && m.removeLocked(s) {
+		if s.source == fromSRV && !slices.ContainsFunc(want, func(t srvTarget) bool { return t.addr == s.addr }) && m.removeLocked(s) {
 			gone = append(gone, s)
 		}
 	}
 	full := false
-	for _, a := range want {
-		calc, err1 := netip.ParseAddrPort(a.Calc)
-		status, err2 := netip.ParseAddrPort(a.Status)
-		if err1 != nil || err2 != nil || m.find(calc, status) != nil {
+	for _, t := range want {
+		calc, err1 := netip.ParseAddrPort(t.addr.Calc)
+		status, err2 := netip.ParseAddrPort(t.addr.Status)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if s := m.find(calc, status); s != nil {
+			if s.source == fromSRV {
+				s.srv.Store(srvRank(t.priority, t.weight))
+			}
 			continue // known already, from any source
 		}
-		s := newLearned(a, calc, status, m.cfg.Poll, fromSRV)
+		s := newLearned(t.addr, calc, status, m.cfg.Poll, fromSRV)
+		s.srv.Store(srvRank(t.priority, t.weight))
 		if !m.addLocked(s) {
 			full = true
 			continue
@@ -140,6 +156,7 @@ func (m *membership) applySRV(want []ServerAddr) {
 		added = append(added, s)
 	}
 	m.mu.Unlock()
+	m.changed() // priorities may have moved
 	for _, s := range gone {
 		m.logRemoved(s, "no longer in DNS")
 	}

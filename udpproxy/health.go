@@ -176,9 +176,11 @@ func (s *Server) takesWork() bool {
 }
 
 // rotationOf is the rule for which servers take new work: those fit on
-// every count. If there are none, a draining server is better than none
-// (a lame duck still answers), and an ejected one better than no answer at
-// all; a server that is down gets nothing.
+// every count, of the best SRV priority among them (RFC 2782: a lower
+// priority group takes all the work while any of it can; servers from
+// -server and joins count as priority 0). If none is fit, a draining server
+// is better than none (a lame duck still answers), and an ejected one
+// better than no answer at all; a server that is down gets nothing.
 func rotationOf(all []*Server) []*Server {
 	rules := [...]func(*Server) bool{
 		(*Server).takesWork,
@@ -186,15 +188,22 @@ func rotationOf(all []*Server) []*Server {
 		func(s *Server) bool { return !s.down.Load() },
 	}
 	for _, fit := range rules {
+		best, any := uint16(0), false
+		for _, s := range all {
+			if fit(s) && (!any || s.priority() < best) {
+				best, any = s.priority(), true
+			}
+		}
+		if !any {
+			continue
+		}
 		var rot []*Server
 		for _, s := range all {
-			if fit(s) {
+			if fit(s) && s.priority() == best {
 				rot = append(rot, s)
 			}
 		}
-		if len(rot) > 0 {
-			return rot
-		}
+		return rot
 	}
 	return nil
 }

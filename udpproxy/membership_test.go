@@ -225,8 +225,9 @@ type zone struct {
 	mu      sync.Mutex
 	name    string
 	servers []*testServer
-	rcode   int          // answer this instead, when not success
-	queries atomic.Int64 // SRV queries answered
+	rcode   int                       // answer this instead, when not success
+	queries atomic.Int64              // SRV queries answered
+	rank    map[*testServer][2]uint16 // a server's priority and weight; default 10, 10
 	addr    string
 }
 
@@ -278,9 +279,13 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			m.Rcode = dns.RcodeNameError
 		}
 		for i, s := range z.servers {
+			rank, ok := z.rank[s]
+			if !ok {
+				rank = [2]uint16{10, 10}
+			}
 			m.Answer = append(m.Answer, &dns.SRV{
 				Hdr:    dns.RR_Header{Name: z.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 1},
-				Target: fmt.Sprintf("host%d.discal.test.", i), Port: uint16(s.calc.Port), Priority: 10, Weight: 10,
+				Target: fmt.Sprintf("host%d.discal.test.", i), Port: uint16(s.calc.Port), Priority: rank[0], Weight: rank[1],
 			})
 		}
 	case q.Qtype == dns.TypeA:
@@ -373,6 +378,37 @@ func TestSRVDiscovery(t *testing.T) {
 	c := dialClient(t, p.Addr(), udpclient.Config{Timeout: time.Second})
 	if _, err := c.Do(context.Background(), codec.Request{Op: codec.OpAdd}); !errors.Is(err, codec.ErrNoServer) {
 		t.Fatalf("with no servers: %v, want %v", err, codec.ErrNoServer)
+	}
+}
+
+// TestSRVPriority: of servers listed with priorities 10, 20 and 20, the
+// one at 10 takes all the work while it is in rotation (RFC 2782); when it
+// stops, the two at 20 take it, and when it is back, it takes it all again.
+func TestSRVPriority(t *testing.T) {
+	const name = "_calc._udp.discal.test."
+	z := startZone(t, name)
+	var servers []*testServer
+	for i := range 3 {
+		calc, status := listenPair(t, 100)
+		servers = append(servers, serveServer(t, udpserver.Config{Name: fmt.Sprintf("d%d", i+1)}, calc, status))
+	}
+	z.mu.Lock()
+	z.rank = map[*testServer][2]uint16{servers[0]: {10, 10}, servers[1]: {20, 10}, servers[2]: {20, 10}}
+	z.mu.Unlock()
+	z.set(dns.RcodeSuccess, servers...)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", z.addr)
+	}}
+	p := serveProxy(t, udpproxy.Config{SRV: name, SRVInterval: 100 * time.Millisecond, Resolver: resolver, Poll: 20 * time.Millisecond})
+	eventually.True(t, 5*time.Second, "all three from DNS", func() bool { names, _ := upServers(p); return len(names) == 3 })
+	if by := servedBy(t, p, 40); by["d1"] != 40 {
+		t.Fatalf("with the priority-10 server up, served by %v; want d1 alone", by)
+	}
+	servers[0].stop(t)
+	eventually.True(t, 5*time.Second, "d1 out of rotation", func() bool { return !backendByName(p, "d1").Up })
+	if by := servedBy(t, p, 40); by["d2"]+by["d3"] != 40 || by["d2"] == 0 || by["d3"] == 0 {
+		t.Fatalf("with d1 down, served by %v; want d2 and d3 both", by)
 	}
 }
 

@@ -125,6 +125,23 @@ func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	}
 }
 
+// TestSRVWeightIsCapacity: of two SRV servers with equal cores, the one
+// whose record weighs three times the other's is believed to have three
+// times its capacity; a weight of 0 counts as a tenth of the mean.
+func TestSRVWeightIsCapacity(t *testing.T) {
+	bs := backends(t, 3)
+	for i, w := range []uint16{10, 30, 0} {
+		setReport(bs[i], 0, 0, 2)
+		bs[i].source = fromSRV
+		bs[i].srv.Store(srvRank(10, w))
+	}
+	f := newFleet(bs, nanotime())
+	light, heavy, zero := f.cores(bs[0]), f.cores(bs[1]), f.cores(bs[2])
+	if heavy != 3*light || zero >= light/2 || zero <= 0 {
+		t.Fatalf("cores: weight 10 %.2f, weight 30 %.2f, weight 0 %.2f", light, heavy, zero)
+	}
+}
+
 func TestPlausibleCores(t *testing.T) {
 	for _, c := range []struct {
 		cores, host, want int

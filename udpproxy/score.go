@@ -45,16 +45,21 @@ const fleetEvery = 20 * time.Millisecond
 
 // fleet is what scoring needs to know about all servers at once.
 type fleet struct {
-	meanCPU   float64 // background of the servers with fresh reports: stands in for a stale one
-	medianLat float64 // µs: the yardstick of slowness
-	coreCap   float64 // no server is believed to have more cores than this
+	meanCPU    float64 // background of the servers with fresh reports: stands in for a stale one
+	medianLat  float64 // µs: the yardstick of slowness
+	coreCap    float64 // no server is believed to have more cores than this
+	meanWeight float64 // of the SRV servers with a weight, 0 when none has one
 }
 
 func newFleet(all []*Server, now int64) *fleet {
 	f := &fleet{coreCap: maxCores}
-	n := 0
+	n, weights := 0, 0
 	var lats, cores []float64
 	for _, s := range all {
+		if w := s.weight(); w > 0 {
+			f.meanWeight += float64(w)
+			weights++
+		}
 		if r := s.report.Load(); r != nil {
 			cores = append(cores, float64(plausibleCores(r.Status)))
 			if freshness(now-r.at, s.pollInterval()) == 1 {
@@ -68,6 +73,9 @@ func newFleet(all []*Server, now int64) *fleet {
 	}
 	if n > 0 {
 		f.meanCPU /= float64(n)
+	}
+	if weights > 0 {
+		f.meanWeight /= float64(weights)
 	}
 	if len(lats) > 0 {
 		slices.Sort(lats)
@@ -94,13 +102,21 @@ func plausibleCores(st codec.Status) int {
 	return min(c, maxCores)
 }
 
-// cores is what the proxy believes of s's capacity.
+// cores is what the proxy believes of s's capacity: its reported cores,
+// clamped, and scaled by its SRV weight against the mean weight (RFC
+// 2782's weight read as a capacity factor: a weight twice the others'
+// takes twice the requests in flight before it looks as busy). A weight of
+// 0 counts as a tenth of the mean: it takes work only when the others are
+// busy.
 func (f *fleet) cores(s *Server) float64 {
-	r := s.report.Load()
-	if r == nil {
-		return 1
+	c := 1.0
+	if r := s.report.Load(); r != nil {
+		c = min(float64(plausibleCores(r.Status)), f.coreCap)
 	}
-	return min(float64(plausibleCores(r.Status)), f.coreCap)
+	if f.meanWeight > 0 && s.source == fromSRV {
+		c *= max(float64(s.weight()), f.meanWeight/10) / f.meanWeight
+	}
+	return c
 }
 
 // reportedCPU is a server's background load as a share of its capacity:

@@ -23,10 +23,11 @@ type Server struct {
 	addr    ServerAddr
 	calc    netip.AddrPort
 	status  netip.AddrPort
-	poll    atomic.Int64 // the interval it is polled at now (ns), for judging a report's age
-	source  source       // where the proxy learned of it (see membership.go)
-	removed atomic.Bool  // it has left the list for good
-	sched   pollSchedule // its place in the poller's schedule (poll.go)
+	poll    atomic.Int64  // the interval it is polled at now (ns), for judging a report's age
+	source  source        // where the proxy learned of it (see membership.go)
+	removed atomic.Bool   // it has left the list for good
+	srv     atomic.Uint32 // its SRV record's priority and weight (srvRank); 0 for other sources
+	sched   pollSchedule  // its place in the poller's schedule (poll.go)
 
 	inFlight  atomic.Int64           // sent and not yet answered or expired
 	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
@@ -74,6 +75,17 @@ func newServerAt(a ServerAddr, calc, status netip.AddrPort, poll time.Duration) 
 	s.poll.Store(int64(poll))
 	return s
 }
+
+// srvRank packs an SRV record's priority and weight into one word, so that
+// both change together when DNS changes them.
+func srvRank(priority, weight uint16) uint32 { return uint32(priority)<<16 | uint32(weight) }
+
+// priority is s's SRV priority: lower is preferred, and servers from
+// -server and joins count as 0.
+func (s *Server) priority() uint16 { return uint16(s.srv.Load() >> 16) }
+
+// weight is s's SRV weight, 0 for servers from other sources.
+func (s *Server) weight() uint16 { return uint16(s.srv.Load()) }
 
 // pollInterval is how often s is polled now.
 func (s *Server) pollInterval() time.Duration { return time.Duration(s.poll.Load()) }
@@ -152,6 +164,8 @@ type ServerStats struct {
 	Retries     uint64  // retries sent to it after a try elsewhere timed out
 	Score       float64 // least-load's score at the moment of the snapshot (lower is better)
 	Source      string  // how the proxy learned of it: "config", "join" or "srv"
+	Priority    uint16  // its SRV record's priority (lower is preferred), 0 for other sources
+	Weight      uint16  // its SRV record's weight, 0 for other sources
 }
 
 func (s *Server) stats(now int64, f *fleet, inRotation bool) ServerStats {
@@ -170,6 +184,8 @@ func (s *Server) stats(now int64, f *fleet, inRotation bool) ServerStats {
 		Source:     s.source.String(),
 		Score:      f.score(s, now),
 		Cores:      int(f.cores(s)),
+		Priority:   s.priority(),
+		Weight:     s.weight(),
 	}
 	st.Ejected, st.EjectReason, st.EjectedFor, st.Ejections = s.health.snapshot(now)
 	if r := s.report.Load(); r != nil {

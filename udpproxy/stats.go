@@ -202,6 +202,10 @@ func appendServerLine(b []byte, bs *ServerStats) []byte {
 		b = append(b, " via="...)
 		b = append(b, bs.Source...)
 	}
+	if bs.Source == "srv" {
+		b = appendKV(b, "priority", uint64(bs.Priority))
+		b = appendKV(b, "weight", uint64(bs.Weight))
+	}
 	return append(b, '\n')
 }
 

@@ -34,6 +34,8 @@ type serverJSON struct {
 	CalcAddr      string   `json:"calc_addr"`
 	StatusAddr    string   `json:"status_addr"`
 	Source        string   `json:"source"`
+	Priority      uint16   `json:"srv_priority"`
+	Weight        uint16   `json:"srv_weight"`
 	State         string   `json:"state"`
 	StateReason   string   `json:"state_reason"`
 	Up            bool     `json:"up"`
@@ -82,6 +84,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 func (s ServerStats) MarshalJSON() ([]byte, error) {
 	j := serverJSON{
 		Name: s.Name, CalcAddr: s.Addr.Calc, StatusAddr: s.Addr.Status, Source: s.Source,
+		Priority: s.Priority, Weight: s.Weight,
 		Up: s.Up, Draining: s.Draining, HasReport: s.HasReport,
 		InFlight: s.InFlight, LatencyUS: round1(s.LatencyUS),
 		Sent: s.Sent, Answered: s.Answered, Timeouts: s.Timeouts, Retries: s.Retries,
