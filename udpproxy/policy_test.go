@@ -95,8 +95,9 @@ func TestLeastLoadChoices(t *testing.T) {
 
 // TestWhatIsSeenOutranksClaims: a server that claims a million idle cores
 // but answers 25 times slower than its peers is believed to have twice
-// their cores at most, and with two requests in flight it loses to a busy
-// honest peer with as many: its queue counts 25 times.
+// their cores at most, and loses to a busy honest peer whether or not
+// either has work in flight: its slowness costs it by itself (lag), and
+// its queue counts 25 times.
 func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	bs := backends(t, 3)
 	now := nanotime()
@@ -110,12 +111,14 @@ func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	if c := f.cores(bs[0]); c != 4 {
 		t.Fatalf("the liar is believed to have %v cores, want 4 (twice its peers)", c)
 	}
-	for _, s := range bs {
-		s.inFlight.Store(2)
-	}
-	liar, honest := f.score(bs[0], now), f.score(bs[1], now)
-	if liar <= honest+tieBand {
-		t.Fatalf("with two in flight each, the liar scores %.3f, the busy honest server %.3f: the liar must lose", liar, honest)
+	for _, inFlight := range []int64{0, 2} {
+		for _, s := range bs {
+			s.inFlight.Store(inFlight)
+		}
+		liar, honest := f.score(bs[0], now), f.score(bs[1], now)
+		if liar <= honest+tieBand {
+			t.Fatalf("with %d in flight each, the liar scores %.3f, the busy honest server %.3f: the liar must lose", inFlight, liar, honest)
+		}
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for range 100 {
@@ -251,7 +254,7 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	if fast != base {
 		t.Fatalf("a server no slower than the median scored %v, want %v (no reward)", fast, base)
 	}
-	if want := 2*(0.1+0.5) + 2.0*4/16; slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100
+	if want := 2*(0.1+0.5) + 2.0*4/16 + 0.5*(4-1.5); slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100: queue ×4, and lag
 		t.Fatalf("the slow server scored %v, want %v", slow, want)
 	}
 	// A latency no reply has fed for over a second no longer counts.

@@ -11,7 +11,7 @@ import (
 // The score: how loaded a server looks, lower is better (least-load's
 // yardstick, README "Balancing").
 //
-//	score = 2 × background + in_flight × slowness / (8 × cores)
+//	score = 2 × background + in_flight × slowness / (8 × cores) + lag
 //
 // What is about the whole fleet (the mean CPU, the median reply time, the
 // cores a server may claim) lives in a fleet, worked out on a timer by the
@@ -36,6 +36,19 @@ const maxCores = 1024
 // maxSlowness bounds how much a slow server's queue counts: a server 64
 // times slower than the median is as good as out already.
 const maxSlowness = 64
+
+// A server much slower than the median also pays for its slowness itself,
+// not only through its queue: lagWeight for every median's worth of reply
+// time beyond lagSlack medians. A server that claims to be idle and has
+// nothing in flight would otherwise score 0 and win every choice, though
+// each request it takes waits its whole slow reply (measured with bench
+// -rogue slow: a server answering 5 ms late while reporting itself idle got
+// 1% of the requests and doubled the p99). Below 1.5 medians, the noise
+// between equal servers, it costs nothing.
+const (
+	lagSlack  = 1.5
+	lagWeight = 0.5
+)
 
 // fleetEvery is how often the fleet loop works out the fleet's figures.
 // Reports arrive every poll interval (100 ms by default); a fifth of that
@@ -160,6 +173,7 @@ func freshness(age int64, poll time.Duration) float64 {
 //	            up to 64; an average no reply has fed for a second no
 //	            longer counts
 //	cores     = what it reports, clamped (plausibleCores, coreCap)
+//	lag       = 0.5 × (slowness − 1.5) when slowness is above 1.5, else 0
 //
 // in_flight is what the proxy has sent the server and not yet seen
 // answered; it is exact and current, so a burst inside one poll interval
@@ -174,11 +188,12 @@ func (f *fleet) score(s *Server, now int64) float64 {
 		w := freshness(now-r.at, s.pollInterval())
 		cpu = w*reportedCPU(s) + (1-w)*f.meanCPU
 	}
-	q := float64(s.inFlight.Load())
+	slowness := 1.0
 	if lat := s.recentLatencyUS(now); lat > 0 && f.medianLat > 0 {
-		q *= min(max(lat/f.medianLat, 1), maxSlowness)
+		slowness = min(max(lat/f.medianLat, 1), maxSlowness)
 	}
-	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s))
+	q := float64(s.inFlight.Load()) * slowness
+	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s)) + lagWeight*max(0, slowness-lagSlack)
 	if math.IsNaN(v) {
 		return math.Inf(1) // never chosen over a server with a real score
 	}
