@@ -97,6 +97,15 @@ func DecodeControl(body []byte) (Control, error) {
 	return c, x.end()
 }
 
+// CheckFraction is the rule on burn's fraction of a core, in the text form
+// and the binary one: 0 to 1.
+func CheckFraction(f float64) *Error {
+	if f < 0 || f > 1 || math.IsNaN(f) {
+		return Errorf(CodeSyntax, "syntax error: burn takes a fraction from 0 to 1")
+	}
+	return nil
+}
+
 // check is the rule on a decoded command's fields.
 func (c Control) check(hasFrac bool) error {
 	switch c.Cmd {
@@ -106,8 +115,12 @@ func (c Control) check(hasFrac bool) error {
 		}
 		return nil
 	case CmdBurn:
-		if !hasFrac || c.Fraction < 0 || c.Fraction > 1 || math.IsNaN(c.Fraction) {
-			return Errorf(CodeSyntax, "syntax error: burn takes a fraction from 0 to 1")
+		f := c.Fraction
+		if !hasFrac {
+			f = math.NaN()
+		}
+		if e := CheckFraction(f); e != nil {
+			return e
 		}
 		return nil
 	case "":

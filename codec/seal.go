@@ -182,3 +182,28 @@ func (c *ReplayCache) Len() int {
 	defer c.mu.Unlock()
 	return len(c.seen)
 }
+
+// Accept returns the body of msg, a control message whose header has been
+// parsed, if it may be obeyed, or an error that wraps ErrUnauthenticated.
+// It is the one rule for every receiver of control messages:
+//
+//   - without a key (a nil Authenticator) every message is taken, sealed or
+//     not, as it was before there were seals: the receiver trusts the
+//     sources it allows;
+//   - with a key, a sealed message must open (Open), and an unsealed one is
+//     taken only from a trusted source: loopback, a local operator.
+func (a *Authenticator) Accept(msg []byte, trusted bool, now time.Time) ([]byte, error) {
+	sealed := len(msg) > 1 && Kind(msg[1]).Sealed()
+	switch {
+	case a != nil && sealed:
+		return a.Open(msg, now)
+	case a != nil && !trusted:
+		return nil, ErrNoSeal
+	case sealed:
+		if len(msg) < HeaderSize+SealSize {
+			return nil, ErrNoSeal
+		}
+		return msg[HeaderSize : len(msg)-SealSize], nil
+	}
+	return msg[HeaderSize:], nil
+}

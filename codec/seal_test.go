@@ -171,3 +171,48 @@ func TestControlFits(t *testing.T) {
 		t.Errorf("a sealed join ack of %d bytes to a join of %d", len(ack), len(join))
 	}
 }
+
+func TestAccept(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	keyed, err := NewAuthenticator(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := func() []byte { return AppendControl(nil, 1, Control{Cmd: CmdDrain}) }
+	sealed := func() []byte { return Seal(plain(), testKey, now) }
+	forged := func() []byte { return Seal(plain(), bytes.Repeat([]byte{1}, MinKeySize), now) }
+	tests := []struct {
+		name    string
+		a       *Authenticator
+		msg     func() []byte
+		trusted bool
+		ok      bool
+	}{
+		{"no key, plain, untrusted", nil, plain, false, true},
+		{"no key, sealed, untrusted", nil, sealed, false, true},
+		{"no key, forged seal", nil, forged, false, true},
+		{"no key, truncated seal", nil, func() []byte { b := plain(); b[1] |= byte(KindSealed); return b }, false, false},
+		{"key, plain, trusted", keyed, plain, true, true},
+		{"key, plain, untrusted", keyed, plain, false, false},
+		{"key, sealed, untrusted", keyed, sealed, false, true},
+		{"key, forged, untrusted", keyed, forged, false, false},
+		{"key, forged, trusted", keyed, forged, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := tt.a.Accept(tt.msg(), tt.trusted, now)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Accept: %v, want ok %v", err, tt.ok)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrUnauthenticated) {
+					t.Fatalf("%v does not wrap ErrUnauthenticated", err)
+				}
+				return
+			}
+			if c, err := DecodeControl(body); err != nil || c.Cmd != CmdDrain {
+				t.Fatalf("body %x decodes as %+v, %v", body, c, err)
+			}
+		})
+	}
+}
