@@ -1,9 +1,12 @@
 package codec
 
 import (
+	"bytes"
+	"errors"
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fuzz targets check that no byte sequence makes a decoder panic, and
@@ -142,6 +145,71 @@ func FuzzDecodeJoin(f *testing.F) {
 		again, err := DecodeJoin(AppendJoin(nil, 0, j)[HeaderSize:])
 		if err != nil || again != j {
 			t.Fatalf("%#v re-decodes as %#v, %v", j, again, err)
+		}
+	})
+}
+
+func FuzzDecodeControl(f *testing.F) {
+	f.Add(AppendControl(nil, 1, Control{Cmd: CmdBurn, Fraction: 0.5})[HeaderSize:])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := DecodeControl(body)
+		if err != nil {
+			checkMessage(t, err)
+			return
+		}
+		if c.check(c.Cmd == CmdBurn) != nil {
+			t.Fatalf("decoded %+v, which check refuses", c)
+		}
+		again, err := DecodeControl(AppendControl(nil, 0, c)[HeaderSize:])
+		if err != nil || again != c {
+			t.Fatalf("%+v re-decodes as %+v, %v", c, again, err)
+		}
+	})
+}
+
+// FuzzCheckSeal holds the authenticator to its promise: whatever the bytes,
+// Check accepts only what Seal under the key made of the same message and
+// timestamp, and a sealed message with any one byte changed is refused.
+func FuzzCheckSeal(f *testing.F) {
+	key := bytes.Repeat([]byte{0x5a}, MinKeySize)
+	now := time.Unix(1_700_000_000, 0)
+	f.Add(Seal(AppendControl(nil, 1, Control{Cmd: CmdDrain}), key, now), 0, byte(0))
+	f.Add(Seal(AppendJoin(nil, 2, Join{CalcPort: 7001, Name: "s1"}), key, now), 12, byte(1))
+	f.Fuzz(func(t *testing.T, msg []byte, at int, flip byte) {
+		body, _, ts, err := Check(msg, key, now)
+		if err != nil {
+			if !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("%v does not wrap ErrUnauthenticated", err)
+			}
+		} else {
+			// Accepted: it must be exactly what Seal makes.
+			orig := append([]byte(nil), msg[:HeaderSize]...)
+			orig[1] &^= byte(KindSealed)
+			orig = append(orig, body...)
+			if again := Seal(orig, key, time.Unix(0, ts)); !bytes.Equal(again, msg) {
+				t.Fatalf("accepted %x, which Seal makes as %x", msg, again)
+			}
+		}
+		if flip == 0 {
+			return
+		}
+		// A message that checks stops checking with one byte changed.
+		if len(msg) < HeaderSize {
+			return
+		}
+		b := append([]byte(nil), msg...)
+		b[0] = Magic
+		sealed := Seal(b, key, now)
+		i := at % len(sealed)
+		if i < 0 {
+			i = -i
+		}
+		if _, _, _, err := Check(sealed, key, now); err != nil {
+			t.Fatalf("a fresh seal refused: %v", err)
+		}
+		sealed[i] ^= flip
+		if _, _, _, err := Check(sealed, key, now); err == nil {
+			t.Fatalf("byte %d changed by %#x and still accepted", i, flip)
 		}
 	})
 }

@@ -23,15 +23,31 @@ type Kind byte
 
 // The message kinds. Their values are part of the wire format.
 const (
-	KindRequest     Kind = 1 // client -> proxy -> server: an operation
-	KindReply       Kind = 2 // server -> proxy -> client: a result or an error
-	KindStatusQuery Kind = 3 // proxy -> server status port: empty body
-	KindStatusReply Kind = 4 // server status port -> proxy: load figures
-	KindJoin        Kind = 5 // server status port -> proxy client port: "route work to me"
-	KindJoinAck     Kind = 6 // proxy -> server status port: the join was taken; empty body
+	KindRequest      Kind = 1 // client -> proxy -> server: an operation
+	KindReply        Kind = 2 // server -> proxy -> client: a result or an error
+	KindStatusQuery  Kind = 3 // proxy -> server status port: empty body
+	KindStatusReply  Kind = 4 // server status port -> proxy: load figures
+	KindJoin         Kind = 5 // server status port -> proxy client port: "route work to me"
+	KindJoinAck      Kind = 6 // proxy -> server status port: the join was taken; empty body
+	KindControl      Kind = 7 // operator -> server status port: drain, undrain, burn F (Control)
+	KindControlReply Kind = 8 // server status port -> operator: the command was obeyed (Control)
+
+	// KindSealed is a flag on any kind: the message carries a seal, a
+	// timestamp and an HMAC-SHA256 after its body (see Seal). 0x87 is a
+	// sealed control command, 0x85 a sealed join.
+	KindSealed Kind = 0x80
 )
 
+// Base returns the kind without the KindSealed flag.
+func (k Kind) Base() Kind { return k &^ KindSealed }
+
+// Sealed reports whether the kind carries the KindSealed flag.
+func (k Kind) Sealed() bool { return k&KindSealed != 0 }
+
 func (k Kind) String() string {
+	if k.Sealed() && k.Base() != 0 {
+		return "sealed " + k.Base().String()
+	}
 	switch k {
 	case KindRequest:
 		return "request"
@@ -45,6 +61,10 @@ func (k Kind) String() string {
 		return "join"
 	case KindJoinAck:
 		return "join ack"
+	case KindControl:
+		return "control"
+	case KindControlReply:
+		return "control reply"
 	}
 	return "unknown kind"
 }

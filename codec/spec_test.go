@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
@@ -122,6 +123,15 @@ func readme(t *testing.T) string {
 	return string(b)
 }
 
+// readmeKey is the key of the README's sealed example: the bytes 0 to 31.
+func readmeKey() []byte {
+	key := make([]byte, codec.MinKeySize)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	return key
+}
+
 // TestREADMEHexdumps: every hexdump in the README is, byte for byte, what
 // the encoders write for the example it describes.
 func TestREADMEHexdumps(t *testing.T) {
@@ -129,6 +139,9 @@ func TestREADMEHexdumps(t *testing.T) {
 		codec.AppendRequest(nil, 42, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)}),
 		codec.AppendReply(nil, 42, codec.Reply{Result: codec.IntNumber(42), Server: "s1"}),
 		codec.AppendReply(nil, 43, codec.Reply{Err: codec.ErrDivByZero, Server: "s1"}),
+		codec.Seal(codec.AppendControl(nil, 44, codec.Control{Cmd: codec.CmdDrain}), readmeKey(),
+			time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)),
+		codec.AppendControlReply(nil, 44, codec.Control{Cmd: codec.CmdDrain}),
 	}
 	line := regexp.MustCompile(`^([0-9a-f]{8})  ((?:[0-9a-f]{2} {1,2}){1,16})\s*\|`)
 	var dumps [][]byte

@@ -69,7 +69,7 @@ func (p *Proxy) handleClient(w *worker, i int, pkt []byte, from netip.AddrPort) 
 	case err != nil:
 		p.drops.add(dropShort)
 		return
-	case h.Kind == codec.KindJoin:
+	case h.Kind.Base() == codec.KindJoin: // sealed or not: membership checks
 		p.members.offerJoin(pkt, from, h.ID, w.now)
 		return
 	case h.Kind != codec.KindRequest:

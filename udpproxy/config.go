@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/discal/discal/codec"
 )
 
 // ServerAddr names one calculator server: where its calculator port takes
@@ -50,6 +52,13 @@ type Config struct {
 	// -join): a join from elsewhere is dropped and counted. A joined
 	// server leaves after MaxMisses missed polls. Default: none, no joins.
 	JoinAllow []netip.Prefix
+	// ControlKey is the shared key that seals control messages (see
+	// codec.Seal), at least codec.MinKeySize bytes, the servers' own. With
+	// it, a join from a source that is not loopback is taken only sealed
+	// under it (the rest are dropped as "unauthenticated"), and join acks
+	// are sealed. Default none: any join from inside JoinAllow is taken,
+	// forged or not.
+	ControlKey []byte
 	// SRV, when set, is a DNS name whose SRV records list servers by their
 	// calculator port; each one's status port is that plus SRVStatusOffset.
 	// It is looked up again every SRVInterval, and servers come and go as
@@ -154,6 +163,9 @@ var DefaultServer = ServerAddr{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"}
 func (c *Config) fill() error {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
+	}
+	if c.ControlKey != nil && len(c.ControlKey) < codec.MinKeySize {
+		return fmt.Errorf("udpproxy: control key of %d bytes: at least %d", len(c.ControlKey), codec.MinKeySize)
 	}
 	if len(c.Servers) == 0 && len(c.JoinAllow) == 0 && c.SRV == "" {
 		c.Servers = []ServerAddr{DefaultServer}

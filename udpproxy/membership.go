@@ -71,7 +71,8 @@ type membership struct {
 	ack    *net.UDPConn   // the client socket, where joins are acknowledged from
 	joins  chan joinOffer // joins read on the client socket, for run
 
-	rediscover chan struct{} // asks the SRV loop to look up now
+	auth       *codec.Authenticator // nil without Config.ControlKey
+	rediscover chan struct{}        // asks the SRV loop to look up now
 	refusedLog loglimit.Limit
 	fullLog    loglimit.Limit
 	badSRVLog  loglimit.Limit
@@ -80,6 +81,9 @@ type membership struct {
 func newMembership(cfg *Config, c *counters, h *health, servers []*Server) *membership {
 	m := &membership{cfg: cfg, counters: c, health: h, rediscover: make(chan struct{}, 1),
 		joins: make(chan joinOffer, joinQueue)}
+	if cfg.ControlKey != nil {
+		m.auth, _ = codec.NewAuthenticator(cfg.ControlKey) // fill checked its length
+	}
 	m.store(servers)
 	h.listed = func() int { return len(m.servers()) }
 	h.changed = m.changed
@@ -252,7 +256,7 @@ const joinQueue = 256
 type joinOffer struct {
 	from netip.AddrPort
 	id   uint64
-	body []byte
+	pkt  []byte // the whole datagram: a seal covers the header too
 }
 
 // offerJoin hands a join (codec.KindJoin) read on the client port to
@@ -267,7 +271,7 @@ func (m *membership) offerJoin(pkt []byte, from netip.AddrPort, id uint64, now i
 		return
 	}
 	select {
-	case m.joins <- joinOffer{from: from, id: id, body: slices.Clone(pkt[codec.HeaderSize:])}:
+	case m.joins <- joinOffer{from: from, id: id, pkt: slices.Clone(pkt)}:
 	default:
 		m.counters.drops.add(dropJoinRefused)
 	}
@@ -296,7 +300,17 @@ func (m *membership) runJoins(ctx context.Context) {
 // servers that shared one of its addresses, a server that came back on
 // other ports, say.
 func (m *membership) join(o joinOffer) {
-	j, err := codec.DecodeJoin(o.body)
+	// With a key, a join from another host must be sealed: its source
+	// address proves nothing. Checked here, off the client readers' path.
+	body, err := m.auth.Accept(o.pkt, o.from.Addr().Unmap().IsLoopback(), time.Now())
+	if err != nil {
+		m.counters.drops.add(dropUnauthenticated)
+		if m.refusedLog.AllowAt(nanotime()) {
+			m.cfg.Logger.Warn("udpproxy: join refused: unauthenticated (is -control-key the servers' key?)", "from", o.from.String(), "err", err)
+		}
+		return
+	}
+	j, err := codec.DecodeJoin(body)
 	switch {
 	case errors.Is(err, codec.ErrBadText):
 		m.counters.drops.add(dropBadText)
@@ -340,7 +354,12 @@ func (m *membership) join(o joinOffer) {
 	}
 	m.counters.joins.Add(1)
 	if ack != nil {
-		// The acknowledgement is a bare header, smaller than the join.
-		_, _ = ack.WriteToUDPAddrPort(codec.AppendJoinAck(nil, o.id), o.from)
+		// The acknowledgement is a bare header, smaller than the join;
+		// sealed, it is 50 bytes, within the bound of any join.
+		b := codec.AppendJoinAck(nil, o.id)
+		if m.auth != nil {
+			b = m.auth.Seal(b, time.Now())
+		}
+		_, _ = ack.WriteToUDPAddrPort(b, o.from)
 	}
 }

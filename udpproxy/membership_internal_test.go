@@ -34,8 +34,8 @@ func addrs(p *Proxy) []string {
 // join hands the proxy's membership a join as if it came from status, as
 // its goroutine would, and returns once it is handled.
 func join(p *Proxy, status string, calcPort uint16) {
-	body := codec.AppendJoin(nil, 1, codec.Join{CalcPort: calcPort})[codec.HeaderSize:]
-	p.members.join(joinOffer{from: netip.MustParseAddrPort(status), id: 1, body: body})
+	pkt := codec.AppendJoin(nil, 1, codec.Join{CalcPort: calcPort})
+	p.members.join(joinOffer{from: netip.MustParseAddrPort(status), id: 1, pkt: pkt})
 }
 
 // TestVerify: a joined server whose status port reports another calculator

@@ -13,24 +13,26 @@ import (
 type dropReason int
 
 const (
-	dropShort       dropReason = iota // shorter than a header
-	dropMagic                         // neither the binary form nor text
-	dropKind                          // a binary kind clients do not send
-	dropTooLarge                      // oversized, and not a request to answer
-	dropUpstream                      // a malformed datagram from the server side
-	dropUnknown                       // a reply to no pending request: late, duplicate or never asked
-	dropForged                        // a reply for a pending ID from an address it was not sent to
-	dropStatus                        // a status reply that answers no poll
-	dropForbidden                     // a command from a source that may not use it
-	dropTextReply                     // a text error line: an answer, not a question
-	dropRateLimited                   // over its source's rate limit
-	dropJoinRefused                   // a join from outside JoinAllow, malformed, or with the list full
-	dropBadText                       // a server's name or message that breaks codec's text rules (status, join or reply)
+	dropShort           dropReason = iota // shorter than a header
+	dropMagic                             // neither the binary form nor text
+	dropKind                              // a binary kind clients do not send
+	dropTooLarge                          // oversized, and not a request to answer
+	dropUpstream                          // a malformed datagram from the server side
+	dropUnknown                           // a reply to no pending request: late, duplicate or never asked
+	dropForged                            // a reply for a pending ID from an address it was not sent to
+	dropStatus                            // a status reply that answers no poll
+	dropForbidden                         // a command from a source that may not use it
+	dropTextReply                         // a text error line: an answer, not a question
+	dropRateLimited                       // over its source's rate limit
+	dropJoinRefused                       // a join from outside JoinAllow, malformed, or with the list full
+	dropBadText                           // a server's name or message that breaks codec's text rules (status, join or reply)
+	dropUnauthenticated                   // a join without a seal that checks, with ControlKey set
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
-	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused", "bad_text"}
+	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused", "bad_text",
+	"unauthenticated"}
 
 type dropCounters [numDropReasons]atomic.Uint64
 

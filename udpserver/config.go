@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/netlist"
 )
 
@@ -53,6 +54,13 @@ type Config struct {
 	// JoinInterval is how often the server announces itself. Default 1 s:
 	// a restarted proxy learns its servers within that.
 	JoinInterval time.Duration
+	// ControlKey is the shared key that seals control messages (see
+	// codec.Seal), at least codec.MinKeySize bytes. With it, drain,
+	// undrain and burn from a source other than loopback are obeyed only
+	// sealed under it, join acks likewise, and the server seals its joins.
+	// Default none: every allowed source is trusted, and one that forges
+	// an allowed address can drain the server.
+	ControlKey []byte
 	// Quiet turns off the per-operation console log.
 	Quiet bool
 	// OpLog receives the per-operation log. Default os.Stdout.
@@ -108,6 +116,9 @@ func (c *Config) fill() error {
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("udpserver: workers %d: must be positive", c.Workers)
+	}
+	if c.ControlKey != nil && len(c.ControlKey) < codec.MinKeySize {
+		return fmt.Errorf("udpserver: control key of %d bytes: at least %d", len(c.ControlKey), codec.MinKeySize)
 	}
 	if c.Allow == nil {
 		c.Allow = DefaultAllow()

@@ -13,7 +13,10 @@
 // console log unless Config.Quiet is set. CPU figures come from a background
 // sampler (gopsutil), so a status reply never waits on a measurement.
 // With Config.Join the server announces itself to proxies, which then route
-// work to it without being configured for it (join.go).
+// work to it without being configured for it (join.go). With
+// Config.ControlKey, the commands that change the server (drain, undrain,
+// burn) and join acks from any host but loopback are obeyed only sealed
+// under the key, and joins are sealed (control.go).
 //
 //	srv, err := udpserver.New(udpserver.Config{Name: "s1"})
 //	if err != nil {

@@ -111,6 +111,9 @@ func (j *joiner) round(ctx context.Context, conn net.PacketConn, calcPort uint16
 		}
 		if js.id != 0 {
 			buf = codec.AppendJoin(buf[:0], js.id, codec.Join{CalcPort: calcPort, Name: name})
+			if j.s.auth != nil {
+				buf = j.s.auth.Seal(buf, time.Now())
+			}
 			_ = sendTo(conn, buf, js.to)
 		}
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	s                                         *Server
 	ops, errs, served, dropped, denied, logDr *prometheus.Desc
 	inFlight, cpu, draining, burn             *prometheus.Desc
+	unauth                                    *prometheus.Desc
 }
 
 // Collector returns the server's metrics for a Prometheus registry. Every
@@ -33,6 +34,7 @@ func (s *Server) Collector() prometheus.Collector {
 		dropped:  prometheus.NewDesc("discal_server_dropped_total", "Datagrams dropped unanswered: malformed, too short, or answers themselves.", nil, name),
 		denied:   prometheus.NewDesc("discal_server_denied_total", "Datagrams from sources not allowed, dropped.", nil, name),
 		logDr:    prometheus.NewDesc("discal_server_log_dropped_total", "Operation log lines dropped because the console fell behind.", nil, name),
+		unauth:   prometheus.NewDesc("discal_server_unauthenticated_total", "Control messages (drain, undrain, burn, join acks) refused unanswered: -control-key is set and their seal did not check.", nil, name),
 		inFlight: prometheus.NewDesc("discal_server_in_flight", "Requests being computed.", nil, name),
 		cpu:      prometheus.NewDesc("discal_server_cpu_percent", "CPU measured by the sampler: the process (percent of one core) or the host (percent of all cores).", []string{"of"}, name),
 		draining: prometheus.NewDesc("discal_server_draining", "1 while the server drains.", nil, name),
@@ -41,7 +43,7 @@ func (s *Server) Collector() prometheus.Collector {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	metric.Describe(ch, m.ops, m.errs, m.served, m.dropped, m.denied, m.logDr, m.inFlight, m.cpu, m.draining, m.burn)
+	metric.Describe(ch, m.ops, m.errs, m.served, m.dropped, m.denied, m.logDr, m.unauth, m.inFlight, m.cpu, m.draining, m.burn)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -59,6 +61,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	metric.Counter(ch, m.dropped, st.Dropped)
 	metric.Counter(ch, m.denied, st.Denied)
 	metric.Counter(ch, m.logDr, st.LogDropped)
+	metric.Counter(ch, m.unauth, st.Unauthenticated)
 	metric.Gauge(ch, m.inFlight, float64(st.InFlight))
 	metric.Gauge(ch, m.cpu, s.sampler.ProcCPU(), "process")
 	metric.Gauge(ch, m.cpu, s.sampler.HostCPU(), "host")

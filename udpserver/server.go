@@ -38,6 +38,11 @@ type Server struct {
 	ops      [codec.OpDiv + 1]atomic.Uint64 // operations computed, by kind
 	codes    [maxCode]atomic.Uint64         // answers with an error, by code
 	denied   atomic.Uint64                  // datagrams from sources not allowed
+	// unauthenticated counts control messages refused for want of a seal
+	// that checks (see control.go).
+	unauthenticated atomic.Uint64
+	auth            *codec.Authenticator // nil without Config.ControlKey
+	noLoopback      bool                 // tests: loopback needs a seal too, as a host across the network
 
 	life    lifecycle.Life
 	mu      sync.Mutex // guards name (set by Serve), calc and status
@@ -61,6 +66,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Join) > 0 {
 		s.joiner = newJoiner(s)
+	}
+	if cfg.ControlKey != nil {
+		a, err := codec.NewAuthenticator(cfg.ControlKey)
+		if err != nil {
+			return nil, fmt.Errorf("udpserver: control key: %w", err)
+		}
+		s.auth = a
 	}
 	return s, nil
 }
@@ -237,6 +249,10 @@ type Stats struct {
 	Denied                  uint64 // datagrams from sources not allowed, dropped
 	InFlight                int64
 	LogDropped              uint64 // operation log lines dropped because the console fell behind
+	// Unauthenticated counts control messages (drain, undrain, burn, join
+	// acks) refused, unanswered, because Config.ControlKey is set and
+	// their seal did not check or they had none.
+	Unauthenticated uint64
 }
 
 // allowed reports whether a source may use the server.
@@ -251,5 +267,7 @@ func (s *Server) Stats() Stats {
 		Denied:     s.denied.Load(),
 		InFlight:   s.inFlight.Load(),
 		LogDropped: s.oplog.dropped.Load(),
+
+		Unauthenticated: s.unauthenticated.Load(),
 	}
 }

@@ -52,7 +52,7 @@ type testServer struct {
 // start runs a server on two sockets the test opened on 127.0.0.1:0, so it
 // is ready before start returns; cleanup shuts it down and checks that Serve
 // returned ErrServerClosed.
-func start(t *testing.T, cfg Config) *testServer {
+func start(t *testing.T, cfg Config, prepare ...func(*Server)) *testServer {
 	t.Helper()
 	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -76,6 +76,9 @@ func start(t *testing.T, cfg Config) *testServer {
 	ts.Server, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(ts.Server)
 	}
 	go func() { ts.served <- ts.Serve(calc, status) }()
 	t.Cleanup(func() { ts.stop(t) })

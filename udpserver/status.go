@@ -1,7 +1,6 @@
 package udpserver
 
 import (
-	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -81,6 +80,11 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 		}
 		return reply
 	}
+	return s.handleBinaryStatus(out, pkt, from)
+}
+
+// handleBinaryStatus answers a binary datagram on the status port.
+func (s *Server) handleBinaryStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	h, err := codec.ParseHeader(pkt)
 	switch {
 	case err == codec.ErrTooLarge && (h.Kind == codec.KindStatusQuery || h.Kind == codec.KindRequest):
@@ -103,8 +107,10 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	case h.Kind == codec.KindRequest:
 		return codec.AppendBounded(out, len(pkt), false, h.ID, codec.Reply{Server: s.name,
 			Err: codec.Errorf(codec.CodeUnexpected, "unexpected message: requests go to the calculator port")})
-	case h.Kind == codec.KindJoinAck && s.joiner != nil:
-		if !s.joiner.ack(h.ID) {
+	case h.Kind.Base() == codec.KindControl:
+		return s.handleControl(out, pkt, h, from)
+	case h.Kind.Base() == codec.KindJoinAck && s.joiner != nil:
+		if _, ok := s.accept(pkt, from); ok && !s.joiner.ack(h.ID) {
 			s.dropped.Add(1)
 		}
 		return nil
@@ -124,8 +130,27 @@ func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 // A command that fails returns its error for the caller to encode.
 func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]byte, *codec.Error) {
 	word, arg, _ := strings.Cut(cmd, " ")
-	switch word {
-	case "status":
+	if c, ok, e := textControl(word, arg); ok {
+		// Like everything on this port, answered to allowed sources
+		// only; with a key, obeyed from loopback only: the text form
+		// carries no seal.
+		if s.auth != nil && !s.trusted(from) {
+			s.unauthenticated.Add(1)
+			return nil, nil
+		}
+		if e != nil {
+			return nil, e
+		}
+		s.control(c, from)
+		// "ok: ..." is an answer: no endpoint answers it, so a spoofed
+		// command between two status ports cannot echo forever.
+		out = append(out, "ok: "...)
+		if c.Cmd == codec.CmdBurn {
+			return append(strconv.AppendFloat(append(out, "burn "...), c.Fraction, 'g', -1, 64), '\n'), nil
+		}
+		return append(append(out, c.Cmd...), '\n'), nil
+	}
+	if word == "status" {
 		out = codec.AppendStatusText(out, s.Status())
 		if f := s.burner.get(); f > 0 {
 			// The setting, beside the CPU figures, which stay what the
@@ -133,27 +158,11 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]b
 			out = strconv.AppendFloat(append(out[:len(out)-1], " burn="...), f, 'g', -1, 64)
 			out = append(out, '\n')
 		}
+		if s.auth != nil {
+			out = strconv.AppendUint(append(out[:len(out)-1], " unauthenticated="...), s.unauthenticated.Load(), 10)
+			out = append(out, '\n')
+		}
 		return out, nil
-	case "drain", "undrain":
-		if word == "drain" {
-			s.Drain()
-		} else {
-			s.Undrain()
-		}
-		s.cfg.Logger.Info("udpserver "+word, "name", s.name)
-		return append(append(append(out, "ok: "...), word...), '\n'), nil
-	case "burn":
-		// A command that changes the server; the status port answers only
-		// allowed sources (by default loopback), so it is theirs alone.
-		f, err := strconv.ParseFloat(strings.TrimSpace(arg), 64)
-		if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
-			return nil, codec.Errorf(codec.CodeSyntax, "syntax error: burn takes a fraction from 0 to 1")
-		}
-		s.burner.set(f)
-		s.cfg.Logger.Info("udpserver burn", "name", s.name, "fraction", f)
-		// "ok: ..." is an answer: no endpoint answers it, so a spoofed
-		// "burn" between two status ports cannot echo forever.
-		return append(strconv.AppendFloat(append(out, "ok: burn "...), f, 'g', -1, 64), '\n'), nil
 	}
 	// The command itself is not echoed: the answer stays within the
 	// amplification bound for any command of six bytes or more.

@@ -1,6 +1,7 @@
 // Command udpclient sends calculations to discal and prints the answers.
 //
 //	udpclient [-proxy 127.0.0.1:7000[,ANOTHER:7000]] [-timeout 1s] [-retries 3] [-v] [-json] [EXPR]
+//	udpclient -status-addr HOST:PORT [-control-key FILE] drain|undrain|burn F
 package main
 
 import (
@@ -41,9 +42,13 @@ Quote * from the shell, and put -- before an expression that starts with
 a minus sign. From a file or pipe, every input line gets exactly one output
 line: a blank line or a '#' comment gets an empty one.
 
+  udpclient -status-addr HOST:PORT [-control-key FILE] drain|undrain|burn F
+
 Exit status: 0 answered, 1 the calculation failed ("error: ..." on
 standard error), 2 no answer after the retries, 64 usage error, 130
-interrupted.
+interrupted. With -status-addr: 0 the server confirmed the command, 1 it
+answered with an error, 2 nothing confirmed it (a server with
+-control-key answers nothing it refuses, or it was not reached).
 
 Examples:
   udpclient 2 + 3                 # 5
@@ -54,6 +59,8 @@ Examples:
   udpclient -json 2 + 3           # {"expr":"2 + 3","result":5,"server":"s1",...}
   printf '1+1\n2*3\n' | udpclient
   udpclient -proxy 10.0.0.5:7000,10.0.0.6:7000 2 + 3   # two proxies: the second if the first is silent
+  udpclient -status-addr 10.0.0.7:7101 -control-key /etc/discal/control.key drain   # lame duck, sealed
+  udpclient -status-addr 127.0.0.1:7101 burn 0.5   # loopback needs no key
 
 ` + cli.EnvHelp + `
 Flags:
@@ -72,7 +79,8 @@ type options struct {
 	proxy   string
 	verbose bool
 	json    bool
-	expr    string // the expression on the command line, "" to read stdin
+	expr    string   // the expression on the command line, "" to read stdin
+	control *control // -status-addr: a command for a server, not a calculation
 }
 
 // parse reads the command line. -h and -version print to stdout and return
@@ -85,6 +93,8 @@ func parse(args []string, stdout, stderr io.Writer) (o options, code int, done b
 	fs.IntVar(&o.cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
 	fs.BoolVar(&o.verbose, "v", false, "also print which server answered")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per answer: expr, result or error {code, message}, server, proxy, id, tries, latency_ms")
+	statusAddr := fs.String("status-addr", "", "send the command drain, undrain or burn F to the server whose status port is at `host:port`, instead of a calculation; exit 0 when it confirmed")
+	keyFile := fs.String("control-key", "", "seal the -status-addr command with the shared key in `file`, the server's -control-key (needed from any host but the server's own)")
 	common := cli.Register(fs, "udpclient")
 	// The flag package prints an error with the whole usage; we print one
 	// line instead, and the usage only when asked for, on stdout.
@@ -111,6 +121,16 @@ func parse(args []string, stdout, stderr io.Writer) (o options, code int, done b
 		return o, exitUsage, true
 	}
 	o.cfg.NoRetries = o.cfg.Retries == 0
+	if *statusAddr != "" || *keyFile != "" {
+		c, err := newControl(*statusAddr, *keyFile, fs.Args())
+		if err != nil {
+			fmt.Fprintf(stderr, "udpclient: %v\n", err)
+			fmt.Fprintln(stderr, `usage: udpclient -status-addr HOST:PORT [-control-key FILE] drain|undrain|burn F`)
+			return o, exitUsage, true
+		}
+		o.control = c
+		return o, exitOK, false
+	}
 	if fs.NArg() > 0 {
 		o.expr = strings.Join(fs.Args(), " ")
 		if _, err := codec.ParseExpr(o.expr); err != nil {
@@ -127,6 +147,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	o, code, done := parse(args, stdout, stderr)
 	if done {
 		return code
+	}
+	if o.control != nil {
+		return runControl(ctx, o.control, o.cfg.Timeout, o.cfg.Retries, stdout, stderr)
 	}
 	c, err := udpclient.Dial(o.proxy, o.cfg)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command udpproxy runs the discal load balancer.
 //
-//	udpproxy [-addr 127.0.0.1:7000] -server CALC_ADDR,STATUS_ADDR ... [-join-allow NETS] [-server-srv NAME]
+//	udpproxy [-addr 127.0.0.1:7000] -server CALC_ADDR,STATUS_ADDR ... [-join-allow NETS] [-server-srv NAME] [-control-key FILE]
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/internal/controlkey"
 	"github.com/discal/discal/internal/netlist"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpproxy/dashboard"
@@ -32,6 +33,7 @@ never stops it.
 Examples:
   udpproxy -server 127.0.0.1:7001,127.0.0.1:7101 -server 127.0.0.1:7002,127.0.0.1:7102
   udpproxy -addr 0.0.0.0:7000 -join-allow 10.0.0.0/24      # servers join: udpserver -join 10.0.0.5:7000
+  udpproxy -addr 0.0.0.0:7000 -join-allow 10.0.0.0/24 -control-key /etc/discal/control.key  # sealed joins only
   udpproxy -server-srv _calc._udp.discal.example.          # servers from DNS SRV records
   udpproxy -server-srv calc.service.consul. -srv-dns 127.0.0.1:8600   # from Consul's DNS
   printf '6 * 7\n' | nc -u -w1 127.0.0.1 7000
@@ -146,6 +148,7 @@ func parseFlags(args []string) (*options, int) {
 	srvDNS := fs.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
 	fs.IntVar(&cfg.MaxServers, "max-servers", udpproxy.DefaultMaxServers, "servers in the list at most, however they came")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
 	fs.Usage = func() {
@@ -161,6 +164,14 @@ func parseFlags(args []string) (*options, int) {
 	}
 	o.httpAddr = *httpAddr
 	cfg.Servers = servers
+	if *keyFile != "" {
+		key, err := controlkey.Load(*keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "udpproxy: -control-key:", err)
+			return nil, cli.ExitFailure
+		}
+		cfg.ControlKey = key
+	}
 	if *upstreamAddr != "" {
 		ip, err := netip.ParseAddr(*upstreamAddr)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Command udpserver runs one discal calculator server.
 //
-//	udpserver [-addr 127.0.0.1:7001] [-status-addr 127.0.0.1:7101] [-name s1] [-quiet] [-join PROXY]
+//	udpserver [-addr 127.0.0.1:7001] [-status-addr 127.0.0.1:7101] [-name s1] [-quiet] [-join PROXY] [-control-key FILE]
+//	udpserver -gen-key FILE
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/internal/controlkey"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -36,6 +38,9 @@ Examples:
   printf 'drain\n' | nc -u -w1 127.0.0.1 7101   # lame duck: proxies send no new work
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -allow 10.0.0.5   # behind a proxy at 10.0.0.5
   udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -join 10.0.0.5:7000 # announce itself to that proxy
+  udpserver -gen-key /etc/discal/control.key     # make a shared key, then copy it to the proxy's host
+  udpserver -addr 0.0.0.0:7001 -status-addr 0.0.0.0:7101 -join 10.0.0.5:7000 -control-key /etc/discal/control.key
+                                                # only sealed drain/burn from other hosts; sealed joins
   udpserver -http-addr 127.0.0.1:9101           # /metrics, /healthz, /readyz
   curl -s 127.0.0.1:9101/readyz                 # ok, or 503 and why
 
@@ -139,6 +144,8 @@ func parseFlags(args []string) (*options, int) {
 	var join joinList
 	fs.Var(&join, "join", "announce this server to the proxy at `host:port` (its client port) every -join-interval, so it routes work here; repeat for more proxies. The proxy's address is allowed too")
 	fs.DurationVar(&cfg.JoinInterval, "join-interval", time.Second, "how often to announce the server to each -join proxy")
+	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600) that seals control messages: drain, undrain and burn from any host but loopback are obeyed only sealed with it, and joins are sealed; the proxy's -control-key must be the same file")
+	genKey := fs.String("gen-key", "", "write a new control key (32 random bytes, mode 0600) to `file`, which must not exist, and exit")
 	common := cli.Register(fs, "udpserver")
 	httpAddr := common.HTTPAddr(fs)
 	fs.Usage = func() {
@@ -153,6 +160,22 @@ func parseFlags(args []string) (*options, int) {
 		return nil, cli.ExitUsage
 	}
 	o.httpAddr = *httpAddr
+	if *genKey != "" {
+		if err := controlkey.Generate(*genKey); err != nil {
+			fmt.Fprintln(os.Stderr, "udpserver:", err)
+			return nil, cli.ExitFailure
+		}
+		fmt.Fprintln(os.Stderr, "udpserver: wrote a new control key to", *genKey)
+		return nil, cli.ExitOK
+	}
+	if *keyFile != "" {
+		key, err := controlkey.Load(*keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "udpserver: -control-key:", err)
+			return nil, cli.ExitFailure
+		}
+		cfg.ControlKey = key
+	}
 	var err error
 	switch {
 	case fs.NArg() > 0:
