@@ -32,6 +32,30 @@ func IsTextReply(b []byte) bool {
 	return (len(t) >= 5 && strings.EqualFold(t[:5], "error")) || (len(t) >= 2 && strings.EqualFold(t[:2], "ok"))
 }
 
+// TextGate is what a datagram that does not start with Magic is to a port
+// that takes the text form. It is the one rule every port applies.
+type TextGate int
+
+const (
+	TextQuestion TextGate = iota // a question to answer
+	NotText                      // neither binary nor text: drop
+	TextAnswer                   // an answer (IsTextReply): drop, or two peers could answer each other forever
+	TextTooShort                 // under MinTextRequest: drop, an answer would amplify
+)
+
+// Gate classifies a datagram that does not start with Magic.
+func Gate(b []byte) TextGate {
+	switch {
+	case !IsText(b):
+		return NotText
+	case IsTextReply(b):
+		return TextAnswer
+	case len(b) < MinTextRequest:
+		return TextTooShort
+	}
+	return TextQuestion
+}
+
 // TextCommand returns a text datagram with surrounding space and line ends
 // removed, and lower-cased: what a person typed into netcat.
 func TextCommand(b []byte) string {

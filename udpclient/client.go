@@ -23,20 +23,27 @@ type Config struct {
 	// waits twice as long as the one before, up to 4×Timeout. Default 1s.
 	Timeout time.Duration
 	// Retries is how many times a request is sent again, with the same ID,
-	// after the first try. Default 3; set NoRetries for none.
+	// after the first try. Default (0) DefaultRetries; NoRetries (any
+	// negative value) sends each request once.
 	Retries int
-	// NoRetries sends each request once.
-	NoRetries bool
 }
+
+// DefaultRetries is Config.Retries' default.
+const DefaultRetries = 3
+
+// NoRetries, as Config.Retries, sends each request once: 0 means the
+// default, as for every field of Config.
+const NoRetries = -1
 
 func (c *Config) fill() {
 	if c.Timeout <= 0 {
 		c.Timeout = time.Second
 	}
-	if c.NoRetries {
+	switch {
+	case c.Retries < 0:
 		c.Retries = 0
-	} else if c.Retries <= 0 {
-		c.Retries = 3
+	case c.Retries == 0:
+		c.Retries = DefaultRetries
 	}
 }
 

@@ -191,7 +191,7 @@ func TestTransientErrorIsRetried(t *testing.T) {
 	if err != nil || !n.Equal(codec.IntNumber(3)) {
 		t.Fatalf("got %v, %v; want 3 after a retry", n, err)
 	}
-	c2 := dial(t, p.addr(), Config{Timeout: 40 * time.Millisecond, NoRetries: true})
+	c2 := dial(t, p.addr(), Config{Timeout: 40 * time.Millisecond, Retries: NoRetries})
 	_, err = c2.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(2))
 	if !errors.Is(err, ErrNoAnswer) || !errors.Is(err, codec.ErrTimeout) {
 		t.Fatalf("without retries: %v, want no answer with the timeout", err)

@@ -42,19 +42,16 @@ func (p *Proxy) handleClient(w *worker, i int, pkt []byte, from netip.AddrPort) 
 		return
 	}
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) {
+		switch codec.Gate(pkt) {
+		case codec.NotText:
 			p.drops.add(dropMagic)
-			return
+		case codec.TextAnswer:
+			p.drops.add(dropTextReply)
+		case codec.TextTooShort:
+			p.drops.add(dropShort)
+		default:
+			p.handleText(w, i, pkt, from)
 		}
-		if codec.IsTextReply(pkt) {
-			p.drops.add(dropTextReply) // answering an answer could loop forever
-			return
-		}
-		if len(pkt) < codec.MinTextRequest {
-			p.drops.add(dropShort) // not a question, and an answer would amplify
-			return
-		}
-		p.handleText(w, i, pkt, from)
 		return
 	}
 	h, err := codec.ParseHeader(pkt)

@@ -43,7 +43,7 @@ func TestServerStoppedMidRun(t *testing.T) {
 	for i := range 4 {
 		// No client retries: every request the stopped server was holding
 		// must be saved by the proxy's own retry on another server.
-		cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 2 * time.Second, NoRetries: true})
+		cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 2 * time.Second, Retries: udpclient.NoRetries})
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			for n := 0; n < 20000 && ctx.Err() == nil; n++ {
@@ -104,7 +104,7 @@ func TestTimeoutAnswered(t *testing.T) {
 		TryTimeout:      30 * time.Millisecond,
 		MaxEjectPercent: -1,
 	})
-	cl := dialClient(t, addr, udpclient.Config{Timeout: 2 * time.Second, NoRetries: true})
+	cl := dialClient(t, addr, udpclient.Config{Timeout: 2 * time.Second, Retries: udpclient.NoRetries})
 	for range 5 {
 		_, err := cl.Calc(context.Background(), codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
 		if !errors.Is(err, udpclient.ErrNoAnswer) || !errors.Is(err, codec.ErrTimeout) {
@@ -144,7 +144,7 @@ func TestNoServerAvailable(t *testing.T) {
 		}
 		return true
 	})
-	cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 2 * time.Second, NoRetries: true})
+	cl := dialClient(t, c.ProxyAddr, udpclient.Config{Timeout: 2 * time.Second, Retries: udpclient.NoRetries})
 	_, err := cl.Calc(ctx, codec.OpAdd, codec.IntNumber(1), codec.IntNumber(1))
 	if !errors.Is(err, codec.ErrNoServer) || !errors.Is(err, udpclient.ErrNoAnswer) {
 		t.Fatalf("error = %v, want no server available", err)

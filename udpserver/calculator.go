@@ -80,7 +80,7 @@ func (s *Server) calcLoop(conn *net.UDPConn) {
 // answer (answering replies could make two peers bounce errors forever).
 func (s *Server) handleCalc(w *worker, pkt, dst []byte) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
+		if codec.Gate(pkt) != codec.TextQuestion {
 			s.dropped.Add(1)
 			return nil
 		}

@@ -67,7 +67,7 @@ func (s *Server) statusLoop(conn *net.UDPConn) {
 // binary status reply goes only to a query padded to a tenth of its size.
 func (s *Server) handleStatus(out, pkt []byte, from netip.AddrPort) []byte {
 	if len(pkt) > 0 && pkt[0] != codec.Magic {
-		if !codec.IsText(pkt) || codec.IsTextReply(pkt) || len(pkt) < codec.MinTextRequest {
+		if codec.Gate(pkt) != codec.TextQuestion {
 			s.dropped.Add(1)
 			return nil
 		}

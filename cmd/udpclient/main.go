@@ -90,7 +90,7 @@ func parse(args []string, stdout, stderr io.Writer) (o options, code int, done b
 	timeout := durationFlag(time.Second)
 	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:7000", "proxy `addresses`, comma-separated: a request no proxy answers in time goes to the next, and so do the requests after it")
 	fs.Var(&timeout, "timeout", "`duration` to wait for the first answer, with a unit (1s, 250ms); each retry waits twice as long, up to 4×")
-	fs.IntVar(&o.cfg.Retries, "retries", 3, "times to send a request again when no answer comes")
+	fs.IntVar(&o.cfg.Retries, "retries", udpclient.DefaultRetries, "times to send a request again when no answer comes")
 	fs.BoolVar(&o.verbose, "v", false, "also print which server answered")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per answer: expr, result or error {code, message}, server, proxy, id, tries, latency_ms")
 	statusAddr := fs.String("status-addr", "", "send the command drain, undrain or burn F to the server whose status port is at `host:port`, instead of a calculation; exit 0 when it confirmed")
@@ -120,7 +120,9 @@ func parse(args []string, stdout, stderr io.Writer) (o options, code int, done b
 		fmt.Fprintln(stderr, "udpclient: -timeout must be positive and -retries not negative (see -h)")
 		return o, exitUsage, true
 	}
-	o.cfg.NoRetries = o.cfg.Retries == 0
+	if o.cfg.Retries == 0 {
+		o.cfg.Retries = udpclient.NoRetries // -retries 0: none, not the library's default
+	}
 	if *statusAddr != "" || *keyFile != "" {
 		c, err := newControl(*statusAddr, *keyFile, fs.Args())
 		if err != nil {
@@ -149,7 +151,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return code
 	}
 	if o.control != nil {
-		return runControl(ctx, o.control, o.cfg.Timeout, o.cfg.Retries, stdout, stderr)
+		return runControl(ctx, o.control, o.cfg.Timeout, max(o.cfg.Retries, 0), stdout, stderr)
 	}
 	c, err := udpclient.Dial(o.proxy, o.cfg)
 	if err != nil {
