@@ -200,13 +200,14 @@ func appendServerLine(b []byte, bs *ServerStats) []byte {
 		b = append(b, " reason="...)
 		b = strconv.AppendQuote(b, bs.EjectReason)
 	}
-	if bs.Source != "config" {
-		b = append(b, " via="...)
-		b = append(b, bs.Source...)
-	}
 	if bs.Source == "srv" {
 		b = appendKV(b, "priority", uint64(bs.Priority))
 		b = appendKV(b, "weight", uint64(bs.Weight))
+	}
+	if bs.Source != "config" {
+		// Last on the line, where it has always been.
+		b = append(b, " via="...)
+		b = append(b, bs.Source...)
 	}
 	return append(b, '\n')
 }
