@@ -400,9 +400,9 @@ func TestDiscal(t *testing.T) {
 // JSON logs, for every binary.
 func TestEveryBinaryConveniences(t *testing.T) {
 	for _, name := range []string{"udpserver", "udpproxy", "udpclient", "discal"} {
-		out, err := exec.Command(bin(t, name), "-version").CombinedOutput()
-		if err != nil || !strings.HasPrefix(string(out), name+" discal ") {
-			t.Errorf("%s -version: %v, %q", name, err, out)
+		out, err := exec.Command(bin(t, name), "-version").Output() // standard output alone
+		if err != nil || !strings.HasPrefix(string(out), name+" discal ") || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("%s -version: %v, %q; want one line on standard output", name, err, out)
 		}
 		out, err = exec.Command(bin(t, name), "-h").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "DISCAL_") {

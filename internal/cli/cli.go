@@ -104,7 +104,13 @@ func (c *Common) Parse(fs *flag.FlagSet, args []string, logOut io.Writer, repeat
 		return err
 	}
 	if c.version {
-		fmt.Fprintln(fs.Output(), version(c.name))
+		// What was asked for goes to standard output, as -h's text does;
+		// a caller that gave the flag set a writer of its own gets it there.
+		out := fs.Output()
+		if out == os.Stderr {
+			out = os.Stdout
+		}
+		fmt.Fprintln(out, version(c.name))
 		return ErrVersion
 	}
 	var h slog.Handler
