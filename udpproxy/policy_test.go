@@ -254,7 +254,7 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	if fast != base {
 		t.Fatalf("a server no slower than the median scored %v, want %v (no reward)", fast, base)
 	}
-	if want := 2*(0.1+0.5) + 2.0*4/16 + 0.5*(4-1.5); slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100: queue ×4, and lag
+	if want := 2*(0.1+0.5) + 2.0*4/16 + 0.5*(4-3); slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100: queue ×4, and lag
 		t.Fatalf("the slow server scored %v, want %v", slow, want)
 	}
 	// A latency no reply has fed for over a second no longer counts.
