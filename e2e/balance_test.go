@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/internal/eventually"
 )
 
 // startBalanceSystem runs three udpservers, the first with the extra flags
@@ -53,16 +54,12 @@ func reportedProcCPU(t *testing.T, proxy string) map[string]float64 {
 // waitReported waits until the proxy's view of the servers satisfies ok.
 func waitReported(t *testing.T, proxy, what string, ok func(map[string]float64) bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		cpu := reportedProcCPU(t, proxy)
-		if len(cpu) == 3 && ok(cpu) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; reports %v", what, cpu)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var cpu map[string]float64
+	if !eventually.Within(15*time.Second, func() bool {
+		cpu = reportedProcCPU(t, proxy)
+		return len(cpu) == 3 && ok(cpu)
+	}) {
+		t.Fatalf("timed out waiting for %s; reports %v", what, cpu)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/discal/discal/internal/eventually"
 	"github.com/miekg/dns"
 )
 
@@ -169,17 +170,16 @@ func (d *dnsmasq) reload(t *testing.T, name, ip string) {
 	c := dns.Client{Timeout: 200 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(name+".", dns.TypeA)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, _, err := c.Exchange(m, d.addr); err == nil && len(r.Answer) == 1 {
-			if a, ok := r.Answer[0].(*dns.A); ok && a.A.String() == ip {
-				return
-			}
+	answers := func() bool {
+		r, _, err := c.Exchange(m, d.addr)
+		if err != nil || len(r.Answer) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dnsmasq does not answer %s with %s after SIGHUP:\n%s", name, ip, d.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		a, ok := r.Answer[0].(*dns.A)
+		return ok && a.A.String() == ip
+	}
+	if !eventually.Within(10*time.Second, answers) {
+		t.Fatalf("dnsmasq does not answer %s with %s after SIGHUP:\n%s", name, ip, d.stderr.String())
 	}
 }
 
@@ -233,17 +233,15 @@ func srvUp(stats string) (up map[string]string, all int) {
 // exactly want, all up, and returns the stats.
 func awaitSRVServers(t *testing.T, proxy, what string, want map[string]string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		stats := exchangeText(t, proxy, "stats\n")
-		if up, all := srvUp(stats); all == len(want) && maps.Equal(up, want) {
-			return stats
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 15s for %s (%v); stats:\n%s", what, want, stats)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var stats string
+	if !eventually.Within(15*time.Second, func() bool {
+		stats = exchangeText(t, proxy, "stats\n")
+		up, all := srvUp(stats)
+		return all == len(want) && maps.Equal(up, want)
+	}) {
+		t.Fatalf("waited 15s for %s (%v); stats:\n%s", what, want, stats)
 	}
+	return stats
 }
 
 // TestDnsmasqKubernetesLayout: udpproxy -server-srv finds udpserver

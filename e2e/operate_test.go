@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/discal/discal/internal/eventually"
 	"github.com/miekg/dns"
 )
 
@@ -20,17 +21,14 @@ import (
 // the last answer.
 func awaitStats(t *testing.T, proxy, what string, re *regexp.Regexp) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		text := exchangeText(t, proxy, "stats\n")
-		if re.MatchString(text) {
-			return text
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 15s for %s; stats:\n%s", what, text)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var text string
+	if !eventually.Within(15*time.Second, func() bool {
+		text = exchangeText(t, proxy, "stats\n")
+		return re.MatchString(text)
+	}) {
+		t.Fatalf("waited 15s for %s; stats:\n%s", what, text)
 	}
+	return text
 }
 
 // TestJoinProcesses: a udpproxy started with -join-allow and no server

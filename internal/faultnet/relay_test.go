@@ -103,22 +103,16 @@ func TestLossAndDupAccounting(t *testing.T) {
 	const n = 2000
 	send(t, r.Addr(), n)
 	// Each datagram the relay read was dropped or forwarded, some twice.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	accounted := func() bool {
 		st := r.Stats()
-		if st.Forwarded[forward]+st.Dropped[forward]-st.Duplicated[forward] == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v do not account for %d datagrams", st, n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return st.Forwarded[forward]+st.Dropped[forward]-st.Duplicated[forward] == n
+	}
+	if !eventually.Within(10*time.Second, accounted) {
+		t.Fatalf("stats %+v do not account for %d datagrams", r.Stats(), n)
 	}
 	st := r.Stats()
 	settle(t, r, forward, st.Forwarded[forward])
-	for len(tg.received()) < int(st.Forwarded[forward]) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Within(10*time.Second, func() bool { return len(tg.received()) >= int(st.Forwarded[forward]) })
 	got := tg.received()
 	if len(got) != int(st.Forwarded[forward]) {
 		t.Fatalf("target got %d, relay forwarded %d", len(got), st.Forwarded[forward])
