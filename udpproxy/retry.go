@@ -55,7 +55,9 @@ func (p *Proxy) expire(w *worker, i int, id uint64, e *entry) {
 	old := e.backend
 	old.inFlight.Add(-1)
 	old.timeouts.Add(1)
-	p.health.failed(old, w.now)
+	if e.deadline <= w.now { // a real timeout, not the answer a stopping proxy gives all
+		p.health.failed(old, w.now)
+	}
 	if int(e.tries) < p.cfg.Tries {
 		if b := p.pick(w, old); b != nil {
 			e.tries++
