@@ -78,23 +78,33 @@ func (fc fleetConfig) perProcess(n int) int {
 	return (n + maxFleetProcs - 1) / maxFleetProcs
 }
 
+// buildForChildren builds udpproxy into a new temporary directory, for a
+// mode (fleet, rogue) whose servers are the bench's own binary run again,
+// and returns the directory (the caller removes it) and that binary.
+func buildForChildren(mode string) (dir, self string, err error) {
+	if dir, err = os.MkdirTemp("", "discal-"+mode+"-"); err != nil {
+		return "", "", err
+	}
+	fmt.Fprintf(os.Stderr, "bench: building udpproxy into %s\n", dir)
+	if err = goBuild(dir, "./cmd/udpproxy"); err == nil {
+		self, err = os.Executable()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("%s: %w", mode, err)
+	}
+	return dir, self, nil
+}
+
 // runFleet measures each fleet size in turn, each with fresh processes. A
 // size that fails (the proxy refusing that many servers, say) is reported
 // in its row and the next one still runs; runFleet then returns an error.
 func runFleet(ctx context.Context, fc fleetConfig) error {
-	dir, err := os.MkdirTemp("", "discal-fleet-")
+	dir, self, err := buildForChildren("fleet")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(os.Stderr, "bench: building udpproxy into %s\n", dir)
-	if err := goBuild(dir, "./cmd/udpproxy"); err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("fleet: the bench's own binary runs the servers: %w", err)
-	}
 	var rows []fleetRow
 	var failed []string
 	for _, n := range fc.sizes {

@@ -112,19 +112,11 @@ type rogueReport struct {
 // runRogue runs one -rogue mode and reports; it returns an error when a
 // target was missed or the run failed.
 func runRogue(ctx context.Context, rc rogueConfig) error {
-	dir, err := os.MkdirTemp("", "discal-rogue-")
+	dir, self, err := buildForChildren("rogue")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(os.Stderr, "bench: building udpproxy into %s\n", dir)
-	if err := goBuild(dir, "./cmd/udpproxy"); err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("rogue: the bench's own binary runs the servers: %w", err)
-	}
 	good, err := startFleet(self, goodServers, 1)
 	defer good.stop()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
@@ -37,22 +38,14 @@ func startFaulty(t *testing.T, f faultnet.Faults, pcfg udpproxy.Config) *faultyS
 	fs := &faultySystem{}
 	var addrs []udpproxy.ServerAddr
 	for i := range 3 {
-		calc, _ := net.ListenPacket("udp", "127.0.0.1:0")
-		status, _ := net.ListenPacket("udp", "127.0.0.1:0")
-		s, err := udpserver.New(udpserver.Config{Name: fmt.Sprintf("s%d", i+1), Quiet: true, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(calc, status) }()
-		t.Cleanup(func() { s.Close(); <-done })
-		relay, err := faultnet.Start(faultnet.Config{Target: calc.LocalAddr().String(), Forward: f, Backward: f, Seed: uint64(10 + i)})
+		s, calc, status := discaltest.StartServer(t, udpserver.Config{Name: fmt.Sprintf("s%d", i+1)})
+		relay, err := faultnet.Start(faultnet.Config{Target: calc.String(), Forward: f, Backward: f, Seed: uint64(10 + i)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { relay.Close() })
 		fs.servers = append(fs.servers, s)
-		addrs = append(addrs, udpproxy.ServerAddr{Calc: relay.Addr().String(), Status: status.LocalAddr().String()})
+		addrs = append(addrs, udpproxy.ServerAddr{Calc: relay.Addr().String(), Status: status.String()})
 	}
 	pcfg.Servers, pcfg.Logger = addrs, quiet
 	p, err := udpproxy.New(pcfg)

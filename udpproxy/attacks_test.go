@@ -103,7 +103,7 @@ func newFakeServer(t *testing.T) (*fakeServer, udpproxy.ServerAddr) {
 // answer.
 func TestForgedRepliesNeverReachClients(t *testing.T) {
 	srv, addr := newFakeServer(t)
-	p, paddr := startProxy(t, udpproxy.Config{Servers: []udpproxy.ServerAddr{addr}, TryTimeout: 2 * time.Second})
+	p, paddr := discaltest.StartProxy(t, udpproxy.Config{Servers: []udpproxy.ServerAddr{addr}, TryTimeout: 2 * time.Second})
 	client, err := net.DialUDP("udp", nil, paddr)
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,7 @@ func TestServerStoppedMidRun(t *testing.T) {
 // (Passive health is off here, so that both stay in rotation: see
 // TestEjection for what it does with such servers.)
 func TestTimeoutAnswered(t *testing.T) {
-	p, addr := startProxy(t, udpproxy.Config{
+	p, addr := discaltest.StartProxy(t, udpproxy.Config{
 		Servers:         []udpproxy.ServerAddr{blackHole(t), blackHole(t)},
 		TryTimeout:      30 * time.Millisecond,
 		MaxEjectPercent: -1,
@@ -165,7 +165,7 @@ func TestNoServerAvailable(t *testing.T) {
 // TestBusyWhenFull: beyond MaxPending waiting requests the proxy answers
 // "busy" at once, and the waiting ones still get their own answers.
 func TestBusyWhenFull(t *testing.T) {
-	p, addr := startProxy(t, udpproxy.Config{
+	p, addr := discaltest.StartProxy(t, udpproxy.Config{
 		Servers:    []udpproxy.ServerAddr{blackHole(t)},
 		TryTimeout: 300 * time.Millisecond,
 		Tries:      1,

@@ -8,79 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
 )
-
-// halfDead is a server whose status port always answers, reporting itself
-// idle, while its calculator port answers only when alive is set: a
-// calculator that hangs, or a link that lost one port.
-type halfDead struct {
-	addr  udpproxy.ServerAddr
-	alive atomic.Bool
-	seen  atomic.Int64 // datagrams that reached the calculator port
-}
-
-func startHalfDead(t *testing.T, name string) *halfDead {
-	t.Helper()
-	calcConn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &halfDead{addr: udpproxy.ServerAddr{Calc: calcConn.LocalAddr().String(), Status: status.LocalAddr().String()}}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := calcConn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			h.seen.Add(1)
-			hd, err := codec.ParseHeader(buf[:n])
-			if err != nil || !h.alive.Load() {
-				continue
-			}
-			req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
-			if err != nil {
-				continue
-			}
-			res, err := arith.Eval(req.Op, req.A, req.B)
-			r := codec.Reply{Result: res, Server: name}
-			if err != nil {
-				r = codec.Reply{Err: codec.AsError(err), Server: name}
-			}
-			_, _ = calcConn.WriteTo(codec.AppendReply(nil, hd.ID, r), from)
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := status.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if hd, err := codec.ParseHeader(buf[:n]); err == nil && hd.Kind == codec.KindStatusQuery {
-				st := codec.Status{Server: name, Cores: 2, HostCores: 2}
-				_, _ = status.WriteTo(codec.AppendStatus(nil, hd.ID, st), from)
-			}
-		}
-	})
-	t.Cleanup(func() {
-		calcConn.Close()
-		status.Close()
-		wg.Wait()
-	})
-	return h
-}
 
 // load sends requests through the proxy from a few goroutines until stop
 // is closed or limit has passed, and counts the wrong answers.
@@ -116,7 +50,7 @@ func load(t *testing.T, addr net.Addr, stop <-chan struct{}, limit time.Duration
 func TestEjection(t *testing.T) {
 	good := serveServer(t, udpserver.Config{Name: "good"}, nil, nil)
 	hole := startHalfDead(t, "hole")
-	p, addr := startProxy(t, udpproxy.Config{
+	p, addr := discaltest.StartProxy(t, udpproxy.Config{
 		Servers:    []udpproxy.ServerAddr{{Calc: good.calc.String(), Status: good.status.String()}, hole.addr},
 		Poll:       20 * time.Millisecond,
 		TryTimeout: 50 * time.Millisecond,
@@ -161,7 +95,7 @@ func TestEjection(t *testing.T) {
 func TestEjectionCap(t *testing.T) {
 	good := serveServer(t, udpserver.Config{Name: "good"}, nil, nil)
 	h1, h2 := startHalfDead(t, "h1"), startHalfDead(t, "h2")
-	p, addr := startProxy(t, udpproxy.Config{
+	p, addr := discaltest.StartProxy(t, udpproxy.Config{
 		Servers:    []udpproxy.ServerAddr{{Calc: good.calc.String(), Status: good.status.String()}, h1.addr, h2.addr},
 		Poll:       20 * time.Millisecond,
 		TryTimeout: 30 * time.Millisecond,

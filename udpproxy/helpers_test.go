@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,7 +131,21 @@ func backendByName(p *udpproxy.Proxy, name string) udpproxy.ServerStats {
 // stand-in for a server whose calculator hangs.
 func blackHole(t *testing.T) udpproxy.ServerAddr {
 	t.Helper()
-	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return startHalfDead(t, "hole").addr
+}
+
+// halfDead is a server whose status port always answers, reporting itself
+// idle, while its calculator port answers only when alive is set: a
+// calculator that hangs, or a link that lost one port.
+type halfDead struct {
+	addr  udpproxy.ServerAddr
+	alive atomic.Bool
+	seen  atomic.Int64 // datagrams that reached the calculator port
+}
+
+func startHalfDead(t *testing.T, name string) *halfDead {
+	t.Helper()
+	calcConn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +153,30 @@ func blackHole(t *testing.T) udpproxy.ServerAddr {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := &halfDead{addr: udpproxy.ServerAddr{Calc: calcConn.LocalAddr().String(), Status: status.LocalAddr().String()}}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		buf := make([]byte, 2048)
 		for {
-			if _, _, err := calc.ReadFrom(buf); err != nil {
+			n, from, err := calcConn.ReadFrom(buf)
+			if err != nil {
 				return
 			}
+			h.seen.Add(1)
+			hd, err := codec.ParseHeader(buf[:n])
+			if err != nil || !h.alive.Load() {
+				continue
+			}
+			req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
+			if err != nil {
+				continue
+			}
+			res, err := arith.Eval(req.Op, req.A, req.B)
+			r := codec.Reply{Result: res, Server: name}
+			if err != nil {
+				r = codec.Reply{Err: codec.AsError(err), Server: name}
+			}
+			_, _ = calcConn.WriteTo(codec.AppendReply(nil, hd.ID, r), from)
 		}
 	})
 	wg.Go(func() {
@@ -154,43 +186,16 @@ func blackHole(t *testing.T) udpproxy.ServerAddr {
 			if err != nil {
 				return
 			}
-			if h, err := codec.ParseHeader(buf[:n]); err == nil && h.Kind == codec.KindStatusQuery {
-				_, _ = status.WriteTo(codec.AppendStatus(nil, h.ID, codec.Status{Server: "hole", Cores: 1}), from)
+			if hd, err := codec.ParseHeader(buf[:n]); err == nil && hd.Kind == codec.KindStatusQuery {
+				st := codec.Status{Server: name, Cores: 2, HostCores: 2}
+				_, _ = status.WriteTo(codec.AppendStatus(nil, hd.ID, st), from)
 			}
 		}
 	})
 	t.Cleanup(func() {
-		calc.Close()
+		calcConn.Close()
 		status.Close()
 		wg.Wait()
 	})
-	return udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: status.LocalAddr().String()}
-}
-
-func startProxy(t *testing.T, cfg udpproxy.Config) (*udpproxy.Proxy, *net.UDPAddr) {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = discaltest.Quiet()
-	}
-	p, err := udpproxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(conn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("proxy shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return p, conn.LocalAddr().(*net.UDPAddr)
+	return h
 }

@@ -26,7 +26,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 // serveProxy is startProxy for tests that ask the proxy its address.
 func serveProxy(t *testing.T, cfg udpproxy.Config) *udpproxy.Proxy {
 	t.Helper()
-	p, _ := startProxy(t, cfg)
+	p, _ := discaltest.StartProxy(t, cfg)
 	eventually.True(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
 	return p
 }

@@ -1,8 +1,6 @@
 package udpproxy_test
 
 import (
-	"context"
-	"errors"
 	"net"
 	"regexp"
 	"strconv"
@@ -45,16 +43,7 @@ func TestRxOverflowCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(conn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
+	discaltest.ServeProxy(t, p, conn)
 	dropped := func() (all, rx uint64) {
 		st := p.Stats()
 		for _, n := range st.Drops {

@@ -181,7 +181,7 @@ func TestUpstreamAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer status.Close()
-	startProxy(t, udpproxy.Config{
+	discaltest.StartProxy(t, udpproxy.Config{
 		Servers:      []udpproxy.ServerAddr{{Calc: "127.0.0.1:9", Status: status.LocalAddr().String()}},
 		UpstreamAddr: netip.MustParseAddr("127.0.0.2"),
 	})

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/udpserver"
 )
 
@@ -17,27 +15,8 @@ import (
 // returns it and its status port.
 func startKeyed(t *testing.T, key []byte) (*udpserver.Server, string) {
 	t.Helper()
-	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := udpserver.New(udpserver.Config{Name: "k1", Quiet: true, Logger: quiet, ControlKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(calc, status) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return srv, status.LocalAddr().String()
+	srv, _, status := discaltest.StartServer(t, udpserver.Config{Name: "k1", ControlKey: key})
+	return srv, status.String()
 }
 
 func keyFile(t *testing.T, b byte) string {

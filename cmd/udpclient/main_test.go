@@ -14,37 +14,19 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpserver"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// startServer runs a real udpserver on 127.0.0.1:0 and returns its
-// calculator port, which answers the client as a proxy would.
+// startServer runs a real udpserver and returns its calculator port, which
+// answers the client as a proxy would.
 func startServer(t *testing.T, name string) string {
 	t.Helper()
-	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := udpserver.New(udpserver.Config{Name: name, Quiet: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(calc, status) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return calc.LocalAddr().String()
+	_, calc, _ := discaltest.StartServer(t, udpserver.Config{Name: name})
+	return calc.String()
 }
 
 // startHostile runs a real UDP socket that answers every request with the

@@ -113,30 +113,6 @@ func startServers(t *testing.T, n int) []udpproxy.ServerAddr {
 	return addrs
 }
 
-// startProxy serves a proxy in this process in front of servers.
-func startProxy(t *testing.T, servers []udpproxy.ServerAddr) (*udpproxy.Proxy, string) {
-	t.Helper()
-	p, err := udpproxy.New(udpproxy.Config{Servers: servers, Logger: discaltest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(conn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, udpproxy.ErrServerClosed) {
-			t.Errorf("proxy: %v", err)
-		}
-	})
-	return p, conn.LocalAddr().String()
-}
-
 // load sends a steady 1,500 requests a second through the proxy until the
 // test ends: enough for shares to mean something each second, little
 // enough for a shared two-core machine.
@@ -193,7 +169,8 @@ func TestBrowser(t *testing.T) {
 	chrome := chromium(t)
 	shot := os.Getenv("DISCAL_DASHBOARD_SCREENSHOT")
 	servers := startServers(t, 3)
-	p, proxyAddr := startProxy(t, servers)
+	p, addr := discaltest.StartProxy(t, udpproxy.Config{Servers: servers})
+	proxyAddr := addr.String()
 	web := httptest.NewServer(dashboard.New(p, proxyAddr))
 	t.Cleanup(web.Close)
 	load(t, proxyAddr)
