@@ -104,9 +104,11 @@ func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	setReport(bs[0], 0, 0, 1<<20) // a liar
 	setReport(bs[1], 20, 40, 2)
 	setReport(bs[2], 20, 40, 2)
-	bs[0].observe(5*time.Millisecond, now)
-	bs[1].observe(200*time.Microsecond, now)
-	bs[2].observe(200*time.Microsecond, now)
+	for range lagSamples {
+		bs[0].observe(5*time.Millisecond, now)
+		bs[1].observe(200*time.Microsecond, now)
+		bs[2].observe(200*time.Microsecond, now)
+	}
 	f := newFleet(bs, now)
 	if c := f.cores(bs[0]); c != 4 {
 		t.Fatalf("the liar is believed to have %v cores, want 4 (twice its peers)", c)
@@ -243,7 +245,9 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	for i, lat := range []time.Duration{100, 100, 400} {
 		setReport(bs[i], 50, 20, 2)
 		bs[i].inFlight.Store(2)
-		bs[i].observe(lat*time.Microsecond, now)
+		for range lagSamples { // enough replies for the average to speak
+			bs[i].observe(lat*time.Microsecond, now)
+		}
 	}
 	f := newFleet(bs, now)
 	fast, slow := f.score(bs[0], now), f.score(bs[2], now)
@@ -261,6 +265,13 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	bs[2].latencyAt.Store(now - 2*latencyMaxAge)
 	if f := newFleet(bs, now); f.score(bs[2], now) != f.score(bs[0], now) {
 		t.Fatal("an old latency still counts")
+	}
+	// The next reply starts the average again; one slow reply weighs the
+	// queue, but lag waits for lagSamples of them.
+	bs[2].observe(400*time.Microsecond, now)
+	f = newFleet(bs, now)
+	if got, want := f.score(bs[2], now), 2*(0.1+0.5)+2.0*4/16; got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("after one reply the slow server scored %v, want %v (no lag yet)", got, want)
 	}
 }
 

@@ -48,9 +48,17 @@ const maxSlowness = 64
 // equal server's average, and a smaller slack let such noise move work
 // (measured: equal servers' shares apart by 1.41x in one of five runs of
 // the balance tests with 1.5).
+//
+// An average that has just started again, after a second without replies,
+// speaks for a handful of cold replies at most: the first request an idle
+// server takes waits for it to wake. Lag counts only once lagSamples
+// replies have fed the average; before that, a server that was idle could
+// stay out for good on the word of its first, slowest answer (seen once
+// in CI: one of three equal servers got 3% of the requests).
 const (
-	lagSlack  = 3
-	lagWeight = 0.5
+	lagSlack   = 3
+	lagWeight  = 0.5
+	lagSamples = 8
 )
 
 // fleetEvery is how often the fleet loop works out the fleet's figures.
@@ -196,7 +204,10 @@ func (f *fleet) score(s *Server, now int64) float64 {
 		slowness = min(max(lat/f.medianLat, 1), maxSlowness)
 	}
 	q := float64(s.inFlight.Load()) * slowness
-	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s)) + lagWeight*max(0, slowness-lagSlack)
+	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s))
+	if s.latencyN.Load() >= lagSamples {
+		v += lagWeight * max(0, slowness-lagSlack)
+	}
 	if math.IsNaN(v) {
 		return math.Inf(1) // never chosen over a server with a real score
 	}
