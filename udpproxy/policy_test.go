@@ -95,32 +95,27 @@ func TestLeastLoadChoices(t *testing.T) {
 
 // TestWhatIsSeenOutranksClaims: a server that claims a million idle cores
 // but answers 25 times slower than its peers is believed to have twice
-// their cores at most, and loses to a busy honest peer whether or not
-// either has work in flight: its slowness costs it by itself (lag), and
-// its queue counts 25 times.
+// their cores at most, and with two requests in flight it loses to a busy
+// honest peer with as many: its queue counts 25 times.
 func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	bs := backends(t, 3)
 	now := nanotime()
 	setReport(bs[0], 0, 0, 1<<20) // a liar
 	setReport(bs[1], 20, 40, 2)
 	setReport(bs[2], 20, 40, 2)
-	for range lagSamples {
-		bs[0].observe(5*time.Millisecond, now)
-		bs[1].observe(200*time.Microsecond, now)
-		bs[2].observe(200*time.Microsecond, now)
-	}
+	bs[0].observe(5*time.Millisecond, now)
+	bs[1].observe(200*time.Microsecond, now)
+	bs[2].observe(200*time.Microsecond, now)
 	f := newFleet(bs, now)
 	if c := f.cores(bs[0]); c != 4 {
 		t.Fatalf("the liar is believed to have %v cores, want 4 (twice its peers)", c)
 	}
-	for _, inFlight := range []int64{0, 2} {
-		for _, s := range bs {
-			s.inFlight.Store(inFlight)
-		}
-		liar, honest := f.score(bs[0], now), f.score(bs[1], now)
-		if liar <= honest+tieBand {
-			t.Fatalf("with %d in flight each, the liar scores %.3f, the busy honest server %.3f: the liar must lose", inFlight, liar, honest)
-		}
+	for _, s := range bs {
+		s.inFlight.Store(2)
+	}
+	liar, honest := f.score(bs[0], now), f.score(bs[1], now)
+	if liar <= honest+tieBand {
+		t.Fatalf("with two in flight each, the liar scores %.3f, the busy honest server %.3f: the liar must lose", liar, honest)
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for range 100 {
@@ -245,9 +240,7 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	for i, lat := range []time.Duration{100, 100, 400} {
 		setReport(bs[i], 50, 20, 2)
 		bs[i].inFlight.Store(2)
-		for range lagSamples { // enough replies for the average to speak
-			bs[i].observe(lat*time.Microsecond, now)
-		}
+		bs[i].observe(lat*time.Microsecond, now)
 	}
 	f := newFleet(bs, now)
 	fast, slow := f.score(bs[0], now), f.score(bs[2], now)
@@ -258,7 +251,7 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	if fast != base {
 		t.Fatalf("a server no slower than the median scored %v, want %v (no reward)", fast, base)
 	}
-	if want := 2*(0.1+0.5) + 2.0*4/16 + 0.5*(4-3); slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100: queue ×4, and lag
+	if want := 2*(0.1+0.5) + 2.0*4/16; slow < want-1e-9 || slow > want+1e-9 { // 400 over a median of 100: queue ×4
 		t.Fatalf("the slow server scored %v, want %v", slow, want)
 	}
 	// A latency no reply has fed for over a second no longer counts.
@@ -266,12 +259,11 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	if f := newFleet(bs, now); f.score(bs[2], now) != f.score(bs[0], now) {
 		t.Fatal("an old latency still counts")
 	}
-	// The next reply starts the average again; one slow reply weighs the
-	// queue, but lag waits for lagSamples of them.
+	// The next reply starts the average again, from that reply alone.
 	bs[2].observe(400*time.Microsecond, now)
 	f = newFleet(bs, now)
 	if got, want := f.score(bs[2], now), 2*(0.1+0.5)+2.0*4/16; got < want-1e-9 || got > want+1e-9 {
-		t.Fatalf("after one reply the slow server scored %v, want %v (no lag yet)", got, want)
+		t.Fatalf("after one reply the slow server scored %v, want %v", got, want)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // The score: how loaded a server looks, lower is better (least-load's
 // yardstick, README "Balancing").
 //
-//	score = 2 × background + in_flight × slowness / (8 × cores) + lag
+//	score = 2 × background + in_flight × slowness / (8 × cores)
 //
 // What is about the whole fleet (the mean CPU, the median reply time, the
 // cores a server may claim) lives in a fleet, worked out on a timer by the
@@ -36,30 +36,6 @@ const maxCores = 1024
 // maxSlowness bounds how much a slow server's queue counts: a server 64
 // times slower than the median is as good as out already.
 const maxSlowness = 64
-
-// A server much slower than the median also pays for its slowness itself,
-// not only through its queue: lagWeight for every median's worth of reply
-// time beyond lagSlack medians. A server that claims to be idle and has
-// nothing in flight would otherwise score 0 and win every choice, though
-// each request it takes waits its whole slow reply (measured with bench
-// -rogue slow: a server answering 5 ms late while reporting itself idle got
-// 1% of the requests and doubled the p99). Below three medians it costs
-// nothing: a moment of CPU steal or a GC pause puts one slow reply in an
-// equal server's average, and a smaller slack let such noise move work
-// (measured: equal servers' shares apart by 1.41x in one of five runs of
-// the balance tests with 1.5).
-//
-// An average that has just started again, after a second without replies,
-// speaks for a handful of cold replies at most: the first request an idle
-// server takes waits for it to wake. Lag counts only once lagSamples
-// replies have fed the average; before that, a server that was idle could
-// stay out for good on the word of its first, slowest answer (seen once
-// in CI: one of three equal servers got 3% of the requests).
-const (
-	lagSlack   = 3
-	lagWeight  = 0.5
-	lagSamples = 8
-)
 
 // fleetEvery is how often the fleet loop works out the fleet's figures.
 // Reports arrive every poll interval (100 ms by default); a fifth of that
@@ -184,7 +160,6 @@ func freshness(age int64, poll time.Duration) float64 {
 //	            up to 64; an average no reply has fed for a second no
 //	            longer counts
 //	cores     = what it reports, clamped (plausibleCores, coreCap)
-//	lag       = 0.5 × (slowness − 3) when slowness is above 3, else 0
 //
 // in_flight is what the proxy has sent the server and not yet seen
 // answered; it is exact and current, so a burst inside one poll interval
@@ -205,9 +180,6 @@ func (f *fleet) score(s *Server, now int64) float64 {
 	}
 	q := float64(s.inFlight.Load()) * slowness
 	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s))
-	if s.latencyN.Load() >= lagSamples {
-		v += lagWeight * max(0, slowness-lagSlack)
-	}
 	if math.IsNaN(v) {
 		return math.Inf(1) // never chosen over a server with a real score
 	}

@@ -32,7 +32,6 @@ type Server struct {
 	inFlight  atomic.Int64           // sent and not yet answered or expired
 	latency   atomic.Uint64          // float64 bits: moving average of reply time in µs; 0 before the first
 	latencyAt atomic.Int64           // nanotime of the last reply that fed it
-	latencyN  atomic.Int32           // replies that fed it since it (re)started, counted up to lagSamples
 	report    atomic.Pointer[report] // last status reply, nil before the first
 	host      atomic.Pointer[group]  // its host's load, known from its first report
 	proc      atomic.Pointer[group]  // its process's load, likewise
@@ -121,11 +120,6 @@ func (s *Server) observe(rtt time.Duration, now int64) {
 	us := float64(rtt) / float64(time.Microsecond)
 	if old := math.Float64frombits(s.latency.Load()); old > 0 && now-s.latencyAt.Load() <= latencyMaxAge {
 		us = old + latencyWeight*(us-old)
-		if s.latencyN.Load() < lagSamples { // no write once enough: the reply path is hot
-			s.latencyN.Add(1)
-		}
-	} else {
-		s.latencyN.Store(1)
 	}
 	s.latency.Store(math.Float64bits(max(us, 1)))
 	s.latencyAt.Store(now)
