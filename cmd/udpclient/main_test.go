@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpserver"
 )
-
-var quiet = slog.New(slog.DiscardHandler)
 
 // startServer runs a real udpserver and returns its calculator port, which
 // answers the client as a proxy would.
