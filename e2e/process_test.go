@@ -168,18 +168,25 @@ type system struct {
 // kernel picks, learnt from what each process logs when it is ready.
 func startSystem(t *testing.T) *system {
 	t.Helper()
+	return startSystemEnv(t, nil)
+}
+
+// startSystemEnv is startSystem with extra environment variables for every
+// process.
+func startSystemEnv(t *testing.T, env []string) *system {
+	t.Helper()
 	s := &system{}
 	args := []string{"-poll", "50ms"}
 	for i := range 3 {
 		flags := []string{"-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-name", fmt.Sprintf("s%d", i+1)}
-		p := start(t, "udpserver", flags...)
+		p := startEnv(t, env, "udpserver", flags...)
 		m := p.await(t, serverUp)
 		s.servers = append(s.servers, p)
 		s.calc = append(s.calc, m[2])
 		s.status = append(s.status, m[3])
 		args = append(args, "-server", m[2]+","+m[3])
 	}
-	px := start(t, "udpproxy", append(args, "-addr", "127.0.0.1:0")...)
+	px := startEnv(t, env, "udpproxy", append(args, "-addr", "127.0.0.1:0")...)
 	s.proxy = px.await(t, proxyUp)[1]
 	s.proxyP = px
 	return s
