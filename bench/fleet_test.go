@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/internal/exclusive"
 )
 
 // TestMain lets the test binary be a server process of the -fleet mode,
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) {
 // TestFleet runs the -fleet mode at a tiny size, two servers in one
 // process and one down entry, and checks the row it prints.
 func TestFleet(t *testing.T) {
+	exclusive.CPU(t)
 	if testing.Short() {
 		t.Skip("builds udpproxy and starts processes")
 	}

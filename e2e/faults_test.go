@@ -14,6 +14,7 @@ import (
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
@@ -142,6 +143,7 @@ func report(t *testing.T, fs *faultySystem, wrong []error) {
 // requests through the client library, with retries, all get the right
 // answer.
 func TestLossEveryHop(t *testing.T) {
+	exclusive.CPU(t)
 	fs := startFaulty(t, faultnet.Faults{Loss: 0.10}, udpproxy.Config{TryTimeout: 30 * time.Millisecond, Tries: 2})
 	wrong, _ := fs.flood(t, 10000, 128, 8, udpclient.Config{Timeout: 80 * time.Millisecond, Retries: 10})
 	report(t, fs, wrong)

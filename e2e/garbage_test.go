@@ -16,6 +16,7 @@ import (
 
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpclient"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -90,6 +91,7 @@ func garbage(r *rand.Rand) []byte {
 // GOGC=100 the heap may grow to twice what is live before a collection, so
 // RSS moves by the size of the live heap without anything being kept.
 func TestGarbageFlood(t *testing.T) {
+	exclusive.CPU(t)
 	s := startSystemEnv(t, []string{"GODEBUG=gctrace=1"})
 	procs := map[string]*proc{"proxy": s.proxyP}
 	for i, p := range s.servers {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/internal/exclusive"
 )
 
 var served = regexp.MustCompile(` served=(\d+) `)
@@ -20,6 +21,7 @@ var served = regexp.MustCompile(` served=(\d+) `)
 // and the client's retries cover it), the proxy takes the server out within
 // 3 poll intervals, and the server, started again, gets work again.
 func TestKillServerMidFlood(t *testing.T) {
+	exclusive.CPU(t)
 	// A long poll interval, so that "within 3 intervals" is a statement
 	// about the proxy's schedule (3 missed polls, the second and third
 	// sent as soon as the one before is missed: about 2.25 intervals at
@@ -131,6 +133,7 @@ func runAndAwait(t *testing.T, p *proc) (calc, status string) {
 // during a flood: it reports draining, the proxy stops sending it work,
 // it stops cleanly, and no request is lost or even retried by the client.
 func TestSIGTERMServerMidFlood(t *testing.T) {
+	exclusive.CPU(t)
 	s := startSystem(t)
 	waitReported(t, s.proxy, "reports from every server", func(map[string]float64) bool { return true })
 	cfg := flood.Config{Targets: []string{s.proxy}, InFlight: 32, Duration: 3 * time.Second, Timeout: time.Second, Retries: 3}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/internal/exclusive"
 )
 
 var proxyLine = regexp.MustCompile(`pending=(\d+) .* goroutines=(\d+)`)
@@ -29,6 +30,7 @@ func proxyCounts(t *testing.T, proxy string) (pending, goroutines int) {
 //
 //	go test -run TestSoak -v ./e2e
 func TestSoak(t *testing.T) {
+	exclusive.CPU(t)
 	if testing.Short() {
 		t.Skip("a million requests: not in -short")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
+	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 )
@@ -23,6 +24,7 @@ import (
 // sending: every request still gets the right answer, the proxy takes the
 // server out of rotation, and once it is started again it gets work again.
 func TestServerStoppedMidRun(t *testing.T) {
+	exclusive.CPU(t)
 	c := startCluster(t, discaltest.Config{Servers: 3, Proxy: udpproxy.Config{
 		Poll: 20 * time.Millisecond, TryTimeout: 100 * time.Millisecond}})
 	victim := c.Servers[1]

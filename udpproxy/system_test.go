@@ -15,6 +15,7 @@ import (
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
+	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
@@ -24,6 +25,7 @@ import (
 // clients doing 10,000 random operations: every answer must equal the one
 // computed locally, and every server must have served at least 15%.
 func TestSystemRandomOps(t *testing.T) {
+	exclusive.CPU(t)
 	c := startCluster(t, discaltest.Config{Servers: 3})
 	const clients, total = 8, 10000
 	var mu sync.Mutex

@@ -21,6 +21,7 @@ import (
 
 	"github.com/discal/discal/bench/flood"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpproxy/dashboard"
 )
@@ -166,6 +167,7 @@ const shares = `(() => {
 // that computed it. With DISCAL_DASHBOARD_SCREENSHOT=FILE it also saves a
 // screenshot there, after letting the charts fill for a while.
 func TestBrowser(t *testing.T) {
+	exclusive.CPU(t)
 	chrome := chromium(t)
 	shot := os.Getenv("DISCAL_DASHBOARD_SCREENSHOT")
 	servers := startServers(t, 3)
