@@ -200,6 +200,11 @@ func TestBurnMidRun(t *testing.T) {
 	t.Logf("the second after burn 0.8: %v", during)
 	if sh := share(during, "s1"); sh >= 0.15 {
 		t.Errorf("in the second after burn 0.8, s1 got %.1f%%, want under 15%%", 100*sh)
+		for _, b := range r.res.Timeline {
+			if b.Start >= burnAt-200*time.Millisecond && b.Start < burnAt+time.Second {
+				t.Logf("from %v: %v", b.Start-burnAt, b.PerServer)
+			}
+		}
 	}
 	// Within 2 seconds of burn 0, s1 is back: in the last half second of
 	// that window it takes a real part of the work again (a third, when
