@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/discal/discal/internal/exclusive"
 )
 
 // The binaries the image holds, built once as the Dockerfile builds them:
@@ -49,9 +51,14 @@ func bin(t *testing.T, name string) string {
 		}
 		cmd := exec.Command("go", args...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("CGO_ENABLED=0 go build: %w\n%s", err, out)
-		}
+		// A build without cgo compiles everything anew, tens of
+		// seconds of both cores on a cold cache: not beside a test
+		// that measures balance.
+		exclusive.During(t, func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("CGO_ENABLED=0 go build: %w\n%s", err, out)
+			}
+		})
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

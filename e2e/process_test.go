@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/eventually"
+	"github.com/discal/discal/internal/exclusive"
 )
 
 // binDir holds the four binaries and the bench, built once for all tests.
@@ -45,10 +46,12 @@ func bin(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../cmd/...", "../bench")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		// Not beside another package's test that measures balance.
+		exclusive.During(t, func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			}
+		})
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -72,6 +72,33 @@ func TestCPUExcludesOtherProcesses(t *testing.T) {
 	}
 }
 
+// TestDuringWithinCPU: a test that holds the machine can call During (a
+// helper that builds binaries) without waiting for itself; the machine
+// stays held until the test ends, and During alone holds it only while f
+// runs.
+func TestDuringWithinCPU(t *testing.T) {
+	lockPath = filepath.Join(t.TempDir(), "cpu.lock")
+	t.Run("holder", func(t *testing.T) {
+		CPU(t)
+		ran := false
+		During(t, func() { ran = true })
+		if !ran {
+			t.Fatal("During did not run f")
+		}
+		if otherProcessGets(t) {
+			t.Error("the lock was let go when During returned, inside a test that holds it")
+		}
+	})
+	During(t, func() {
+		if otherProcessGets(t) {
+			t.Error("another process took the lock while During ran")
+		}
+	})
+	if !otherProcessGets(t) {
+		t.Error("another process could not take the lock after During returned")
+	}
+}
+
 // tryLock takes the lock if it is free and reports whether it did.
 func tryLock(f *os.File) (bool, error) {
 	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

@@ -7,8 +7,8 @@ import (
 	"syscall"
 )
 
-// lock takes an exclusive flock on f, waiting for it. flock belongs to the
-// open file, so two tests in one process exclude each other too.
+// lock takes an exclusive flock on f, waiting for it. The lock belongs to
+// the open file and goes with it when the process ends, however it ends.
 func lock(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
