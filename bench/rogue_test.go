@@ -40,7 +40,7 @@ func runRogueJSON(t *testing.T, rc rogueConfig) rogueReport {
 // ejected, gets no first tries after the first second, and costs no
 // request its answer.
 func TestRogueBlackhole(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	rep := runRogueJSON(t, rogueConfig{mode: "blackhole", cores: 1 << 20})
 	if len(rep.Runs) != 2 || len(rep.Checks) != 2 {
 		t.Fatalf("%d runs, %d checks; want 2 and 2: %+v", len(rep.Runs), len(rep.Checks), rep)
@@ -64,7 +64,7 @@ func TestRogueBlackhole(t *testing.T) {
 // TestRogueHalfdead: a calculator port that dies is ejected within a
 // second under load and back within two of answering again.
 func TestRogueHalfdead(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	rep := runRogueJSON(t, rogueConfig{mode: "halfdead", outage: 1500 * time.Millisecond})
 	if len(rep.Outages) != 1 {
 		t.Fatalf("%d outages; want 1: %+v", len(rep.Outages), rep)

@@ -84,7 +84,7 @@ func share(counts map[string]uint64, name string) float64 {
 // TestBurnedServerGetsLittle: of 20,000 requests, a server started with
 // -burn 0.8 receives under 10%.
 func TestBurnedServerGetsLittle(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	s := startBalanceSystem(t, "-burn", "0.8")
 	waitReported(t, s.proxy, "the burn to show in s1's reports", func(c map[string]float64) bool { return c["s1"] >= 40 })
 	cfg := balanceLoad(s.proxy)
@@ -106,7 +106,7 @@ func TestBurnedServerGetsLittle(t *testing.T) {
 // server gets more than 1.3 times the share of another, and within no poll
 // interval (100 ms) does one server get more than 60%.
 func TestEqualServersShareEvenly(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	s := startBalanceSystem(t)
 	waitReported(t, s.proxy, "reports from every server", func(map[string]float64) bool { return true })
 	cfg := balanceLoad(s.proxy)
@@ -157,7 +157,7 @@ func herd(t *testing.T, tl []flood.Bucket) {
 // second its share is below 15%; after "burn 0" it gets work again within
 // 2 seconds.
 func TestBurnMidRun(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	s := startBalanceSystem(t)
 	waitReported(t, s.proxy, "reports from every server", func(map[string]float64) bool { return true })
 	cfg := balanceLoad(s.proxy)

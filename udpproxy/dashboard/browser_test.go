@@ -167,7 +167,7 @@ const shares = `(() => {
 // that computed it. With DISCAL_DASHBOARD_SCREENSHOT=FILE it also saves a
 // screenshot there, after letting the charts fill for a while.
 func TestBrowser(t *testing.T) {
-	exclusive.CPU(t)
+	exclusive.Quiet(t)
 	chrome := chromium(t)
 	shot := os.Getenv("DISCAL_DASHBOARD_SCREENSHOT")
 	servers := startServers(t, 3)
