@@ -70,7 +70,8 @@ func run(args []string) int {
 		list = append(list, fmt.Sprintf("%s calc %s status %s", s.Name(), s.calc.LocalAddr(), s.status.LocalAddr()))
 	}
 	proxy := sys.proxyConn.LocalAddr().(*net.UDPAddr)
-	fmt.Fprintf(os.Stderr, `discal is running: proxy on %[1]s, %[2]d servers:
+	banner := func() {
+		fmt.Fprintf(os.Stderr, `discal is running: proxy on %[1]s, %[2]d servers:
   %[3]s
 Send it work:
   printf '6 * 7\n' | nc -u -w1 %[4]s %[5]d
@@ -78,7 +79,10 @@ Send it work:
   printf 'stats\n' | nc -u -w1 %[4]s %[5]d
 Stop with Ctrl-C.
 `, proxy, len(sys.servers), strings.Join(list, "\n  "), proxy.IP, proxy.Port)
-	return cli.Daemon{Name: "discal", Serve: sys.Serve, Closed: errStopped, Shutdown: sys.Shutdown}.Run()
+	}
+	// The banner once the signals are caught: a script that sends SIGHUP
+	// on reading it must not end the process.
+	return cli.Daemon{Name: "discal", Serve: sys.Serve, Closed: errStopped, Shutdown: sys.Shutdown, Started: banner}.Run()
 }
 
 // parseFlags reads the command line and the environment. A nil config

@@ -37,6 +37,11 @@ type Daemon struct {
 	// Reload is called on SIGHUP, after the signal is logged. Nil: the log
 	// line says there is nothing to reload.
 	Reload func()
+	// Started, when set, is called once the signals are caught and before
+	// Serve: where a daemon announces itself, so that a signal sent by
+	// whoever read the announcement is handled, never the default action
+	// (SIGHUP's is to end the process).
+	Started func()
 	// StopTimeout bounds Shutdown. Default 10 s.
 	StopTimeout time.Duration
 	// Logger receives the daemon's lines. Default slog.Default().
@@ -58,6 +63,9 @@ func (d Daemon) run(sig <-chan os.Signal) int {
 	}
 	if d.StopTimeout == 0 {
 		d.StopTimeout = 10 * time.Second
+	}
+	if d.Started != nil {
+		d.Started()
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.Serve() }()
