@@ -3,7 +3,6 @@ package deploy
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,54 +15,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discal/discal/internal/exclusive"
-)
-
-// The binaries the image holds, built once as the Dockerfile builds them:
-// static, CGO_ENABLED=0.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
+	"github.com/discal/discal/internal/testbin"
 )
 
 // images are the commands the Dockerfile builds and copies to /.
 var images = []string{"udpserver", "udpproxy", "udpclient"}
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "discal-deploy-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// bins are the binaries the image holds, built once as the Dockerfile
+// builds them: static, CGO_ENABLED=0, -trimpath.
+var bins = &testbin.Set{Pkgs: imagePkgs(), Args: []string{"-trimpath"}, Env: []string{"CGO_ENABLED=0"}}
+
+func imagePkgs() []string {
+	var pkgs []string
+	for _, c := range images {
+		pkgs = append(pkgs, "../cmd/"+c)
 	}
-	binDir = dir
+	return pkgs
+}
+
+func TestMain(m *testing.M) {
 	code := m.Run()
-	os.RemoveAll(dir)
+	bins.Remove()
 	os.Exit(code)
 }
 
 func bin(t *testing.T, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		args := []string{"build", "-trimpath", "-o", binDir + string(os.PathSeparator)}
-		for _, c := range images {
-			args = append(args, "../cmd/"+c)
-		}
-		cmd := exec.Command("go", args...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		// A build without cgo compiles everything anew, tens of
-		// seconds of both cores on a cold cache: not beside a test
-		// that measures balance.
-		exclusive.During(t, func() {
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("CGO_ENABLED=0 go build: %w\n%s", err, out)
-			}
-		})
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
+	return bins.Path(t, name)
 }
 
 var (

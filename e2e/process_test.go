@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,43 +19,21 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/eventually"
-	"github.com/discal/discal/internal/exclusive"
+	"github.com/discal/discal/internal/testbin"
 )
 
-// binDir holds the four binaries and the bench, built once for all tests.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// bins are the four binaries and the bench, built once for all tests.
+var bins = &testbin.Set{Pkgs: []string{"../cmd/...", "../bench"}}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "discal-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	bins.Remove()
 	os.Exit(code)
 }
 
 func bin(t *testing.T, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "../cmd/...", "../bench")
-		// Not beside another package's test that measures balance.
-		exclusive.During(t, func() {
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			}
-		})
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
+	return bins.Path(t, name)
 }
 
 // proc is a started binary whose output the test can read.
