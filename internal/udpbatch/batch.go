@@ -4,7 +4,9 @@
 // the stack as one buffer and are split at the far end. On loopback that
 // cuts the cost of a send about six-fold, and the proxy, the servers and the
 // bench spend most of their time sending. Elsewhere, and on kernels without
-// GSO, each call moves one datagram.
+// GSO, and for any net.PacketConn that is not a *net.UDPConn, each call
+// moves one datagram: every socket takes the same path in, and the fast
+// one where it can.
 package udpbatch
 
 import (
@@ -49,34 +51,42 @@ const maxUDP = 65507
 
 // Reader reads datagrams from a socket in batches. One goroutine at a time
 // may use a Reader; give each reading goroutine its own over the socket.
-type Reader struct {
-	c   *net.UDPConn
-	opt Options
-	reader
+type Reader struct{ batchReader }
+
+type batchReader interface {
+	// ReadBatch waits for at least one datagram and returns up to len(ms)
+	// of them. Their bytes are the Reader's own, valid until the next
+	// call. A datagram longer than MaxSize comes back cut to MaxSize+1
+	// bytes.
+	ReadBatch(ms []Message) (int, error)
 }
 
-// NewReader returns a Reader over c.
-func NewReader(c *net.UDPConn, opt Options) *Reader {
+// NewReader returns a Reader over c. Any net.PacketConn will do: a
+// *net.UDPConn on Linux is read with recvmmsg and GRO, anything else (a
+// wrapper that counts or filters, a test double, another system) one
+// datagram per call through the net.PacketConn interface.
+func NewReader(c net.PacketConn, opt Options) *Reader {
 	opt.fill()
-	r := &Reader{c: c, opt: opt}
-	r.init()
-	return r
+	return &Reader{newReader(c, opt)}
 }
 
 // Writer sends datagrams in batches. One goroutine at a time may use a
 // Writer; give each writing goroutine its own over the socket.
-type Writer struct {
-	c   *net.UDPConn
-	opt Options
-	writer
+type Writer struct{ batchWriter }
+
+type batchWriter interface {
+	// WriteBatch sends every message and returns how many were handled:
+	// a datagram the network refuses, or whose address the socket cannot
+	// reach, is skipped and counted, so that one bad peer never stops the
+	// others. Only a failure of the socket itself stops it early.
+	WriteBatch(ms []Message) (int, error)
 }
 
-// NewWriter returns a Writer over c.
-func NewWriter(c *net.UDPConn, opt Options) *Writer {
+// NewWriter returns a Writer over c. As with NewReader, any net.PacketConn
+// will do; a *net.UDPConn on Linux sends with sendmmsg and GSO.
+func NewWriter(c net.PacketConn, opt Options) *Writer {
 	opt.fill()
-	w := &Writer{c: c, opt: opt}
-	w.init()
-	return w
+	return &Writer{newWriter(c, opt)}
 }
 
 // unmap turns an IPv4-mapped IPv6 address into plain IPv4, so that a peer

@@ -74,7 +74,33 @@ func (m *mmsg) init(c *net.UDPConn, size int, trap uintptr) {
 	}
 }
 
-type reader struct {
+// newReader reads a *net.UDPConn with recvmmsg and GRO, anything else
+// through the portable path.
+func newReader(c net.PacketConn, opt Options) batchReader {
+	u, ok := c.(*net.UDPConn)
+	if !ok {
+		return newPacketReader(c, opt)
+	}
+	r := &mmsgReader{c: u, opt: opt}
+	r.init()
+	return r
+}
+
+// newWriter writes a *net.UDPConn with sendmmsg and GSO, anything else
+// through the portable path.
+func newWriter(c net.PacketConn, opt Options) batchWriter {
+	u, ok := c.(*net.UDPConn)
+	if !ok {
+		return packetWriter{c}
+	}
+	w := &mmsgWriter{c: u, opt: opt}
+	w.init()
+	return w
+}
+
+type mmsgReader struct {
+	c     *net.UDPConn
+	opt   Options
 	m     mmsg
 	zones map[uint32]string // interface index -> zone, made once per interface
 	gro   bool
@@ -83,7 +109,7 @@ type reader struct {
 	head  int
 }
 
-func (r *Reader) init() {
+func (r *mmsgReader) init() {
 	_ = r.c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
 	r.m.init(r.c, r.opt.Batch, unix.SYS_RECVMMSG)
 	_ = r.m.rc.Control(func(fd uintptr) {
@@ -100,10 +126,8 @@ func (r *Reader) init() {
 	r.out = make([]Message, 0, r.opt.Batch*maxSegments)
 }
 
-// ReadBatch waits for at least one datagram and returns up to len(ms) of
-// them. Their bytes are the Reader's own, valid until the next call. A
-// datagram longer than MaxSize comes back cut to MaxSize+1 bytes.
-func (r *Reader) ReadBatch(ms []Message) (int, error) {
+// ReadBatch returns what the last recvmmsg left, or makes another.
+func (r *mmsgReader) ReadBatch(ms []Message) (int, error) {
 	if r.head == len(r.out) {
 		if err := r.fill(); err != nil {
 			return 0, err
@@ -115,7 +139,7 @@ func (r *Reader) ReadBatch(ms []Message) (int, error) {
 }
 
 // fill makes one recvmmsg and splits what GRO coalesced.
-func (r *Reader) fill() error {
+func (r *mmsgReader) fill() error {
 	m := &r.m
 	m.count = len(r.bufs)
 	for i := range m.count {
@@ -168,7 +192,9 @@ func groSize(oob *[cmsgSize]byte) int {
 	return int(*(*int32)(unsafe.Pointer(&oob[unix.CmsgLen(0)])))
 }
 
-type writer struct {
+type mmsgWriter struct {
+	c      *net.UDPConn
+	opt    Options
 	m      mmsg
 	family int
 	gso    atomic.Bool // cleared for good the first time the kernel refuses GSO
@@ -185,7 +211,7 @@ type group struct {
 	count int
 }
 
-func (w *Writer) init() {
+func (w *mmsgWriter) init() {
 	w.m.init(w.c, w.opt.Batch, unix.SYS_SENDMMSG)
 	w.family = unix.AF_INET6
 	_ = w.m.rc.Control(func(fd uintptr) {
@@ -201,11 +227,8 @@ func (w *Writer) init() {
 }
 
 // WriteBatch sends every message. Datagrams of one size to one address go
-// as one GSO send. It returns how many were handled: a datagram the kernel
-// refuses, or whose address the socket cannot reach (IPv6 on an IPv4
-// socket), is skipped and counted, so that one bad peer never stops the
-// others. Only a failure of the socket itself stops it early.
-func (w *Writer) WriteBatch(ms []Message) (int, error) {
+// as one GSO send.
+func (w *mmsgWriter) WriteBatch(ms []Message) (int, error) {
 	done := 0
 	for done < len(ms) {
 		n, err := w.writeChunk(ms[done:min(len(ms), done+w.opt.Batch)])
@@ -217,7 +240,7 @@ func (w *Writer) WriteBatch(ms []Message) (int, error) {
 	return done, nil
 }
 
-func (w *Writer) writeChunk(ms []Message) (int, error) {
+func (w *mmsgWriter) writeChunk(ms []Message) (int, error) {
 	gso := w.gso.Load()
 	// Assign each message to a group.
 	w.groups = w.groups[:0]
@@ -286,7 +309,7 @@ func (w *Writer) writeChunk(ms []Message) (int, error) {
 }
 
 // send makes sendmmsg calls until every header is handled.
-func (w *Writer) send(ms []Message, handled int) (int, error) {
+func (w *mmsgWriter) send(ms []Message, handled int) (int, error) {
 	m := &w.m
 	hdrs, total := m.hdrs, m.count
 	retried := -1 // the header already sent again after ECONNREFUSED
@@ -350,7 +373,7 @@ func putSegment(oob *[cmsgSize]byte, size int) {
 // index of the interface it came in on, in decimal, as the kernel gives it:
 // a name would be looked up in the process's network namespace, which need
 // not be the socket's.
-func (r *Reader) parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+func (r *mmsgReader) parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	switch rsa.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
@@ -369,7 +392,7 @@ func (r *Reader) parseSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 
 // zone returns the zone for interface index, made once so that reading
 // from a link-local peer does not allocate.
-func (r *Reader) zone(index uint32) string {
+func (r *mmsgReader) zone(index uint32) string {
 	z, ok := r.zones[index]
 	if !ok {
 		if r.zones == nil {

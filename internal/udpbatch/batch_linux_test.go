@@ -25,7 +25,7 @@ func TestManyBatchesWithoutGSO(t *testing.T) {
 		sender := listen(t, "udp4", "127.0.0.1:0")
 		receiver := listen(t, "udp4", "127.0.0.1:0")
 		w := NewWriter(sender, Options{Batch: 8})
-		w.gso.Store(gso)
+		w.batchWriter.(*mmsgWriter).gso.Store(gso)
 		r := NewReader(receiver, Options{})
 		for round := range 20 {
 			out := make([]Message, 1+round%13)
@@ -177,7 +177,7 @@ func TestLinkLocalZone(t *testing.T) {
 	// known.
 	r := NewReader(answerer, Options{})
 	rsa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: from.As16(), Scope_id: uint32(ll1.Index)}
-	if n := testing.AllocsPerRun(100, func() { _ = r.parseSockaddr(&rsa) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = r.batchReader.(*mmsgReader).parseSockaddr(&rsa) }); n != 0 {
 		t.Errorf("reading a link-local address: %v allocations", n)
 	}
 }

@@ -20,7 +20,7 @@ type DropCounter struct {
 // Read asks the kernel for c's count and returns the total so far. When
 // the kernel does not say (c is closed, or the system does not count), it
 // returns the total as last read.
-func (d *DropCounter) Read(c *net.UDPConn) uint64 {
+func (d *DropCounter) Read(c net.PacketConn) uint64 {
 	n, err := Drops(c)
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -18,8 +18,15 @@ import (
 // when asked, so counting costs the datagram path nothing. The kernel keeps
 // a 32-bit counter, which starts again from zero after 2^32 drops: a
 // DropCounter makes a total of it that does not.
-func Drops(c *net.UDPConn) (uint64, error) {
-	rc, err := c.SyscallConn()
+//
+// A socket that is not a *net.UDPConn has no count of its own: Drops
+// returns an error that wraps errors.ErrUnsupported.
+func Drops(c net.PacketConn) (uint64, error) {
+	u, ok := c.(*net.UDPConn)
+	if !ok {
+		return 0, fmt.Errorf("udpbatch: drops: not a UDP socket: %w", errors.ErrUnsupported)
+	}
+	rc, err := u.SyscallConn()
 	if err != nil {
 		return 0, fmt.Errorf("udpbatch: drops: %w", err)
 	}
