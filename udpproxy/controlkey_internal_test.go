@@ -26,7 +26,7 @@ func TestJoinControlKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ackConn.Close()
-	p.members.start(ackConn, func(*Server) {})
+	p.members.start(ackConn)
 	server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

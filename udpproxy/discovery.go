@@ -155,8 +155,8 @@ func (m *membership) applySRV(want []srvTarget) {
 		}
 		added = append(added, s)
 	}
+	m.rotateLocked() // priorities may have moved
 	m.mu.Unlock()
-	m.changed() // priorities may have moved
 	for _, s := range gone {
 		m.logRemoved(s, "no longer in DNS")
 	}

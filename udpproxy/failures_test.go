@@ -18,6 +18,7 @@ import (
 	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpserver"
 )
 
 // TestServerStoppedMidRun stops one of three servers while clients keep
@@ -219,8 +220,7 @@ func TestBusyWhenFull(t *testing.T) {
 type packetOnly struct{ net.PacketConn }
 
 // TestServeReturnsWhenItsSocketCloses: Serve ends, with an error that says
-// so, when the socket it serves is closed under it, and refuses at once a
-// socket it cannot batch.
+// so, when the socket it serves is closed under it.
 func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
 	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
 	if err != nil {
@@ -242,16 +242,35 @@ func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return when its socket was closed")
 	}
+}
 
-	p2, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
+// TestServeAnyPacketConn: a socket that is not a *net.UDPConn (a wrapper
+// that counts or filters) serves as the server's Serve does: binary and
+// text requests through it are answered, and the kernel's drop count,
+// which such a socket does not have, reads as 0.
+func TestServeAnyPacketConn(t *testing.T) {
+	_, calc, status := discaltest.StartServer(t, udpserver.Config{Name: "s1"})
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{{Calc: calc.String(), Status: status.String()}},
+		Logger: discaltest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := net.ListenPacket("udp", "127.0.0.1:0")
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p2.Serve(packetOnly{c2}); !errors.Is(err, udpproxy.ErrNotUDP) {
-		t.Fatalf("Serve of a wrapped socket returned %v, want ErrNotUDP", err)
+	discaltest.ServeProxy(t, p, packetOnly{conn})
+	addr := conn.LocalAddr().(*net.UDPAddr)
+	eventually.True(t, 5*time.Second, "the server in rotation", func() bool { ok, _ := p.Ready(); return ok })
+	if got := string(exchange(t, addr, []byte("6 * 7\n"))); got != "42\n" {
+		t.Fatalf("text through a wrapped socket: %q, want \"42\\n\"", got)
+	}
+	c := dialClient(t, addr, udpclient.Config{})
+	r, err := c.Do(context.Background(), codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
+	if err != nil || r.Result != codec.IntNumber(42) || r.Server != "s1" {
+		t.Fatalf("binary through a wrapped socket: %+v, %v", r, err)
+	}
+	if n := p.Stats().Drops["rx_overflow"]; n != 0 {
+		t.Errorf("rx_overflow %d on a socket with no kernel count", n)
 	}
 }

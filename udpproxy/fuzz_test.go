@@ -20,7 +20,7 @@ func fuzzProxy(t testing.TB) (*Proxy, *worker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, p.newWorker(nil)
+	return p, p.router.newWorker(nil)
 }
 
 func FuzzHandleClient(f *testing.F) {
@@ -36,7 +36,7 @@ func FuzzHandleClient(f *testing.F) {
 			pkt = pkt[:codec.MaxDatagram+1] // what a reader hands over at most
 		}
 		in := append([]byte(nil), pkt...)
-		p.handleClient(w, 0, pkt, client)
+		p.router.handleClient(w, 0, pkt, client)
 		for _, m := range w.toClients {
 			if codec.TextCommand(in) != "stats" && len(m.Buf) > codec.MaxAmplification*len(in) {
 				t.Fatalf("%q answered with %d bytes", in, len(m.Buf))
@@ -49,7 +49,7 @@ func FuzzHandleClient(f *testing.F) {
 		}
 		w.toClients, w.toServers = w.toClients[:0], w.toServers[:0]
 		// Expire what piled up, so that the table does not fill.
-		p.pending.expired(1<<62, func(id uint64, e *entry) { p.pending.release(id, e) })
+		p.router.pending.expired(1<<62, func(id uint64, e *entry) { p.router.pending.release(id, e) })
 	})
 }
 
@@ -58,27 +58,27 @@ func FuzzHandleUpstream(f *testing.F) {
 	f.Add(codec.AppendReply(nil, 1, codec.Reply{Err: codec.ErrDivByZero}))
 	f.Add([]byte{0xd1, 0x02})
 	p, w := fuzzProxy(f)
-	b := p.backends()[0]
+	b := p.members.servers()[0]
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		// A request waits for an answer under ID 1, from a text client,
 		// so that replies the fuzzer makes can be routed and printed.
-		e := entry{backend: b, client: client, text: true, clientLen: 6}
+		e := entry{server: b, origin: origin{addr: client, text: true, size: 6}}
 		e.setRequest(codec.AppendRequest(nil, 0, codec.Request{Op: codec.OpAdd}))
-		s := p.pending.shard(1)
+		s := p.router.pending.shard(1)
 		s.mu.Lock()
 		s.m[1] = &e
 		s.push(1, &e)
 		s.mu.Unlock()
-		p.pending.size.Add(1)
-		p.handleUpstream(w, 0, pkt, b.calc)
+		p.router.pending.size.Add(1)
+		p.router.handleUpstream(w, 0, pkt, b.calc)
 		for _, m := range w.toClients {
 			if len(m.Buf) > codec.MaxAmplification*6 {
 				t.Fatalf("a text answer of %d bytes to a 6-byte question: %q", len(m.Buf), m.Buf)
 			}
 		}
 		w.toClients = w.toClients[:0]
-		if _, ok, _ := p.pending.take(1, b.calc); ok {
+		if _, ok, _ := p.router.pending.take(1, b.calc); ok {
 			return // not taken by the fuzzed reply: taken here
 		}
 	})

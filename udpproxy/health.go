@@ -1,17 +1,15 @@
 package udpproxy
 
 import (
-	"log/slog"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/discal/discal/internal/loglimit"
 )
 
 // Health: which servers take new work, and passive health, which ejects a
-// server whose calculator port stopped answering.
+// server whose calculator port stopped answering. This file holds the
+// rules; the membership (membership.go) applies them, under its one lock,
+// and rebuilds the rotation with every change, so that "why is this server
+// out of rotation?" is answered here and there alone.
 //
 // The status port says what a server claims; the calculator port is what
 // matters. A server whose status port answers while its calculator port is
@@ -29,34 +27,14 @@ import (
 //   - At most MaxEjectPercent of the servers are ejected at once: a network
 //     blip that times out every server must not empty the rotation.
 
-// serverHealth is one server's passive health. fails and ejected are read
-// and written on the hot path; the rest changes only at an ejection or a
-// return, under health.mu.
-type serverHealth struct {
-	fails     atomic.Int32  // tries in a row that got no answer
-	ejected   atomic.Bool   // out of rotation until a canary is answered
-	canaryID  atomic.Uint64 // the canary awaiting an answer, 0 when none
-	ejections atomic.Uint64 // times ejected
-
-	reason   atomic.Pointer[string] // why it was ejected, nil when it is not
-	since    atomic.Int64           // nanotime of the ejection
-	until    int64                  // nanotime from which canaries go
-	streak   int                    // ejections with no quiet spell between them
-	lastBack int64                  // nanotime of the last return, 0 before any
-}
-
-// health applies the passive health rules to every server.
+// health is the passive-health rules' settings and count. It belongs to
+// the membership, which calls the methods named ...Locked with its lock
+// held.
 type health struct {
 	maxFails    int32
 	ejectTime   time.Duration
 	maxEjectPct int
-	log         *slog.Logger
-	listed      func() int // how many servers are in the list
-	changed     func()     // a server's state changed: rebuild the rotation
-
-	mu      sync.Mutex // serializes ejections and returns, so the cap holds
-	ejected int        // servers ejected now
-	capLog  loglimit.Limit
+	ejected     int // servers ejected now
 }
 
 // maxStreak bounds the doubling of the ejection time: 2^5 × EjectTime.
@@ -70,109 +48,95 @@ const quietSpell = 30 * time.Second
 // writes only when there is something to reset, so that the hot path does
 // not bounce the cache line between cores for nothing.
 func (h *health) answered(s *Server) {
-	if s.health.fails.Load() != 0 {
-		s.health.fails.Store(0)
+	if s.state.fails.Load() != 0 {
+		s.state.fails.Store(0)
 	}
 }
 
-// failed notes a try at s that got no answer in time.
-func (h *health) failed(s *Server, now int64) {
-	n := s.health.fails.Add(1)
-	if n >= h.maxFails && !s.health.ejected.Load() {
-		h.eject(s, now, strconv.Itoa(int(n))+" tries in a row got no answer")
+// failed notes a try at s that got no answer in time, and returns why s
+// should be ejected now, or "" while it should not.
+func (h *health) failed(s *Server) (reason string) {
+	n := s.state.fails.Add(1)
+	if n < h.maxFails || s.state.ejected.Load() {
+		return ""
 	}
+	return strconv.Itoa(int(n)) + " tries in a row got no answer"
 }
 
-// maxEjected is how many of n listed servers may be ejected at once.
-func (h *health) maxEjected(n int) int { return n * max(h.maxEjectPct, 0) / 100 }
+// ejection is what came of an attempt to eject a server.
+type ejection int
 
-// eject takes s out of rotation, unless the cap says no.
-func (h *health) eject(s *Server, now int64, reason string) {
-	sh := &s.health
-	h.mu.Lock()
-	if sh.ejected.Load() || s.removed.Load() {
-		h.mu.Unlock()
-		return
-	}
-	if h.ejected+1 > h.maxEjected(h.listed()) {
-		h.mu.Unlock()
-		if h.capLog.AllowAt(now) {
-			h.log.Warn("udpproxy: server not ejected: too many are out already", "server", s.Name(),
-				"addr", s.addr.Calc, "reason", reason, "max_eject_percent", h.maxEjectPct)
-		}
-		return
+const (
+	ejectNone ejection = iota // already out, or gone from the list
+	ejectDone
+	ejectCapped // MaxEjectPercent says no
+)
+
+// ejectLocked takes s out of rotation for a time it returns, unless it is
+// out already, has left the list, or the cap says no. listed is how many
+// servers are in the list.
+func (h *health) ejectLocked(s *Server, now int64, listed int, reason string) (ejection, time.Duration) {
+	st := &s.state
+	switch {
+	case st.ejected.Load() || s.removed.Load():
+		return ejectNone, 0
+	case h.ejected+1 > listed*max(h.maxEjectPct, 0)/100:
+		return ejectCapped, 0
 	}
 	h.ejected++
-	if sh.lastBack != 0 && now-sh.lastBack > int64(quietSpell) {
-		sh.streak = 0
+	if st.lastBack != 0 && now-st.lastBack > int64(quietSpell) {
+		st.streak = 0
 	}
-	d := h.ejectTime << min(sh.streak, maxStreak)
-	sh.streak++
-	sh.reason.Store(&reason)
-	sh.since.Store(now)
-	sh.until = now + int64(d)
-	sh.canaryID.Store(0)
-	sh.ejections.Add(1)
-	sh.ejected.Store(true)
-	h.mu.Unlock()
-	h.changed()
-	h.log.Warn("udpproxy: server ejected", "server", s.Name(), "addr", s.addr.Calc, "reason", reason, "for_at_least", d)
+	d := h.ejectTime << min(st.streak, maxStreak)
+	st.streak++
+	st.reason.Store(&reason)
+	st.since.Store(now)
+	st.until.Store(now + int64(d))
+	st.ejections.Add(1)
+	st.ejected.Store(true)
+	return ejectDone, d
 }
 
 // canaryDue reports whether s is ejected and its time is up, so that a
 // canary should go with its next poll.
-func (h *health) canaryDue(s *Server, now int64) bool {
-	if !s.health.ejected.Load() {
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return now >= s.health.until
+func canaryDue(s *Server, now int64) bool {
+	return s.state.ejected.Load() && now >= s.state.until.Load()
 }
 
-// back returns s to rotation: its calculator port answered a canary right.
-func (h *health) back(s *Server, now int64) {
-	sh := &s.health
-	h.mu.Lock()
-	if !sh.ejected.Load() {
-		h.mu.Unlock()
-		return
+// backLocked returns s to rotation, its calculator port having answered a
+// canary right, and says how long it was out. It does nothing (false)
+// unless s is ejected and its time is up: a late answer to a canary of an
+// earlier ejection must not cut a new one short.
+func (h *health) backLocked(s *Server, now int64) (time.Duration, bool) {
+	st := &s.state
+	if !canaryDue(s, now) {
+		return 0, false
 	}
 	h.ejected--
-	out := time.Duration(now - sh.since.Load())
-	sh.lastBack = now
-	sh.reason.Store(nil)
-	sh.fails.Store(0)
-	sh.ejected.Store(false)
-	h.mu.Unlock()
-	h.changed()
-	h.log.Info("udpproxy: server back from ejection: its calculator port answers", "server", s.Name(),
-		"addr", s.addr.Calc, "out", out.Round(time.Millisecond))
+	st.lastBack = now
+	st.reason.Store(nil)
+	st.fails.Store(0)
+	st.ejected.Store(false)
+	return time.Duration(now - st.since.Load()), true
 }
 
-// forget takes a server that left the list out of the count of ejected ones.
-func (h *health) forget(s *Server) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.health.ejected.Swap(false) {
+// forgetLocked takes a server that left the list out of the count of
+// ejected ones.
+func (h *health) forgetLocked(s *Server) {
+	if s.state.ejected.Swap(false) {
 		h.ejected--
 	}
 }
 
-// snapshot is s's ejection state for Stats.
-func (sh *serverHealth) snapshot(now int64) (ejected bool, reason string, out time.Duration, ejections uint64) {
-	ejections = sh.ejections.Load()
-	r := sh.reason.Load()
-	if !sh.ejected.Load() || r == nil {
+// ejectionOf is s's ejection state for Stats.
+func ejectionOf(s *Server, now int64) (ejected bool, reason string, out time.Duration, ejections uint64) {
+	st := &s.state
+	ejections = st.ejections.Load()
+	r := st.reason.Load()
+	if !st.ejected.Load() || r == nil {
 		return false, "", 0, ejections
 	}
-	return true, *r, time.Duration(now - sh.since.Load()), ejections
-}
-
-// takesWork reports whether s is fit for new work on every count: polled
-// and answering, not draining, not ejected.
-func (s *Server) takesWork() bool {
-	return !s.down.Load() && !s.draining.Load() && !s.health.ejected.Load()
+	return true, *r, time.Duration(now - st.since.Load()), ejections
 }
 
 // rotationOf is the rule for which servers take new work: those fit on
@@ -184,8 +148,8 @@ func (s *Server) takesWork() bool {
 func rotationOf(all []*Server) []*Server {
 	rules := [...]func(*Server) bool{
 		(*Server).takesWork,
-		func(s *Server) bool { return !s.down.Load() && !s.health.ejected.Load() },
-		func(s *Server) bool { return !s.down.Load() },
+		func(s *Server) bool { return !s.state.down.Load() && !s.state.ejected.Load() },
+		func(s *Server) bool { return !s.state.down.Load() },
 	}
 	for _, fit := range rules {
 		best, any := uint16(0), false

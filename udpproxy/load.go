@@ -1,9 +1,6 @@
 package udpproxy
 
-import (
-	"math"
-	"sync/atomic"
-)
+import "math"
 
 // The load model: what a server's CPU figures say about work the proxy
 // did not send it.
@@ -22,22 +19,31 @@ import (
 // several servers in one). Each server samples at its own moments, so taken
 // one by one such figures disagree whenever the load changes between two
 // samples; kept once and fed by all of them, they agree.
+//
+// The model is the poller's: its reader updates it with every report, its
+// fleet loop recomputes it (poll.go), and each server's background is the
+// one thing it hands out (Server.background).
 
 // group is a host or a process: a CPU figure, smoothed over the reports of
 // every server that belongs to it, and the background share that remains
-// when the members' requests are accounted for. Only the poller's reader
-// changes a group; the hot path reads bg.
+// when the members' requests are accounted for.
 type group struct {
 	key     string
 	busy    float64 // cores in use, smoothed
 	slow    float64 // cores in use, smoothed over about a second, for the cost estimate
 	cores   float64
 	fresh   bool // busy holds no reading yet
-	members map[*Server]bool
-	bg      atomic.Uint64 // float64 bits: background share of capacity, 0 to 1
+	members map[*member]bool
+	bg      float64 // background share of capacity, 0 to 1
 }
 
-func (g *group) background() float64 { return math.Float64frombits(g.bg.Load()) }
+// member is one server in the model: the groups it belongs to and the
+// requests a second it has served lately, from its reports.
+type member struct {
+	proc, host *group
+	rate       float64 // smoothed like its process figure
+	slowRate   float64 // smoothed over about a second
+}
 
 // The weights of a new reading. A host's figure moves slowly, a quarter per
 // reading (about half a second); a process's follows faster, half per
@@ -82,67 +88,72 @@ func sane(v, hi float64) float64 {
 	return min(v, hi)
 }
 
-func (b *Server) rateNow() float64 { return math.Float64frombits(b.rate.Load()) }
-
-func (b *Server) slowRateNow() float64 { return math.Float64frombits(b.slowRate.Load()) }
-
-// loadModel is the poller's: the groups, by key, and the estimated cost of
-// a request in CPU seconds.
+// loadModel is the poller's: the groups, by key, the servers in them, and
+// the estimated cost of a request in CPU seconds. The poller holds its lock
+// around every call.
 type loadModel struct {
-	groups map[string]*group
-	cost   float64
+	groups  map[string]*group
+	members map[*Server]*member
+	cost    float64
 }
 
-func newLoadModel() *loadModel { return &loadModel{groups: map[string]*group{}} }
+func newLoadModel() *loadModel {
+	return &loadModel{groups: map[string]*group{}, members: map[*Server]*member{}}
+}
 
-// join puts b in the group named key, leaving the one it was in, and
+// join puts mb in the group named key, leaving old if that is another, and
 // forgets groups nobody belongs to any more (a server restarted under a new
 // process, say).
-func (m *loadModel) join(b *Server, slot *atomic.Pointer[group], key string) *group {
-	if old := slot.Load(); old != nil {
+func (m *loadModel) join(mb *member, old *group, key string) *group {
+	if old != nil {
 		if old.key == key {
 			return old
 		}
-		delete(old.members, b)
-		if len(old.members) == 0 {
-			delete(m.groups, old.key)
-		}
+		m.quit(mb, old)
 	}
 	g, ok := m.groups[key]
 	if !ok {
-		g = &group{key: key, fresh: true, members: map[*Server]bool{}}
+		g = &group{key: key, fresh: true, members: map[*member]bool{}}
 		m.groups[key] = g
 	}
-	g.members[b] = true
-	slot.Store(g)
+	g.members[mb] = true
 	return g
 }
 
-// leave takes b out of its groups, and forgets groups nobody belongs to
-// any more.
-func (m *loadModel) leave(b *Server) {
-	for _, slot := range []*atomic.Pointer[group]{&b.proc, &b.host} {
-		if g := slot.Load(); g != nil {
-			delete(g.members, b)
-			if len(g.members) == 0 {
-				delete(m.groups, g.key)
-			}
-		}
+// quit takes mb out of g, and forgets g if nobody is left in it.
+func (m *loadModel) quit(mb *member, g *group) {
+	delete(g.members, mb)
+	if len(g.members) == 0 {
+		delete(m.groups, g.key)
+	}
+}
+
+// leave takes s out of the model and its groups.
+func (m *loadModel) leave(s *Server) {
+	if mb := m.members[s]; mb != nil {
+		m.quit(mb, mb.proc)
+		m.quit(mb, mb.host)
+		delete(m.members, s)
 	}
 }
 
 // update folds one server's report into the model. It costs the same
 // whatever the size of the fleet: what is about every group (the cost of
-// a request, each group's background) is worked out by recompute, on the
-// fleet loop's tick.
-func (m *loadModel) update(b *Server, prev *report, st *statusFigures, now int64) {
+// a request, each group's background) is worked out by recompute.
+func (m *loadModel) update(s *Server, prev *report, st *statusFigures, now int64) {
+	mb := m.members[s]
+	if mb == nil {
+		mb = &member{}
+		m.members[s] = mb
+	}
 	if prev != nil && st.served >= prev.Served && now > prev.at {
 		r := float64(st.served-prev.Served) / (float64(now-prev.at) / 1e9)
-		b.rate.Store(math.Float64bits(smooth(b.rateNow(), r, rateWeight, false)))
-		b.slowRate.Store(math.Float64bits(smooth(b.slowRateNow(), r, slowWeight, false)))
+		mb.rate = smooth(mb.rate, r, rateWeight, false)
+		mb.slowRate = smooth(mb.slowRate, r, slowWeight, false)
 	}
-	proc := m.join(b, &b.proc, st.procKey)
-	host := m.join(b, &b.host, st.hostKey)
+	mb.proc = m.join(mb, mb.proc, st.procKey)
+	mb.host = m.join(mb, mb.host, st.hostKey)
+	proc, host := mb.proc, mb.host
 	proc.busy = smooth(proc.busy, st.procBusy, procWeight, proc.fresh)
 	proc.slow = smooth(proc.slow, st.procBusy, slowWeight, proc.fresh)
 	proc.cores, proc.fresh = st.cores, false
@@ -151,8 +162,14 @@ func (m *loadModel) update(b *Server, prev *report, st *statusFigures, now int64
 }
 
 // recompute works out the cost of a request and every group's background,
-// in one pass over the groups and their members.
+// in one pass over the groups and their members, and hands each server
+// its background. Servers that have left the list leave the model here.
 func (m *loadModel) recompute() {
+	for s := range m.members {
+		if s.removed.Load() {
+			m.leave(s)
+		}
+	}
 	// The cost of a request: the lowest CPU per request among processes
 	// busy enough to say. The least burdened process is the one whose CPU
 	// is all requests.
@@ -170,15 +187,18 @@ func (m *loadModel) recompute() {
 	}
 	for _, g := range m.groups {
 		bg := (g.busy-g.rate()*m.cost)/max(g.cores, 1) - noiseFloor
-		g.bg.Store(math.Float64bits(math.Max(0, math.Min(1, bg))))
+		g.bg = math.Max(0, math.Min(1, bg))
+	}
+	for s, mb := range m.members {
+		s.polled.background.Store(math.Float64bits(mb.proc.bg + mb.host.bg))
 	}
 }
 
 // rate is the requests a second the group's servers serve.
 func (g *group) rate() float64 {
 	var r float64
-	for b := range g.members {
-		r += b.rateNow()
+	for mb := range g.members {
+		r += mb.rate
 	}
 	return r
 }
@@ -186,8 +206,8 @@ func (g *group) rate() float64 {
 // slowRate is rate smoothed over about a second.
 func (g *group) slowRate() float64 {
 	var r float64
-	for b := range g.members {
-		r += b.slowRateNow()
+	for mb := range g.members {
+		r += mb.slowRate
 	}
 	return r
 }
@@ -200,7 +220,7 @@ type statusFigures struct {
 	served             uint64
 }
 
-func figures(b *Server, st *report) *statusFigures {
+func figures(s *Server, st *report) *statusFigures {
 	cores := float64(plausibleCores(st.Status))
 	hostCores := float64(min(max(st.Cores, st.HostCores, 1), maxCores))
 	f := &statusFigures{
@@ -214,10 +234,10 @@ func figures(b *Server, st *report) *statusFigures {
 	}
 	// Servers that name neither count as a host and a process of their own.
 	if st.HostID == "" {
-		f.hostKey = "host of " + b.addr.Calc
+		f.hostKey = "host of " + s.addr.Calc
 	}
 	if st.ProcID == "" {
-		f.procKey = "proc of " + b.addr.Calc
+		f.procKey = "proc of " + s.addr.Calc
 	}
 	return f
 }

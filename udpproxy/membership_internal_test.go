@@ -24,7 +24,7 @@ func joinProxy(t *testing.T) *Proxy {
 
 func addrs(p *Proxy) []string {
 	var out []string
-	for _, b := range p.backends() {
+	for _, b := range p.members.servers() {
 		out = append(out, b.addr.String())
 	}
 	slices.Sort(out)
@@ -51,7 +51,7 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("joins added %v, want 4 servers: a join displaces no one", got)
 	}
 	find := func(a string) *Server {
-		for _, b := range p.backends() {
+		for _, b := range p.members.servers() {
 			if b.addr.String() == a {
 				return b
 			}
@@ -93,10 +93,10 @@ func TestUnverifiedJoinsBounded(t *testing.T) {
 	for i := range 100 {
 		join(p, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}), 7101).String(), 7001)
 	}
-	if n := len(p.backends()); n != maxUnverified {
+	if n := len(p.members.servers()); n != maxUnverified {
 		t.Fatalf("%d servers after 100 unanswered joins, want %d", n, maxUnverified)
 	}
-	if n := p.drops[dropJoinRefused].Load(); n != 100-maxUnverified {
+	if n := p.counters.drops[dropJoinRefused].Load(); n != 100-maxUnverified {
 		t.Fatalf("%d joins refused, want %d", n, 100-maxUnverified)
 	}
 }
@@ -131,17 +131,17 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 	defer func() { srv.Close(); <-sdone }()
 
 	up := func() bool {
-		bs := p.backends()
-		return len(bs) == 1 && bs[0].takesWork() && bs[0].report.Load() != nil
+		bs := p.members.servers()
+		return len(bs) == 1 && bs[0].takesWork() && bs[0].polled.report.Load() != nil
 	}
 	eventually.True(t, 5*time.Second, "the real server to come up", up)
-	real := p.backends()[0]
+	real := p.members.servers()[0]
 	join(p, status.LocalAddr().String(), 9) // forged: port 9 is not its calculator port
-	if n := len(p.backends()); n != 2 {
+	if n := len(p.members.servers()); n != 2 {
 		t.Fatalf("%d servers after the forged join, want 2", n)
 	}
-	eventually.True(t, 5*time.Second, "the forged server to be removed", func() bool { return len(p.backends()) == 1 })
-	if p.backends()[0] != real || !real.takesWork() {
+	eventually.True(t, 5*time.Second, "the forged server to be removed", func() bool { return len(p.members.servers()) == 1 })
+	if p.members.servers()[0] != real || !real.takesWork() {
 		t.Fatal("the real server did not survive the forged join")
 	}
 }

@@ -9,7 +9,7 @@ import (
 // as Stats when scraped, so they cost the hot path nothing, except the
 // histogram of reply times, which the reply path feeds when metrics are on.
 type metrics struct {
-	p       *Proxy
+	stats   func() Stats // the proxy's Stats
 	replies prometheus.Histogram
 
 	requests, repliesTotal, retries, pending *prometheus.Desc
@@ -20,22 +20,24 @@ type metrics struct {
 	srvEjected, srvEjections, srvInRotation  *prometheus.Desc
 }
 
-// Collector returns the proxy's metrics for a Prometheus registry. From
-// the first call on, the proxy also times every reply.
-func (p *Proxy) Collector() prometheus.Collector {
-	if m := p.metrics.Load(); m != nil {
-		return m
-	}
+// newReplyHistogram is the histogram of reply times that the reply path
+// feeds once metrics are asked for.
+func newReplyHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "discal_proxy_reply_seconds",
+		Help: "Time from forwarding a request to a server to routing its reply back.",
+		// 50 us to 1.6 s: loopback answers take a fraction of a
+		// millisecond, a retry takes the try timeout.
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+	})
+}
+
+// newMetrics returns the collector of what stats says, and of replies.
+func newMetrics(stats func() Stats, replies prometheus.Histogram) *metrics {
 	server := []string{"server", "addr"}
-	m := &metrics{
-		p: p,
-		replies: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "discal_proxy_reply_seconds",
-			Help: "Time from forwarding a request to a server to routing its reply back.",
-			// 50 us to 1.6 s: loopback answers take a fraction of a
-			// millisecond, a retry takes the try timeout.
-			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
-		}),
+	return &metrics{
+		stats:         stats,
+		replies:       replies,
 		requests:      prometheus.NewDesc("discal_proxy_requests_total", "Client requests read.", nil, nil),
 		repliesTotal:  prometheus.NewDesc("discal_proxy_replies_total", "Server replies routed back to clients.", nil, nil),
 		retries:       prometheus.NewDesc("discal_proxy_retries_total", "Requests sent to another server after a try timed out.", nil, nil),
@@ -58,10 +60,6 @@ func (p *Proxy) Collector() prometheus.Collector {
 		srvEjections:  prometheus.NewDesc("discal_proxy_server_ejections_total", "Times passive health ejected the server, by reason.", append(server, "reason"), nil),
 		srvInRotation: prometheus.NewDesc("discal_proxy_server_in_rotation", "1 if the server takes new work now (up, not draining, not ejected).", server, nil),
 	}
-	if !p.metrics.CompareAndSwap(nil, m) {
-		return p.metrics.Load()
-	}
-	return m
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -73,7 +71,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.replies.Collect(ch)
-	st := m.p.Stats()
+	st := m.stats()
 	metric.Counter(ch, m.requests, st.Requests)
 	metric.Counter(ch, m.repliesTotal, st.Replies)
 	metric.Counter(ch, m.retries, st.Retries)

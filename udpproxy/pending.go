@@ -14,20 +14,27 @@ import (
 // may pad their msgpack) get a buffer of their own.
 const inlineReq = 64
 
+// origin is where a request came from and how it wants its answer: the
+// facts that travel with it from the client reader to its reply, a retry,
+// or an error of the proxy's own.
+type origin struct {
+	addr netip.AddrPort // the client
+	id   uint64         // the client's request ID; 0 for text, which has none
+	text bool           // the client spoke the text form and wants a line back
+	size uint16         // the size of the client's datagram, which bounds the answer's
+}
+
 // entry is one request waiting for its server's answer. It keeps the
 // request datagram so that the sweeper can send it to another server.
 type entry struct {
-	client    netip.AddrPort
-	clientID  uint64
-	backend   *Server
-	sentAt    int64  // monotonic nanoseconds, when this try was sent
-	deadline  int64  // monotonic nanoseconds, when this try times out
-	tries     uint8  // servers tried so far, this one included
-	text      bool   // the client spoke the text form and wants a line back
-	clientLen uint16 // the size of the client's datagram, which bounds the answer's
-	n         uint16
-	req       [inlineReq]byte
-	big       []byte // the request, when longer than inlineReq
+	origin   origin
+	server   *Server // the server this try went to
+	sentAt   int64   // monotonic nanoseconds, when this try was sent
+	deadline int64   // monotonic nanoseconds, when this try times out
+	tries    uint8   // servers tried so far, this one included
+	n        uint16
+	req      [inlineReq]byte
+	big      []byte // the request, when longer than inlineReq
 
 	// While the entry is in the table: its ID, and its neighbours in its
 	// shard's expiry list.
@@ -55,12 +62,9 @@ func (e *entry) request() []byte {
 // route is what the reply path needs of an entry, copied out so that the
 // entry can be reused the moment it leaves the table.
 type route struct {
-	client    netip.AddrPort
-	clientID  uint64
-	backend   *Server
-	sentAt    int64
-	text      bool
-	clientLen uint16
+	origin
+	server *Server
+	sentAt int64
 }
 
 // pendingTable maps the proxy's internal request IDs to their entries. It
@@ -183,7 +187,7 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 	}
 }
 
-// take removes the entry for id if the reply came from the backend the
+// take removes the entry for id if the reply came from the server the
 // request was sent to, and returns its route. A reply from any other address
 // leaves the entry where it is: forged is true, and the real answer can
 // still arrive. Addresses compare as the kernel sees them: a server named
@@ -198,12 +202,12 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 	}
 	// The plain comparison first: it is the answer for every reply but a
 	// link-local server's, and costs no call.
-	if e.backend.calc != from && !netlist.SameAddrPort(e.backend.calc, from) {
+	if e.server.calc != from && !netlist.SameAddrPort(e.server.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
 	}
 	s.remove(e)
-	rt = route{client: e.client, clientID: e.clientID, backend: e.backend, sentAt: e.sentAt, text: e.text, clientLen: e.clientLen}
+	rt = route{origin: e.origin, server: e.server, sentAt: e.sentAt}
 	s.recycle(e)
 	s.mu.Unlock()
 	t.size.Add(-1)
@@ -212,7 +216,7 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 
 // recycle keeps an entry for reuse. Called with s.mu held.
 func (s *shard) recycle(e *entry) {
-	e.backend = nil // let a removed backend be collected
+	e.server = nil // let a removed server be collected
 	if cap(e.big) > 4096 {
 		e.big = nil
 	}
@@ -235,7 +239,7 @@ func (t *pendingTable) release(id uint64, e *entry) {
 // to fn with its ID, outside the shard's lock. fn must reinsert or release
 // it.
 func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
-	var batch *entry // this shard's expired entries, linked through next
+	var gone *entry // this shard's expired entries, linked through next
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -244,7 +248,7 @@ func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 			e := s.head
 			s.remove(e)
 			if last == nil {
-				batch = e
+				gone = e
 			} else {
 				last.next = e
 			}
@@ -252,12 +256,12 @@ func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 		}
 		s.mu.Unlock()
 		// fn may reinsert e, which relinks it: read next first.
-		for e := batch; e != nil; {
+		for e := gone; e != nil; {
 			next := e.next
 			e.next = nil
 			fn(e.id, e)
 			e = next
 		}
-		batch = nil
+		gone = nil
 	}
 }

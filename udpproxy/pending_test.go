@@ -26,7 +26,7 @@ func TestPendingTakeChecksSource(t *testing.T) {
 	tab := newPendingTable(10)
 	b := testBackend(t, "127.0.0.1:7001")
 	r := rand.New(rand.NewPCG(1, 2))
-	tmpl := entry{backend: b, clientID: 7}
+	tmpl := entry{server: b, origin: origin{id: 7}}
 	tmpl.setRequest([]byte("request"))
 	id, ok := tab.insert(r, &tmpl)
 	if !ok || tab.Len() != 1 {
@@ -39,7 +39,7 @@ func TestPendingTakeChecksSource(t *testing.T) {
 		t.Fatalf("take of an unknown ID: ok %v, forged %v", ok, forged)
 	}
 	rt, ok, forged := tab.take(id, b.calc)
-	if !ok || forged || rt.clientID != 7 || rt.backend != b {
+	if !ok || forged || rt.id != 7 || rt.server != b {
 		t.Fatalf("take from the backend = %+v, %v, %v", rt, ok, forged)
 	}
 	if _, ok, _ := tab.take(id, b.calc); ok {
@@ -72,7 +72,7 @@ func TestPendingTakeZones(t *testing.T) {
 		{"[fe80::1%lo]:7001", true, false},
 		{"[fe80::1]:7001", true, false}, // no zone: any interface, as the kernel's scope 0
 	} {
-		id, _ := tab.insert(r, &entry{backend: b})
+		id, _ := tab.insert(r, &entry{server: b})
 		if _, ok, forged := tab.take(id, netip.MustParseAddrPort(c.from)); ok != c.ok || forged != c.forged {
 			t.Errorf("a reply from %s: ok %v, forged %v; want %v, %v", c.from, ok, forged, c.ok, c.forged)
 		}
@@ -140,7 +140,7 @@ func TestPendingExpiresExactlyOnce(t *testing.T) {
 	ids := make([]uint64, n)
 	for i := range n {
 		// Inserted in deadline order, as the proxy does.
-		id, ok := tab.insert(r, &entry{backend: b, deadline: int64(i)})
+		id, ok := tab.insert(r, &entry{server: b, deadline: int64(i)})
 		if !ok {
 			t.Fatal("insert failed")
 		}
@@ -185,16 +185,16 @@ func TestForgedReplyNeverReachesClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := p.backends()[0]
-	w := p.newWorker(nil)
-	id, _ := p.pending.insert(w.rng, &entry{backend: b})
+	b := p.members.servers()[0]
+	w := p.router.newWorker(nil)
+	id, _ := p.router.pending.insert(w.rng, &entry{server: b})
 	reply := codec.AppendReply(nil, id, codec.Reply{Result: codec.IntNumber(666)})
-	p.handleUpstream(w, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999"))    // wrong source
-	p.handleUpstream(w, 1, codec.AppendReply(nil, id^1, codec.Reply{}), b.calc) // unknown ID
-	if p.drops[dropForged].Load() != 1 || p.drops[dropUnknown].Load() != 1 {
-		t.Fatalf("forged %d, unknown %d; want 1 and 1", p.drops[dropForged].Load(), p.drops[dropUnknown].Load())
+	p.router.handleUpstream(w, 0, reply, netip.MustParseAddrPort("127.0.0.1:9999"))    // wrong source
+	p.router.handleUpstream(w, 1, codec.AppendReply(nil, id^1, codec.Reply{}), b.calc) // unknown ID
+	if p.counters.drops[dropForged].Load() != 1 || p.counters.drops[dropUnknown].Load() != 1 {
+		t.Fatalf("forged %d, unknown %d; want 1 and 1", p.counters.drops[dropForged].Load(), p.counters.drops[dropUnknown].Load())
 	}
-	if p.pending.Len() != 1 {
+	if p.router.pending.Len() != 1 {
 		t.Fatal("a forged reply removed the pending entry")
 	}
 }
@@ -209,7 +209,7 @@ func TestPendingMemoryBoundedByLimit(t *testing.T) {
 	tab := newPendingTable(limit)
 	b := testBackend(t, "127.0.0.1:7001")
 	r := rand.New(rand.NewPCG(5, 6))
-	tmpl := entry{backend: b, deadline: 1 << 62} // a timeout no request reaches
+	tmpl := entry{server: b, deadline: 1 << 62} // a timeout no request reaches
 	tmpl.setRequest(make([]byte, 40))
 	ids := make([]uint64, 0, limit)
 	cycle := func() {
@@ -276,7 +276,7 @@ func BenchmarkPendingInsertTake(b *testing.B) {
 	tab := newPendingTable(1 << 20)
 	be := testBackend(b, "127.0.0.1:7001")
 	r := rand.New(rand.NewPCG(1, 2))
-	tmpl := entry{backend: be}
+	tmpl := entry{server: be}
 	tmpl.setRequest(make([]byte, 40))
 	n := 0
 	b.ReportAllocs()
@@ -304,7 +304,7 @@ func BenchmarkForwardReturn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := p.newWorker(nil)
+	w := p.router.newWorker(nil)
 	client := netip.MustParseAddrPort("127.0.0.1:5555")
 	req := codec.AppendRequest(nil, 42, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
 	reply := codec.AppendReply(nil, 0, codec.Reply{Result: codec.IntNumber(42), Server: "s1"})
@@ -315,15 +315,15 @@ func BenchmarkForwardReturn(b *testing.B) {
 		if n++; n%4096 == 0 {
 			// What the sweeper does: drop the queue's records of
 			// requests long answered.
-			p.pending.expired(1<<62, func(uint64, *entry) { b.Fatal("an answered request expired") })
+			p.router.pending.expired(1<<62, func(uint64, *entry) { b.Fatal("an answered request expired") })
 		}
 		copy(pkt, req)
-		p.handleClient(w, 0, pkt, client)
+		p.router.handleClient(w, 0, pkt, client)
 		out := w.toServers[0]
 		w.toServers = w.toServers[:0]
 		h, _ := codec.ParseHeader(out.Buf)
 		codec.SetID(reply, h.ID)
-		p.handleUpstream(w, 0, reply, out.Addr)
+		p.router.handleUpstream(w, 0, reply, out.Addr)
 		if len(w.toClients) != 1 {
 			b.Fatal("no reply for the client")
 		}
@@ -345,8 +345,8 @@ func TestLoadModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &poller{cfg: &p.cfg, members: p.members, health: p.health, drop: func(dropReason) {}, load: newLoadModel()}
-	bs := p.backends()
+	pl := newPoller(&p.cfg, p.members, &p.counters.drops)
+	bs := p.members.servers()
 	served := make([]uint64, 3)
 	id := uint64(0)
 	poll := func(i int, proc, host float64, procID string, rate float64) {
@@ -354,15 +354,15 @@ func TestLoadModel(t *testing.T) {
 		served[i] += uint64(rate / 10) // a poll every 100 ms
 		st := codec.Status{Server: fmt.Sprint("s", i+1), HostCPU: host, ProcCPU: proc, Cores: 2, HostCores: 2,
 			HostID: "h", ProcID: procID, Served: served[i]}
-		bs[i].pollID.Store(id)
-		if prev := bs[i].report.Load(); prev != nil {
+		bs[i].polled.pollID.Store(id)
+		if prev := bs[i].polled.report.Load(); prev != nil {
 			// Pretend the poll interval passed.
 			old := *prev
 			old.at -= int64(100 * time.Millisecond)
-			bs[i].report.Store(&old)
+			bs[i].polled.report.Store(&old)
 		}
 		pl.handleStatus(codec.AppendStatus(nil, id, st), id, bs[i].status)
-		pl.recompute()
+		pl.refresh()
 	}
 	// Each request costs 0.001 CPU seconds. s1 and s2 share process "a"
 	// and serve 100/s each: 20% of a core. s3, process "b", serves 100/s
@@ -372,10 +372,10 @@ func TestLoadModel(t *testing.T) {
 		poll(1, 25, 55, "a", 100) // the same process, sampled at another moment
 		poll(2, 70, 60, "b", 100)
 	}
-	if a, b := reportedCPU(bs[0]), reportedCPU(bs[1]); a != b {
+	if a, b := bs[0].background(), bs[1].background(); a != b {
 		t.Fatalf("servers sharing a process: %v and %v", a, b)
 	}
-	procA, procB := bs[0].proc.Load().background(), bs[2].proc.Load().background()
+	procA, procB := pl.load.members[bs[0]].proc.bg, pl.load.members[bs[2]].proc.bg
 	if procA > 0.05 {
 		t.Errorf("process a's background %.3f of its capacity: its CPU is all requests", procA)
 	}
@@ -396,7 +396,7 @@ func TestLoadModel(t *testing.T) {
 	poll(0, math.NaN(), math.Inf(1), "a", 100)
 	poll(1, -50, -1, "a", 100)
 	for _, b := range bs {
-		if v := reportedCPU(b); math.IsNaN(v) || v < 0 || v > 2 {
+		if v := b.background(); math.IsNaN(v) || v < 0 || v > 2 {
 			t.Fatalf("after nonsense reports, a figure of %v", v)
 		}
 	}

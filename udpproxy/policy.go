@@ -25,7 +25,7 @@ type Policy interface {
 type Choice struct {
 	// Servers are the servers that take new work now: polled and
 	// answering, not draining, not ejected (or, when none is, the best of
-	// the rest; see health.go). Never empty.
+	// the rest; see rotationOf in health.go). Never empty.
 	Servers []*Server
 	// Avoid, when not nil, is a server to pass over if any other can take
 	// the request: the one a retried request already timed out on.
@@ -42,7 +42,7 @@ func (c *Choice) Score(s *Server) float64 { return c.fleet.score(s, c.now) }
 
 // LatencyUS is s's recent mean reply time in µs, 0 when no reply has fed
 // it for a second.
-func (c *Choice) LatencyUS(s *Server) float64 { return s.recentLatencyUS(c.now) }
+func (c *Choice) LatencyUS(s *Server) float64 { return s.traffic.recentLatencyUS(c.now) }
 
 // ParsePolicy returns the policy named by the -policy flag.
 func ParsePolicy(name string) (Policy, bool) {
@@ -64,7 +64,8 @@ func ParsePolicy(name string) (Policy, bool) {
 // scan would send all to the one server that looked idle at the last
 // report: the power of d choices (Mitzenmacher; Envoy and gRPC use d = 2).
 // Three rather than two keeps the common small fleet's choice exact, the
-// full least-load that the README's balancing results were measured with.
+// full least-load that the balancing results (docs/balancing.md) were
+// measured with.
 // What the proxy sees outranks what servers say inside the score: a slow
 // server's queue counts up to 64 times, and its claimed cores are capped
 // (score.go).

@@ -23,12 +23,8 @@ func backends(t *testing.T, n int) []*Server {
 // setReport gives b a fresh report whose background loads (what the load
 // model would leave after its own requests) are host and proc percent.
 func setReport(b *Server, host, proc float64, cores int) {
-	b.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: nanotime()})
-	h, p := &group{}, &group{}
-	h.bg.Store(math.Float64bits(host / 100))
-	p.bg.Store(math.Float64bits(proc / (100 * float64(cores))))
-	b.host.Store(h)
-	b.proc.Store(p)
+	b.polled.report.Store(&report{Status: codec.Status{HostCPU: host, ProcCPU: proc, Cores: cores}, at: nanotime()})
+	b.polled.background.Store(math.Float64bits(host/100 + proc/(100*float64(cores))))
 }
 
 // pick runs p as the proxy does: over the rotation that bs makes and a
@@ -60,7 +56,7 @@ func TestLeastLoadChoices(t *testing.T) {
 	// In-flight requests count at once: 6 outstanding on 2 cores (0.375)
 	// outweigh 30 points of one core's CPU (0.15 of the server, weighed
 	// double) by more than the tie band.
-	bs[1].inFlight.Store(6)
+	bs[1].traffic.inFlight.Store(6)
 	if got := pick(p, bs, nil, r); got != bs[2] {
 		t.Fatalf("picked %s, want the next server once the first has work in flight", got.addr.Calc)
 	}
@@ -69,12 +65,12 @@ func TestLeastLoadChoices(t *testing.T) {
 			t.Fatal("picked the server to avoid while others are up")
 		}
 	}
-	bs[1].down.Store(true)
-	bs[0].down.Store(true)
+	bs[1].state.down.Store(true)
+	bs[0].state.down.Store(true)
 	if got := pick(p, bs, bs[2], r); got != bs[2] {
 		t.Fatal("with only the avoided server up, it must still be picked")
 	}
-	bs[2].down.Store(true)
+	bs[2].state.down.Store(true)
 	if got := pick(p, bs, nil, r); got != nil {
 		t.Fatal("picked a server when all are down")
 	}
@@ -103,15 +99,15 @@ func TestWhatIsSeenOutranksClaims(t *testing.T) {
 	setReport(bs[0], 0, 0, 1<<20) // a liar
 	setReport(bs[1], 20, 40, 2)
 	setReport(bs[2], 20, 40, 2)
-	bs[0].observe(5*time.Millisecond, now)
-	bs[1].observe(200*time.Microsecond, now)
-	bs[2].observe(200*time.Microsecond, now)
+	bs[0].traffic.observe(5*time.Millisecond, now)
+	bs[1].traffic.observe(200*time.Microsecond, now)
+	bs[2].traffic.observe(200*time.Microsecond, now)
 	f := newFleet(bs, now)
 	if c := f.cores(bs[0]); c != 4 {
 		t.Fatalf("the liar is believed to have %v cores, want 4 (twice its peers)", c)
 	}
 	for _, s := range bs {
-		s.inFlight.Store(2)
+		s.traffic.inFlight.Store(2)
 	}
 	liar, honest := f.score(bs[0], now), f.score(bs[1], now)
 	if liar <= honest+tieBand {
@@ -162,9 +158,9 @@ func TestLeastLoadMoreCoresMoreWork(t *testing.T) {
 	setReport(bs[1], 0, 0, 4)
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 600 {
-		pick(LeastLoad(), bs, nil, r).inFlight.Add(1) // nothing is answered
+		pick(LeastLoad(), bs, nil, r).traffic.inFlight.Add(1) // nothing is answered
 	}
-	if a, b := float64(bs[0].inFlight.Load()), float64(bs[1].inFlight.Load()); b < 1.8*a || b > 2.2*a {
+	if a, b := float64(bs[0].traffic.inFlight.Load()), float64(bs[1].traffic.inFlight.Load()); b < 1.8*a || b > 2.2*a {
 		t.Fatalf("in flight: 2 cores %.0f, 4 cores %.0f; want about 1:2", a, b)
 	}
 }
@@ -211,9 +207,9 @@ func TestLeastLoadNoisyReports(t *testing.T) {
 func TestStaleReportFadesToMean(t *testing.T) {
 	bs := backends(t, 3)
 	setReport(bs[0], 50, 190, 2) // busy, but...
-	old := *bs[0].report.Load()
-	old.at = nanotime() - 10*bs[0].poll.Load() // ...long ago
-	bs[0].report.Store(&old)
+	old := *bs[0].polled.report.Load()
+	old.at = nanotime() - 10*bs[0].polled.every.Load() // ...long ago
+	bs[0].polled.report.Store(&old)
 	setReport(bs[1], 50, 20, 2)
 	setReport(bs[2], 50, 40, 2)
 	now := nanotime()
@@ -223,8 +219,8 @@ func TestStaleReportFadesToMean(t *testing.T) {
 		t.Fatalf("stale score %v, want the fresh mean %v", got, want)
 	}
 	// Halfway between two and five intervals it is half and half.
-	old.at = nanotime() - 35*bs[0].poll.Load()/10
-	bs[0].report.Store(&old)
+	old.at = nanotime() - 35*bs[0].polled.every.Load()/10
+	bs[0].polled.report.Store(&old)
 	now = nanotime()
 	f = newFleet(bs, now)
 	if got, mid := f.score(bs[0], now), (want+2*(0.95+0.5))/2; got < mid-0.02 || got > mid+0.02 {
@@ -239,8 +235,8 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 	now := nanotime()
 	for i, lat := range []time.Duration{100, 100, 400} {
 		setReport(bs[i], 50, 20, 2)
-		bs[i].inFlight.Store(2)
-		bs[i].observe(lat*time.Microsecond, now)
+		bs[i].traffic.inFlight.Store(2)
+		bs[i].traffic.observe(lat*time.Microsecond, now)
 	}
 	f := newFleet(bs, now)
 	fast, slow := f.score(bs[0], now), f.score(bs[2], now)
@@ -255,12 +251,12 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 		t.Fatalf("the slow server scored %v, want %v", slow, want)
 	}
 	// A latency no reply has fed for over a second no longer counts.
-	bs[2].latencyAt.Store(now - 2*latencyMaxAge)
+	bs[2].traffic.latencyAt.Store(now - 2*latencyMaxAge)
 	if f := newFleet(bs, now); f.score(bs[2], now) != f.score(bs[0], now) {
 		t.Fatal("an old latency still counts")
 	}
 	// The next reply starts the average again, from that reply alone.
-	bs[2].observe(400*time.Microsecond, now)
+	bs[2].traffic.observe(400*time.Microsecond, now)
 	f = newFleet(bs, now)
 	if got, want := f.score(bs[2], now), 2*(0.1+0.5)+2.0*4/16; got < want-1e-9 || got > want+1e-9 {
 		t.Fatalf("after one reply the slow server scored %v, want %v", got, want)
@@ -269,7 +265,7 @@ func TestSlownessWeighsTheQueue(t *testing.T) {
 
 func TestRoundRobinAndRandom(t *testing.T) {
 	bs := backends(t, 3)
-	bs[1].down.Store(true)
+	bs[1].state.down.Store(true)
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, p := range []Policy{RoundRobin(), Random()} {
 		counts := map[*Server]int{}
@@ -315,13 +311,13 @@ func BenchmarkPick(b *testing.B) {
 				bs[i] = newServerAt(ServerAddr{}, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, byte(i >> 8), byte(i)}), 7001),
 					netip.AddrPort{}, 100*time.Millisecond)
 				setReport(bs[i], 10, float64(i%50), 2)
-				bs[i].observe(time.Duration(100+i%7)*time.Microsecond, now)
+				bs[i].traffic.observe(time.Duration(100+i%7)*time.Microsecond, now)
 			}
 			c := &Choice{Servers: rotationOf(bs), Rand: rand.New(rand.NewPCG(1, 2)), now: now, fleet: newFleet(bs, now)}
 			p := LeastLoad()
 			b.ReportAllocs()
 			for b.Loop() {
-				p.Pick(c).inFlight.Add(0)
+				p.Pick(c).traffic.inFlight.Add(0)
 			}
 		})
 	}

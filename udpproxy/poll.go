@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/discal/discal/codec"
@@ -14,21 +15,12 @@ import (
 	"github.com/discal/discal/internal/udpbatch"
 )
 
-// rosterView is what the poller needs of the membership: the servers to
-// poll and those at an address, a way to check a joined server's report
-// and to drop one, and a word when a server's state changed.
-type rosterView interface {
-	servers() []*Server
-	byStatus(netip.AddrPort) []*Server
-	byCalc(netip.AddrPort) []*Server
-	verify(s *Server, st codec.Status, first bool) bool
-	remove(s *Server, why string)
-	changed()
-}
-
 // poller keeps every server's report fresh and its state right: it asks
 // each status port for its load, and each ejected server's calculator port
-// for a canary answer (health.go).
+// for a canary answer (health.go). What the answers say it keeps in the
+// servers' polled fields and its load model, and tells the membership,
+// which decides what they mean for the rotation. It also works out the
+// fleet's figures that every choice reads (score.go).
 //
 // One goroutine schedules every poll and one reads every answer, however
 // many servers there are: each tick (a twentieth of the interval) the
@@ -38,38 +30,46 @@ type rosterView interface {
 // goroutine and two timers per server cost the proxy a fifth of a core at
 // a thousand idle servers, in wake-ups alone; this costs a few percent.
 type poller struct {
-	conn    *net.UDPConn
+	conn    net.PacketConn
 	cfg     *Config
-	members rosterView
-	health  *health
-	drop    func(dropReason) // counts a datagram on the poll socket that answers nothing
-	// mu guards load: the reader updates it with every report, the fleet
-	// loop recomputes it, and a server that leaves the list is taken out.
+	members *membership
+	drops   *dropCounters         // a datagram on the poll socket that answers nothing is counted here
+	fleet   atomic.Pointer[fleet] // the fleet's figures, from the fleet loop
+
+	// mu guards load: the reader updates it with every report, and the
+	// fleet loop recomputes it.
 	mu   sync.Mutex
 	load *loadModel
 }
 
-// forget takes a server that left the list out of the load model.
-func (pl *poller) forget(s *Server) {
-	pl.mu.Lock()
-	pl.load.leave(s)
-	pl.mu.Unlock()
+func newPoller(cfg *Config, members *membership, drops *dropCounters) *poller {
+	pl := &poller{cfg: cfg, members: members, drops: drops, load: newLoadModel()}
+	pl.fleet.Store(newFleet(members.servers(), nanotime()))
+	return pl
 }
 
-// recompute works out what is about the whole fleet in the load model:
-// the cost of a request and every group's background.
-func (pl *poller) recompute() {
+// fleetLoop works out, every fleetEvery, what is about the whole fleet:
+// the load model's cost and backgrounds, and the figures scores use.
+func (pl *poller) fleetLoop(ctx context.Context) {
+	t := time.NewTicker(fleetEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pl.refresh()
+		}
+	}
+}
+
+// refresh works out the load model's cost and backgrounds, then the
+// fleet's figures from them.
+func (pl *poller) refresh() {
 	pl.mu.Lock()
 	pl.load.recompute()
 	pl.mu.Unlock()
-}
-
-// pollSchedule is a server's place in the poller's schedule. Only the
-// scheduler's goroutine reads or writes it.
-type pollSchedule struct {
-	next   int64  // nanotime the next poll is due; 0 before the server's first
-	sentAt int64  // nanotime the poll awaiting an answer went, 0 when none
-	id     uint64 // that poll's ID
+	pl.fleet.Store(newFleet(pl.members.servers(), nanotime()))
 }
 
 // tick is how often the scheduler looks for polls that are due: a
@@ -112,11 +112,11 @@ func (pl *poller) run(ctx context.Context, seed [32]byte) {
 		}
 		out, slab = out[:0], slab[:0]
 		for _, s := range servers {
-			if s.poll.Load() != int64(every) {
-				s.poll.Store(int64(every))
+			if s.polled.every.Load() != int64(every) {
+				s.polled.every.Store(int64(every))
 			}
 			out, slab = pl.due(s, now, r, out, slab)
-			wake = min(wake, s.sched.wake(pl.cfg.PollTimeout))
+			wake = min(wake, s.polled.sched.wake(pl.cfg.PollTimeout))
 		}
 		for len(out) > 0 {
 			n := min(len(out), batch)
@@ -143,19 +143,19 @@ func (ps *pollSchedule) wake(timeout time.Duration) int64 {
 // datagrams s is due now: a poll, and a canary if it is ejected and its
 // time is up. Their bytes go in slab.
 func (pl *poller) due(s *Server, now int64, r *rand.Rand, out []udpbatch.Message, slab []byte) ([]udpbatch.Message, []byte) {
-	cfg, ps := pl.cfg, &s.sched
+	cfg, ps := pl.cfg, &s.polled.sched
 	if ps.sentAt != 0 && now-ps.sentAt >= int64(cfg.PollTimeout) {
 		ps.sentAt = 0
 		// Taking the ID settles the poll exactly once: an answer that
 		// comes now finds it gone and counts as a stray.
-		if s.pollID.CompareAndSwap(ps.id, 0) && pl.missed(s) {
+		if s.polled.pollID.CompareAndSwap(ps.id, 0) && pl.members.missed(s) {
 			ps.next = now // ask again at once: is it gone, or was a datagram lost?
 		}
 	}
 	if s.removed.Load() {
 		return out, slab
 	}
-	every := s.poll.Load()
+	every := s.polled.every.Load()
 	if ps.next == 0 {
 		ps.next = now + r.Int64N(every) // a random phase for a server new to the schedule
 	}
@@ -165,14 +165,14 @@ func (pl *poller) due(s *Server, now int64, r *rand.Rand, out []udpbatch.Message
 	// A fresh unguessable ID per poll: a forged status reply would have to
 	// guess it to put a lie about load in the report.
 	ps.id, ps.sentAt = r.Uint64()|1, now // never 0, which means "not awaiting"
-	s.pollID.Store(ps.id)
+	s.polled.pollID.Store(ps.id)
 	// ±25% jitter around the interval.
 	ps.next = now + every*3/4 + r.Int64N(every/2+1)
 	slab, out = appendMsg(slab, out, s.status, func(b []byte) []byte { return codec.AppendStatusQuery(b, ps.id) })
-	if pl.health.canaryDue(s, now) {
+	if canaryDue(s, now) {
 		id := r.Uint64() | 1
 		req, _ := canary(id)
-		s.health.canaryID.Store(id)
+		s.polled.canaryID.Store(id)
 		slab, out = appendMsg(slab, out, s.calc, func(b []byte) []byte { return codec.AppendRequest(b, id, req) })
 	}
 	return out, slab
@@ -193,25 +193,6 @@ func appendMsg(slab []byte, out []udpbatch.Message, addr netip.AddrPort, enc fun
 	start := len(slab)
 	slab = enc(slab)
 	return slab, append(out, udpbatch.Message{Buf: slab[start:len(slab):len(slab)], Addr: addr})
-}
-
-// missed counts a poll s left unanswered; it reports whether s is still
-// worth asking again at once (it has not been given up on).
-func (pl *poller) missed(s *Server) bool {
-	cfg := pl.cfg
-	n := s.misses.Add(1)
-	if int(n) >= cfg.MaxMisses && s.source == fromJoin {
-		// A server that joined is forgotten once it stops answering: if it
-		// comes back, it joins again.
-		s.down.Store(true)
-		pl.members.remove(s, "missed polls")
-		return false
-	}
-	if int(n) >= cfg.MaxMisses && !s.down.Swap(true) {
-		pl.members.changed()
-		cfg.Logger.Warn("udpproxy: server out of rotation", "server", s.Name(), "addr", s.addr.Calc, "missed_polls", n)
-	}
-	return !s.down.Load()
 }
 
 // canary is the calculation sent to an ejected server's calculator port.
@@ -245,13 +226,13 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 	h, err := codec.ParseHeader(pkt)
 	switch {
 	case err != nil:
-		pl.drop(dropStatus)
+		pl.drops.add(dropStatus)
 	case h.Kind == codec.KindStatusReply:
 		pl.handleStatus(pkt, h.ID, from)
 	case h.Kind == codec.KindReply:
 		pl.handleCanary(pkt, h.ID, from)
 	default:
-		pl.drop(dropStatus)
+		pl.drops.add(dropStatus)
 	}
 }
 
@@ -259,15 +240,15 @@ func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
 // canary right, from its calculator port.
 func (pl *poller) handleCanary(pkt []byte, id uint64, from netip.AddrPort) {
 	for _, s := range pl.members.byCalc(from) {
-		if id != 0 && netlist.SameAddrPort(s.calc, from) && s.health.canaryID.CompareAndSwap(id, 0) {
+		if id != 0 && netlist.SameAddrPort(s.calc, from) && s.polled.canaryID.CompareAndSwap(id, 0) {
 			_, want := canary(id)
 			if r, err := codec.DecodeReply(pkt[codec.HeaderSize:]); err == nil && r.Err == nil && r.Result == want {
-				pl.health.back(s, nanotime())
+				pl.members.back(s, nanotime())
 			}
 			return
 		}
 	}
-	pl.drop(dropStatus)
+	pl.drops.add(dropStatus)
 }
 
 func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
@@ -276,9 +257,9 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
 	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
 	if err != nil {
 		if errors.Is(err, codec.ErrBadText) {
-			pl.drop(dropBadText) // a name that could forge a stats line or break a scrape
+			pl.drops.add(dropBadText) // a name that could forge a stats line or break a scrape
 		} else {
-			pl.drop(dropStatus)
+			pl.drops.add(dropStatus)
 		}
 		return
 	}
@@ -286,40 +267,25 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
 	for _, c := range pl.members.byStatus(from) {
 		// Taking the ID answers the poll exactly once, even if the next
 		// poll goes out meanwhile.
-		if netlist.SameAddrPort(c.status, from) && c.pollID.CompareAndSwap(id, 0) {
+		if netlist.SameAddrPort(c.status, from) && c.polled.pollID.CompareAndSwap(id, 0) {
 			s = c
 			break
 		}
 	}
 	if s == nil {
-		pl.drop(dropStatus)
+		pl.drops.add(dropStatus)
 		return
 	}
 	r := &report{Status: st, at: nanotime()}
-	first := s.report.Load() == nil
-	if !pl.members.verify(s, st, first) {
+	prev := s.polled.report.Load()
+	if !pl.members.verify(s, st, prev == nil) {
 		return
 	}
 	pl.mu.Lock()
-	if !s.removed.Load() { // else forget has run, or is waiting to
-		pl.load.update(s, s.report.Load(), figures(s, r), r.at)
+	if !s.removed.Load() { // else the model forgets it at its next recompute
+		pl.load.update(s, prev, figures(s, r), r.at)
 	}
 	pl.mu.Unlock()
-	s.report.Store(r)
-	s.misses.Store(0)
-	drainingChanged := s.draining.Swap(st.Draining) != st.Draining
-	cameBack := s.down.Swap(false)
-	if drainingChanged || cameBack {
-		pl.members.changed()
-	}
-	if drainingChanged {
-		pl.cfg.Logger.Info("udpproxy: server draining", "server", s.Name(), "draining", st.Draining)
-	}
-	if cameBack {
-		msg := "udpproxy: server back in rotation"
-		if first {
-			msg = "udpproxy: server in rotation"
-		}
-		pl.cfg.Logger.Info(msg, "server", s.Name(), "addr", s.addr.Calc)
-	}
+	s.polled.report.Store(r)
+	pl.members.reported(s, st.Draining, prev == nil)
 }

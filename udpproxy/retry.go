@@ -9,15 +9,15 @@ import (
 
 // sweep expires pending requests whose try has timed out, every tenth of a
 // try timeout (1-50 ms), so a timeout fires at most 10% late.
-func (p *Proxy) sweep(ctx context.Context) {
-	every := min(max(p.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
+func (r *router) sweep(ctx context.Context) {
+	every := min(max(r.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	w := p.newWorker(nil)
+	w := r.newWorker(nil)
 	var lastForget time.Time
 	n := 0
 	expire := func(id uint64, e *entry) {
-		p.expire(w, n, id, e)
+		r.expire(w, n, id, e)
 		if n++; n == batch {
 			w.flush() // every scratch slot is in use: send before reusing them
 			n = 0
@@ -28,7 +28,7 @@ func (p *Proxy) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			// Whatever is still pending gets its answer now.
 			w.now = nanotime()
-			p.pending.expired(1<<63-1, func(id uint64, e *entry) {
+			r.pending.expired(1<<63-1, func(id uint64, e *entry) {
 				e.tries = 255
 				expire(id, e)
 			})
@@ -36,9 +36,9 @@ func (p *Proxy) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 			w.now = nanotime()
-			p.pending.expired(w.now, expire)
-			if p.limiter != nil && time.Since(lastForget) > time.Second {
-				p.limiter.forget(time.Now().Add(-idleSources))
+			r.pending.expired(w.now, expire)
+			if r.limiter != nil && time.Since(lastForget) > time.Second {
+				r.limiter.forget(time.Now().Add(-idleSources))
 				lastForget = time.Now()
 			}
 			w.flush()
@@ -51,26 +51,26 @@ func (p *Proxy) sweep(ctx context.Context) {
 // to another server if it has tries left, and otherwise the client is told
 // "timeout". Either way the entry leaves the table exactly once, under its
 // old ID.
-func (p *Proxy) expire(w *worker, i int, id uint64, e *entry) {
-	old := e.backend
-	old.inFlight.Add(-1)
-	old.timeouts.Add(1)
+func (r *router) expire(w *worker, i int, id uint64, e *entry) {
+	old := e.server
+	old.traffic.inFlight.Add(-1)
+	old.traffic.timeouts.Add(1)
 	if e.deadline <= w.now { // a real timeout, not the answer a stopping proxy gives all
-		p.health.failed(old, w.now)
+		r.members.failed(old, w.now)
 	}
-	if int(e.tries) < p.cfg.Tries {
-		if b := p.pick(w, old); b != nil {
+	if int(e.tries) < r.cfg.Tries {
+		if s := r.pick(w, old); s != nil {
 			e.tries++
-			p.retries.Add(1)
-			b.retried.Add(1)
+			r.retries.Add(1)
+			s.traffic.retried.Add(1)
 			// The old ID leaves with this try: a late answer to it is
 			// dropped as unknown.
-			p.send(w, append(w.slot(i), e.request()...), e, b, true)
+			r.send(w, append(w.slot(i), e.request()...), e, s, true)
 			return
 		}
 	}
-	p.timeouts.Add(1)
-	client, clientID, text, reqLen := e.client, e.clientID, e.text, int(e.clientLen)
-	p.pending.release(id, e)
-	p.replyError(w, w.slot(i), client, clientID, text, reqLen, codec.ErrTimeout)
+	r.timeouts.Add(1)
+	o := e.origin
+	r.pending.release(id, e)
+	w.replyError(w.slot(i), o, codec.ErrTimeout)
 }

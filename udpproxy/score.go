@@ -9,13 +9,14 @@ import (
 )
 
 // The score: how loaded a server looks, lower is better (least-load's
-// yardstick, README "Balancing").
+// yardstick; docs/balancing.md).
 //
 //	score = 2 × background + in_flight × slowness / (8 × cores)
 //
 // What is about the whole fleet (the mean CPU, the median reply time, the
 // cores a server may claim) lives in a fleet, worked out on a timer by the
-// fleet loop, never per request: a choice reads one and scores two servers.
+// poller's fleet loop (poll.go), never per request: a choice reads one and
+// scores at most three servers (policy.go).
 
 // queuePerCore is how many outstanding requests per core the proxy counts as
 // one fully busy core. It converts the live in-flight count into the same
@@ -37,7 +38,8 @@ const maxCores = 1024
 // times slower than the median is as good as out already.
 const maxSlowness = 64
 
-// fleetEvery is how often the fleet loop works out the fleet's figures.
+// fleetEvery is how often the fleet loop works out the fleet's figures
+// while anything moves.
 // Reports arrive every poll interval (100 ms by default); a fifth of that
 // keeps the figures as fresh as the reports for a pass over the list that
 // costs microseconds even at a thousand servers.
@@ -60,14 +62,14 @@ func newFleet(all []*Server, now int64) *fleet {
 			f.meanWeight += float64(w)
 			weights++
 		}
-		if r := s.report.Load(); r != nil {
+		if r := s.polled.report.Load(); r != nil {
 			cores = append(cores, float64(plausibleCores(r.Status)))
 			if freshness(now-r.at, s.pollInterval()) == 1 {
-				f.meanCPU += reportedCPU(s)
+				f.meanCPU += s.background()
 				n++
 			}
 		}
-		if l := s.recentLatencyUS(now); l > 0 && s.takesWork() {
+		if l := s.traffic.recentLatencyUS(now); l > 0 && s.takesWork() {
 			lats = append(lats, l)
 		}
 	}
@@ -110,27 +112,13 @@ func plausibleCores(st codec.Status) int {
 // busy.
 func (f *fleet) cores(s *Server) float64 {
 	c := 1.0
-	if r := s.report.Load(); r != nil {
+	if r := s.polled.report.Load(); r != nil {
 		c = min(float64(plausibleCores(r.Status)), f.coreCap)
 	}
 	if f.meanWeight > 0 && s.source == fromSRV {
 		c *= max(float64(s.weight()), f.meanWeight/10) / f.meanWeight
 	}
 	return c
-}
-
-// reportedCPU is a server's background load as a share of its capacity:
-// its process's and its host's, less what the proxy's own requests explain
-// (see load.go).
-func reportedCPU(s *Server) float64 {
-	var cpu float64
-	if p := s.proc.Load(); p != nil {
-		cpu += p.background()
-	}
-	if h := s.host.Load(); h != nil {
-		cpu += h.background()
-	}
-	return cpu
 }
 
 // freshness weighs a report by its age: fully trusted up to two poll
@@ -170,15 +158,15 @@ func freshness(age int64, poll time.Duration) float64 {
 // with more cores proportionally more work.
 func (f *fleet) score(s *Server, now int64) float64 {
 	cpu := f.meanCPU
-	if r := s.report.Load(); r != nil {
+	if r := s.polled.report.Load(); r != nil {
 		w := freshness(now-r.at, s.pollInterval())
-		cpu = w*reportedCPU(s) + (1-w)*f.meanCPU
+		cpu = w*s.background() + (1-w)*f.meanCPU
 	}
 	slowness := 1.0
-	if lat := s.recentLatencyUS(now); lat > 0 && f.medianLat > 0 {
+	if lat := s.traffic.recentLatencyUS(now); lat > 0 && f.medianLat > 0 {
 		slowness = min(max(lat/f.medianLat, 1), maxSlowness)
 	}
-	q := float64(s.inFlight.Load()) * slowness
+	q := float64(s.traffic.inFlight.Load()) * slowness
 	v := cpuWeight*cpu + q/(queuePerCore*f.cores(s))
 	if math.IsNaN(v) {
 		return math.Inf(1) // never chosen over a server with a real score

@@ -3,74 +3,67 @@ package udpproxy
 import (
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/discal/discal/internal/udpbatch"
+	"github.com/discal/discal/codec"
 )
 
-// drop reasons: why a datagram got no answer.
-type dropReason int
+// ServerStats is a snapshot of one server, for the stats command, tests
+// and monitoring.
+type ServerStats struct {
+	Name        string
+	Addr        ServerAddr
+	Up          bool // answering status polls
+	Draining    bool
+	Ejected     bool          // out of rotation because its calculator port stopped answering
+	EjectReason string        // why, while Ejected
+	EjectedFor  time.Duration // how long it has been out, while Ejected
+	Ejections   uint64        // times it was ejected
+	InRotation  bool          // it takes new work now
+	HasReport   bool
+	Report      codec.Status  // the last status reply
+	ReportAge   time.Duration // since the last status reply
+	Cores       int           // the cores the proxy believes it has (the report, clamped)
+	InFlight    int64
+	LatencyUS   float64 // moving average of reply time, 0 before the first reply
+	Sent        uint64
+	Answered    uint64
+	Timeouts    uint64
+	Retries     uint64  // retries sent to it after a try elsewhere timed out
+	Score       float64 // least-load's score at the moment of the snapshot (lower is better)
+	Source      string  // how the proxy learned of it: "config", "join" or "srv"
+	Priority    uint16  // its SRV record's priority (lower is preferred), 0 for other sources
+	Weight      uint16  // its SRV record's weight, 0 for other sources
+}
 
-const (
-	dropShort           dropReason = iota // shorter than a header
-	dropMagic                             // neither the binary form nor text
-	dropKind                              // a binary kind clients do not send
-	dropTooLarge                          // oversized, and not a request to answer
-	dropUpstream                          // a malformed datagram from the server side
-	dropUnknown                           // a reply to no pending request: late, duplicate or never asked
-	dropForged                            // a reply for a pending ID from an address it was not sent to
-	dropStatus                            // a status reply that answers no poll
-	dropForbidden                         // a command from a source that may not use it
-	dropTextReply                         // a text error line: an answer, not a question
-	dropRateLimited                       // over its source's rate limit
-	dropJoinRefused                       // a join from outside JoinAllow, malformed, or with the list full
-	dropBadText                           // a server's name or message that breaks codec's text rules (status, join or reply)
-	dropUnauthenticated                   // a join without a seal that checks, with ControlKey set
-	numDropReasons
-)
-
-var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
-	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused", "bad_text",
-	"unauthenticated"}
-
-type dropCounters [numDropReasons]atomic.Uint64
-
-func (d *dropCounters) add(r dropReason) { d[r].Add(1) }
-
-// dropRxOverflow names the datagrams the kernel dropped on the client
-// socket before the proxy read them: its receive queue was full. The
-// kernel counts them, not the proxy, so they have no dropReason.
-const dropRxOverflow = "rx_overflow"
-
-// rxOverflow asks the kernel how many client datagrams it dropped unread:
-// one system call, made for Stats, the stats command and a scrape only.
-// It is 0 before Serve and where the system does not say, and keeps its
-// last count once the socket is closed.
-func (p *Proxy) rxOverflow() uint64 {
-	p.mu.Lock()
-	c := p.client
-	p.mu.Unlock()
-	if c == nil {
-		return 0
+func serverStats(s *Server, now int64, f *fleet, inRotation bool) ServerStats {
+	t := &s.traffic
+	st := ServerStats{
+		Name:       s.Name(),
+		Addr:       s.addr,
+		Up:         !s.state.down.Load(),
+		Draining:   s.state.draining.Load(),
+		InRotation: inRotation,
+		InFlight:   t.inFlight.Load(),
+		LatencyUS:  t.latencyUS(),
+		Sent:       t.sent.Load(),
+		Answered:   t.answered.Load(),
+		Timeouts:   t.timeouts.Load(),
+		Retries:    t.retried.Load(),
+		Source:     s.source.String(),
+		Score:      f.score(s, now),
+		Cores:      int(f.cores(s)),
+		Priority:   s.priority(),
+		Weight:     s.weight(),
 	}
-	return p.rxDrops.Read(c)
+	st.Ejected, st.EjectReason, st.EjectedFor, st.Ejections = ejectionOf(s, now)
+	if r := s.polled.report.Load(); r != nil {
+		st.HasReport, st.Report, st.ReportAge = true, r.Status, time.Duration(now-r.at)
+	}
+	return st
 }
 
-type counters struct {
-	requests atomic.Uint64 // client requests read
-	text     atomic.Uint64 // of those, in the text form
-	replies  atomic.Uint64 // server replies routed back
-	retries  atomic.Uint64 // requests sent to a second server
-	timeouts atomic.Uint64 // requests answered "timeout"
-	noServer atomic.Uint64 // requests answered "no server available"
-	busy     atomic.Uint64 // requests answered "busy"
-	joins    atomic.Uint64 // joins taken and acknowledged
-	drops    dropCounters
-	rxDrops  udpbatch.DropCounter // the kernel's count of client datagrams dropped unread
-}
-
-// Stats is a snapshot of the proxy's counters and backends.
+// Stats is a snapshot of the proxy's counters and servers.
 type Stats struct {
 	Requests, Text, Replies, Retries, Timeouts, NoServer, Busy uint64
 	Joins                                                      uint64 // joins taken, repeats included
@@ -79,35 +72,32 @@ type Stats struct {
 	Servers                                                    []ServerStats
 }
 
-// Stats returns the proxy's counters and the state of every server.
-func (p *Proxy) Stats() Stats { return p.statsOf(p.members.snap.Load()) }
-
-// statsOf is Stats for one snapshot of the membership, which the list's
+// stats is Stats for one snapshot of the membership, which the list's
 // changes cannot disturb.
-func (p *Proxy) statsOf(r *roster) Stats {
+func (r *router) stats(ro *roster) Stats {
 	s := Stats{
-		Requests: p.requests.Load(),
-		Text:     p.text.Load(),
-		Replies:  p.replies.Load(),
-		Retries:  p.retries.Load(),
-		Timeouts: p.timeouts.Load(),
-		NoServer: p.noServer.Load(),
-		Busy:     p.busy.Load(),
-		Joins:    p.joins.Load(),
-		Pending:  p.pending.Len(),
+		Requests: r.requests.Load(),
+		Text:     r.text.Load(),
+		Replies:  r.replies.Load(),
+		Retries:  r.retries.Load(),
+		Timeouts: r.timeouts.Load(),
+		NoServer: r.noServer.Load(),
+		Busy:     r.busy.Load(),
+		Joins:    r.joins.Load(),
+		Pending:  r.pending.Len(),
 		Drops:    make(map[string]uint64, numDropReasons),
 	}
-	for i := range p.drops {
-		s.Drops[dropNames[i]] = p.drops[i].Load()
+	for i := range r.drops {
+		s.Drops[dropNames[i]] = r.drops[i].Load()
 	}
-	s.Drops[dropRxOverflow] = p.rxOverflow()
-	now, f := nanotime(), p.fleet.Load()
-	inRotation := make(map[*Server]bool, len(r.rotation))
-	for _, b := range r.rotation {
-		inRotation[b] = true
+	s.Drops[dropRxOverflow] = r.rx.count()
+	now, f := nanotime(), r.poller.fleet.Load()
+	inRotation := make(map[*Server]bool, len(ro.rotation))
+	for _, sv := range ro.rotation {
+		inRotation[sv] = true
 	}
-	for _, b := range r.all {
-		s.Servers = append(s.Servers, b.stats(now, f, inRotation[b]))
+	for _, sv := range ro.all {
+		s.Servers = append(s.Servers, serverStats(sv, now, f, inRotation[sv]))
 	}
 	return s
 }
@@ -118,15 +108,15 @@ func (p *Proxy) statsOf(r *roster) Stats {
 //	proxy policy=least-load pending=0 requests=10 replies=10 retries=0 timeouts=0 no_server=0 busy=0 dropped=0
 //	s1 127.0.0.1:7001 up host_cpu=12.0% proc_cpu=3.1% cores=2 in_flight=0 latency=153µs age=42ms sent=4 answered=4 timeouts=0 score=0.000
 //	s2 127.0.0.1:7002 ejected host_cpu=3.0% proc_cpu=0.1% cores=2 in_flight=0 latency=0s age=12ms sent=9 answered=2 timeouts=7 score=0.000 ejections=1 ejected_for=1.2s reason="5 tries in a row got no answer"
-func (p *Proxy) appendStatsText(b []byte) []byte {
-	all := p.members.snap.Load()
-	s := p.statsOf(all)
+func (r *router) appendStatsText(b []byte) []byte {
+	all := r.members.snap.Load()
+	s := r.stats(all)
 	var dropped uint64
 	for _, n := range s.Drops {
 		dropped += n
 	}
 	b = append(b, "proxy policy="...)
-	b = append(b, p.cfg.Policy.String()...)
+	b = append(b, r.cfg.Policy.String()...)
 	b = appendKV(b, "pending", uint64(s.Pending))
 	b = appendKV(b, "requests", s.Requests)
 	b = appendKV(b, "replies", s.Replies)
@@ -175,6 +165,11 @@ func appendServerLine(b []byte, bs *ServerStats) []byte {
 		b = strconv.AppendFloat(b, bs.Report.ProcCPU, 'f', 1, 64)
 		b = append(b, '%')
 		b = appendKV(b, "cores", uint64(bs.Report.Cores))
+		if bs.Cores != bs.Report.Cores {
+			// A claim the proxy does not believe (score.go): the score
+			// uses what it does.
+			b = appendKV(b, "believed_cores", uint64(bs.Cores))
+		}
 	} else {
 		b = append(b, " no_report"...)
 	}

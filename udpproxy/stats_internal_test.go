@@ -21,7 +21,7 @@ func TestStatsTextFitsADatagram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := string(p.appendStatsText(nil))
+	out := string(p.router.appendStatsText(nil))
 	if len(out) > 65507 {
 		t.Fatalf("stats text of %d bytes: more than a UDP datagram holds", len(out))
 	}

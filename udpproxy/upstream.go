@@ -10,7 +10,7 @@ import (
 
 // upstreamLoop reads the servers' replies until the proxy closes, a batch
 // at a time.
-func (p *Proxy) upstreamLoop(w *worker) {
+func (r *router) upstreamLoop(w *worker) {
 	for {
 		n, err := w.r.ReadBatch(w.in)
 		if err != nil {
@@ -21,7 +21,7 @@ func (p *Proxy) upstreamLoop(w *worker) {
 		}
 		w.now = nanotime()
 		for i, m := range w.in[:n] {
-			p.handleUpstream(w, i, m.Buf, m.Addr)
+			r.handleUpstream(w, i, m.Buf, m.Addr)
 		}
 		w.flush()
 	}
@@ -31,62 +31,58 @@ func (p *Proxy) upstreamLoop(w *worker) {
 // client. Only a reply from the server the request went to, with an ID the
 // proxy is waiting for, gets through; everything else is dropped and
 // counted.
-func (p *Proxy) handleUpstream(w *worker, i int, pkt []byte, from netip.AddrPort) {
+func (r *router) handleUpstream(w *worker, i int, pkt []byte, from netip.AddrPort) {
 	h, err := codec.ParseHeader(pkt)
 	if err != nil || h.Kind != codec.KindReply {
-		p.drops.add(dropUpstream)
+		r.drops.add(dropUpstream)
 		return
 	}
 	// The entry leaves the table before the client hears, so that a client
 	// that has its answer never sees the request still pending.
-	rt, ok, forged := p.pending.take(h.ID, from)
+	rt, ok, forged := r.pending.take(h.ID, from)
 	if !ok {
 		if forged {
-			p.drops.add(dropForged)
+			r.drops.add(dropForged)
 		} else {
-			p.drops.add(dropUnknown) // late, duplicate or never asked
+			r.drops.add(dropUnknown) // late, duplicate or never asked
 		}
 		return
 	}
-	rt.backend.inFlight.Add(-1)
-	rt.backend.answered.Add(1)
-	rt.backend.observe(time.Duration(w.now-rt.sentAt), w.now)
-	p.health.answered(rt.backend)
-	if m := p.metrics.Load(); m != nil {
-		m.replies.Observe(float64(w.now-rt.sentAt) / 1e9)
+	s := rt.server
+	s.traffic.inFlight.Add(-1)
+	s.traffic.answered.Add(1)
+	s.traffic.observe(time.Duration(w.now-rt.sentAt), w.now)
+	r.members.answered(s)
+	if h := r.replyTimes.Load(); h != nil {
+		(*h).Observe(float64(w.now-rt.sentAt) / 1e9)
 	}
-	p.replies.Add(1)
-	client, clientID := rt.client, rt.clientID
-	if rt.text {
-		r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
-		if err != nil {
-			p.countBadReply(err)
-			r = codec.Reply{Err: codec.ErrMalformed}
-		}
-		w.toClient(codec.AppendBounded(w.slot(i), int(rt.clientLen), true, 0, r), client)
-		return
-	}
-	codec.SetID(pkt, clientID)
-	if !codec.Fits(len(pkt), int(rt.clientLen)) {
+	r.replies.Add(1)
+	switch {
+	case rt.text:
+		pkt = codec.AppendBounded(w.slot(i), int(rt.size), true, 0, r.decodeReply(pkt))
+	case !codec.Fits(len(pkt), int(rt.size)):
 		// A server answered more than the bound allows (it is not one of
 		// ours, or a newer one): the client gets the short form.
-		r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
-		if err != nil {
-			p.countBadReply(err)
-			r = codec.Reply{Err: codec.ErrMalformed}
-		}
-		pkt = codec.AppendBounded(w.slot(i), int(rt.clientLen), false, clientID, r)
+		pkt = codec.AppendBounded(w.slot(i), int(rt.size), false, rt.id, r.decodeReply(pkt))
+	default:
+		codec.SetID(pkt, rt.id)
 	}
-	w.toClient(pkt, client)
+	w.toClient(pkt, rt.addr)
 }
 
-// countBadReply counts a server reply that could not be passed on as it
-// came: its text broke codec's rules (a name or message that is not
+// decodeReply reads a server's reply for a client that gets it encoded
+// anew. A reply that cannot be passed on is counted and becomes "malformed
+// request": its text broke codec's rules (a name or message that is not
 // printable, too long), or it did not decode.
-func (p *Proxy) countBadReply(err error) {
-	if errors.Is(err, codec.ErrBadText) {
-		p.drops.add(dropBadText)
-		return
+func (r *router) decodeReply(pkt []byte) codec.Reply {
+	rep, err := codec.DecodeReply(pkt[codec.HeaderSize:])
+	switch {
+	case errors.Is(err, codec.ErrBadText):
+		r.drops.add(dropBadText)
+	case err != nil:
+		r.drops.add(dropUpstream)
+	default:
+		return rep
 	}
-	p.drops.add(dropUpstream)
+	return codec.Reply{Err: codec.ErrMalformed}
 }

@@ -1,0 +1,131 @@
+package udpproxy
+
+import (
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/lifecycle"
+	"github.com/discal/discal/internal/udpbatch"
+)
+
+// router moves datagrams. The loops that read clients' requests
+// (client.go) and servers' replies (upstream.go), and the sweeper that
+// expires and retries tries (retry.go), are its methods, each goroutine
+// with a worker of its own. It owns the pending table and is the one
+// writer of the servers' traffic fields; for a choice it reads the
+// membership's rotation and the poller's fleet figures, and it tells the
+// membership which tries went unanswered.
+type router struct {
+	cfg     *Config
+	members *membership
+	poller  *poller
+	pending *pendingTable
+	limiter *limiter // nil when there is no rate limit
+	life    *lifecycle.Life
+	*counters
+
+	// Set once by Serve before any loop starts.
+	client, upstream net.PacketConn
+
+	// replyTimes, once metrics are asked for (metrics.go), times every
+	// reply; nil until then, so that the hot path does not pay for it.
+	replyTimes atomic.Pointer[prometheus.Histogram]
+}
+
+// worker is one goroutine's batch context: its batch I/O, buffers and
+// random source, reused for every datagram so that the hot path allocates
+// nothing (the client and upstream loops read with it; the sweeper only
+// writes). A worker handles a whole batch, then sends what it produced with
+// one call per socket: datagrams to servers through toServers, to clients
+// through toClients.
+type worker struct {
+	r         *udpbatch.Reader
+	in        []udpbatch.Message
+	servers   *udpbatch.Writer // the upstream socket
+	clients   *udpbatch.Writer // the client-facing socket
+	toServers []udpbatch.Message
+	toClients []udpbatch.Message
+	slab      []byte // a MaxDatagram slot per datagram of the batch, for what the worker writes itself
+	rng       *mrand.Rand
+	now       int64     // nanotime when the batch was read: one clock reading serves it all
+	wall      time.Time // the same moment for the rate limiter, read only when there is one
+	tmpl      entry     // a new request's entry, filled here and copied into the table
+	choice    Choice    // what the policy sees, reused for every request
+}
+
+// newWorker returns a worker that reads from (nil for none) and writes to
+// the router's two sockets, those that Serve has set.
+func (r *router) newWorker(from net.PacketConn) *worker {
+	opt := udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}
+	w := &worker{
+		in:        make([]udpbatch.Message, batch),
+		toServers: make([]udpbatch.Message, 0, batch),
+		toClients: make([]udpbatch.Message, 0, batch),
+		slab:      make([]byte, batch*codec.MaxDatagram),
+		rng:       mrand.New(mrand.NewChaCha8(seed())),
+	}
+	w.choice.Rand = w.rng
+	if from != nil {
+		w.r = udpbatch.NewReader(from, opt)
+	}
+	if r.upstream != nil {
+		w.servers = udpbatch.NewWriter(r.upstream, opt)
+	}
+	if r.client != nil {
+		w.clients = udpbatch.NewWriter(r.client, opt)
+	}
+	return w
+}
+
+// slot returns the i-th scratch slot, empty, with room for one datagram.
+func (w *worker) slot(i int) []byte {
+	i %= batch
+	return w.slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+}
+
+// pick asks the policy for a server for a request read at w.now, passing
+// over avoid if it can; nil when no server is in rotation.
+func (r *router) pick(w *worker, avoid *Server) *Server {
+	rot := r.members.rotation()
+	if len(rot) == 0 {
+		return nil
+	}
+	c := &w.choice
+	c.Servers, c.Avoid, c.now, c.fleet = rot, avoid, w.now, r.poller.fleet.Load()
+	s := r.cfg.Policy.Pick(c)
+	c.Servers, c.Avoid = nil, nil // hold no server past the choice
+	return s
+}
+
+func (w *worker) toServer(pkt []byte, s *Server) {
+	w.toServers = append(w.toServers, udpbatch.Message{Buf: pkt, Addr: s.calc})
+}
+
+func (w *worker) toClient(pkt []byte, client netip.AddrPort) {
+	w.toClients = append(w.toClients, udpbatch.Message{Buf: pkt, Addr: client})
+}
+
+// flush sends what the batch produced.
+func (w *worker) flush() {
+	if len(w.toServers) > 0 {
+		_, _ = w.servers.WriteBatch(w.toServers)
+		w.toServers = w.toServers[:0]
+	}
+	if len(w.toClients) > 0 {
+		_, _ = w.clients.WriteBatch(w.toClients)
+		w.toClients = w.toClients[:0]
+	}
+}
+
+// replyError queues an error of the proxy's own for the client o, in the
+// form it used, encoded into buf, within the bound that its request sets
+// (codec.AppendBounded).
+func (w *worker) replyError(buf []byte, o origin, e *codec.Error) {
+	w.toClient(codec.AppendBounded(buf[:0], int(o.size), o.text, o.id, codec.Reply{Err: e}), o.addr)
+}
