@@ -27,7 +27,8 @@ func checkMessage(t *testing.T, err error) {
 	if err := CheckMessage(m); err != nil {
 		t.Fatalf("discal's own message refused: %v", err)
 	}
-	// The README's rule: a detailed message starts with the short one.
+	// The spec's rule (docs/protocol.md): a detailed message starts with the
+	// short one.
 	if short := AsError(err).Short().Message; !strings.HasPrefix(m, short) {
 		t.Fatalf("message %q does not start with its code's %q", m, short)
 	}

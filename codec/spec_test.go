@@ -18,9 +18,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The README is the wire format's spec, for implementations that never read
-// this code. These tests hold it to the code: its hexdumps, its table of
-// error codes, its rule for which error wins.
+// docs/protocol.md is the wire format's spec, for implementations that
+// never read this code. These tests hold it to the code: its hexdumps, its
+// table of error codes, its rule for which error wins.
 
 // body encodes a msgpack map from key/value pairs in the order given (Go's
 // maps would shuffle them), with raw []byte values written as they are.
@@ -55,7 +55,7 @@ func answer(b []byte) (codec.Number, error) {
 	return arith.Eval(r.Op, r.A, r.B)
 }
 
-// TestWhichErrorWins follows the README's numbered rule.
+// TestWhichErrorWins follows the spec's numbered rule.
 func TestWhichErrorWins(t *testing.T) {
 	bin := []byte{0xc4, 3, 'a', 'd', 'd'} // msgpack bin 8 "add"
 	nan, inf := math.NaN(), math.Inf(1)
@@ -91,7 +91,7 @@ func TestWhichErrorWins(t *testing.T) {
 	}
 }
 
-// TestLenientBodies: what the README says a decoder takes.
+// TestLenientBodies: what the spec says a decoder takes.
 func TestLenientBodies(t *testing.T) {
 	tests := []struct {
 		name string
@@ -113,17 +113,17 @@ func TestLenientBodies(t *testing.T) {
 	}
 }
 
-// readme returns the README's text.
+// readme returns the text of the spec, docs/protocol.md.
 func readme(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/protocol.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
 
-// readmeKey is the key of the README's sealed example: the bytes 0 to 31.
+// readmeKey is the key of the spec's sealed example: the bytes 0 to 31.
 func readmeKey() []byte {
 	key := make([]byte, codec.MinKeySize)
 	for i := range key {
@@ -132,7 +132,7 @@ func readmeKey() []byte {
 	return key
 }
 
-// TestREADMEHexdumps: every hexdump in the README is, byte for byte, what
+// TestREADMEHexdumps: every hexdump in the spec is, byte for byte, what
 // the encoders write for the example it describes.
 func TestREADMEHexdumps(t *testing.T) {
 	want := [][]byte{
@@ -165,7 +165,7 @@ func TestREADMEHexdumps(t *testing.T) {
 		cur = append(cur, b...)
 	}
 	if len(dumps) != len(want) {
-		t.Fatalf("the README has %d hexdumps, want %d", len(dumps), len(want))
+		t.Fatalf("docs/protocol.md has %d hexdumps, want %d", len(dumps), len(want))
 	}
 	for i := range want {
 		if !bytes.Equal(dumps[i], want[i]) {
@@ -185,12 +185,12 @@ func TestREADMEErrorTable(t *testing.T) {
 	for _, r := range rows {
 		code, _ := strconv.Atoi(r[1])
 		if got := (&codec.Error{Code: codec.Code(code)}).Short().Message; got != r[2] {
-			t.Errorf("code %d: the README says %q, the codec %q", code, r[2], got)
+			t.Errorf("code %d: docs/protocol.md says %q, the codec %q", code, r[2], got)
 		}
 	}
 }
 
-// TestREADMEGrammar: the examples beside the README's grammar.
+// TestREADMEGrammar: the examples beside the spec's grammar.
 func TestREADMEGrammar(t *testing.T) {
 	i, f := codec.IntNumber, codec.FloatNumber
 	accepted := []struct {

@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestControlKeyNetns is the attack of the README's threat model, on
+// TestControlKeyNetns is the attack of docs/security.md's threat model, on
 // hosts in network namespaces: a proxy, two servers that join it, and an
 // attacker on the same network who never sees a packet meant for anyone
 // else. The attacker forges the proxy's address as the source of a drain

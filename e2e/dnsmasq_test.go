@@ -307,8 +307,9 @@ func TestDnsmasqKubernetesLayout(t *testing.T) {
 // DNS servers let you configure, are not host names, and Go's resolver
 // leaves those records out of its answer, with an error ("records which
 // contain invalid names"), keeping the records that name hosts. The
-// proxy's discovery is built on that resolver, so the README tells users
-// to give SRV targets as host names with A records, as Kubernetes does.
+// proxy's discovery is built on that resolver, so docs/operating.md tells
+// users to give SRV targets as host names with A records, as Kubernetes
+// does.
 func TestDnsmasqIPTargets(t *testing.T) {
 	d := startDnsmasq(t)
 	named := k8sHost("127.0.0.11")

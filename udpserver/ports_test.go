@@ -10,9 +10,10 @@ import (
 	"github.com/discal/discal/codec"
 )
 
-// TestWhatEachPortAnswers is the README's table of which kind each of the
-// server's ports answers: what is answered with which code (and which
-// carry the server's name), beside the calculation itself tested elsewhere.
+// TestWhatEachPortAnswers is the table in docs/protocol.md of which kind
+// each of the server's ports answers: what is answered with which code (and
+// which carry the server's name), beside the calculation itself tested
+// elsewhere.
 func TestWhatEachPortAnswers(t *testing.T) {
 	ts := start(t, Config{Quiet: true})
 	calc, status := dial(t, ts.calc), dial(t, ts.status)
@@ -67,9 +68,10 @@ func TestWhatEachPortAnswers(t *testing.T) {
 	}
 }
 
-// TestWhatEachPortDrops: the kinds the README's table says are dropped get
-// no answer and are counted. The ports are read in order by the test's own
-// question sent after them, whose answer shows they were all read.
+// TestWhatEachPortDrops: the kinds the table in docs/protocol.md says are
+// dropped get no answer and are counted. The ports are read in order by the
+// test's own question sent after them, whose answer shows they were all
+// read.
 func TestWhatEachPortDrops(t *testing.T) {
 	ts := start(t, Config{Quiet: true})
 	calc, status := dial(t, ts.calc), dial(t, ts.status)

@@ -49,7 +49,7 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
-// The keys of /status.json that the README documents: a contract.
+// The keys of /status.json that docs/operating.md documents: a contract.
 var (
 	proxyKeys = []string{"requests", "text", "replies", "retries", "timeouts", "no_server", "busy", "joins",
 		"pending", "dropped", "drops", "servers"}
