@@ -23,7 +23,7 @@ type worker struct {
 	line []byte // the batch's operation log lines
 }
 
-func newWorker(conn *net.UDPConn) *worker {
+func newWorker(conn net.PacketConn) *worker {
 	w := &worker{
 		in:   make([]udpbatch.Message, batch),
 		out:  make([]udpbatch.Message, 0, batch),
@@ -44,7 +44,7 @@ func (w *worker) reply(i int) []byte {
 
 // calcLoop reads a batch, answers each request in it, logs the batch's
 // operations with one write and sends the replies with one call.
-func (s *Server) calcLoop(conn *net.UDPConn) {
+func (s *Server) calcLoop(conn net.PacketConn) {
 	w := newWorker(conn)
 	for {
 		n, err := w.r.ReadBatch(w.in)

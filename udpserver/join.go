@@ -10,6 +10,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/resolve"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // joiner announces the server to the proxies of Config.Join: a
@@ -114,7 +115,7 @@ func (j *joiner) round(ctx context.Context, conn net.PacketConn, calcPort uint16
 			if j.s.auth != nil {
 				buf = j.s.auth.Seal(buf, time.Now())
 			}
-			_ = sendTo(conn, buf, js.to)
+			_ = udpbatch.WriteTo(conn, buf, js.to)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/discal/discal/internal/lifecycle"
 	"github.com/discal/discal/internal/loglimit"
 	"github.com/discal/discal/internal/netlist"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // Server is a calculator server. Create it with New, start it with Serve or
@@ -105,10 +106,11 @@ func (s *Server) ListenAndServe() error {
 // or is closed under it, Serve stops and returns that error instead. Serve
 // takes ownership of both sockets and closes them when it returns.
 //
-// Any net.PacketConn serves. A *net.UDPConn (what net.ListenPacket("udp",
-// ...) returns) is read and written in batches without allocating; any
-// other socket one datagram at a time, at the cost of an allocation or two
-// per datagram for its addresses.
+// Any net.PacketConn serves, through one path (internal/udpbatch): a
+// *net.UDPConn (what net.ListenPacket("udp", ...) returns) is read and
+// written in batches without allocating; any other socket one datagram at
+// a time, at the cost of an allocation or two per datagram for its
+// addresses.
 func (s *Server) Serve(calc, status net.PacketConn) error {
 	if !s.life.Start(func() { lifecycle.WakeReads(calc, status) }) {
 		calc.Close()
@@ -122,7 +124,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	}
 	s.mu.Unlock()
 	s.started.Store(time.Now().UnixNano())
-	s.calcPort.Store(uint32(addrPort(calc.LocalAddr()).Port()))
+	s.calcPort.Store(uint32(udpbatch.AddrPort(calc.LocalAddr()).Port()))
 
 	ctx, stop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
@@ -146,21 +148,12 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	return s.life.Finish(ErrServerClosed)
 }
 
-// startLoops starts the calculator workers and the status reader, on the
-// batch path for UDP sockets and the portable one for anything else.
+// startLoops starts the calculator workers and the status reader.
 func (s *Server) startLoops(calc, status net.PacketConn) {
 	for range s.cfg.Workers {
-		if cu, ok := calc.(*net.UDPConn); ok {
-			s.workers.Go(func() { s.calcLoop(cu) })
-		} else {
-			s.workers.Go(func() { s.packetCalcLoop(calc) })
-		}
+		s.workers.Go(func() { s.calcLoop(calc) })
 	}
-	if su, ok := status.(*net.UDPConn); ok {
-		s.workers.Go(func() { s.statusLoop(su) })
-	} else {
-		s.workers.Go(func() { s.packetStatusLoop(status) })
-	}
+	s.workers.Go(func() { s.statusLoop(status) })
 }
 
 // Shutdown stops reading new datagrams, lets every request already being

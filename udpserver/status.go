@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // Status returns the figures the status port reports.
@@ -39,26 +40,39 @@ func (s *Server) uptime() time.Duration {
 
 // statusLoop answers the status port. One reader is enough: each answer is
 // a handful of atomic loads and an encode, with no measurement to wait on.
-func (s *Server) statusLoop(conn *net.UDPConn) {
-	in := make([]byte, codec.MaxDatagram+1)
-	out := make([]byte, 0, codec.MaxDatagram)
+// It reads what has come in one call and answers it in one.
+func (s *Server) statusLoop(conn net.PacketConn) {
+	opt := udpbatch.Options{Batch: statusBatch, MaxSize: codec.MaxDatagram}
+	r, w := udpbatch.NewReader(conn, opt), udpbatch.NewWriter(conn, opt)
+	in := make([]udpbatch.Message, statusBatch)
+	out := make([]udpbatch.Message, 0, statusBatch)
+	slab := make([]byte, statusBatch*codec.MaxDatagram)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(in)
+		n, err := r.ReadBatch(in)
 		if err != nil {
 			if s.readError(err) {
 				return
 			}
 			continue
 		}
-		if !s.allowed(from) {
-			s.denied.Add(1)
-			continue
+		out = out[:0]
+		for i, m := range in[:n] {
+			if !s.allowed(m.Addr) {
+				s.denied.Add(1)
+				continue
+			}
+			buf := slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
+			if reply := s.handleStatus(buf, m.Buf, m.Addr); reply != nil {
+				out = append(out, udpbatch.Message{Buf: reply, Addr: m.Addr})
+			}
 		}
-		if reply := s.handleStatus(out[:0], in[:n], from); reply != nil {
-			_, _ = conn.WriteToUDPAddrPort(reply, from)
-		}
+		_, _ = w.WriteBatch(out)
 	}
 }
+
+// statusBatch is how many datagrams the status reader takes per call:
+// polls from a few proxies, and the odd command.
+const statusBatch = 16
 
 // handleStatus answers one datagram from the status port, encoding the
 // answer into out, or returns nil when it gets none. Errors and replies to
