@@ -39,6 +39,10 @@ func (r *router) clientLoop(w *worker) {
 func (r *router) handleClient(w *worker, i int, pkt []byte, from netip.AddrPort) {
 	if r.limiter != nil && !r.limiter.allow(from.Addr(), w.wall) {
 		r.drops.add(dropRateLimited)
+		if r.limiter.log.AllowAt(w.now) {
+			r.cfg.Logger.Warn("udpproxy: request dropped: its source is over -rate-limit", "from", from.String(),
+				"rate_limit", r.cfg.RateLimit, "rate_burst", r.cfg.RateBurst)
+		}
 		return
 	}
 	if len(pkt) > 0 && pkt[0] != codec.Magic {

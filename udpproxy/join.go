@@ -44,7 +44,8 @@ func (m *membership) offerJoin(pkt []byte, from netip.AddrPort, id uint64, now i
 	if !netlist.Contains(m.cfg.JoinAllow, from.Addr()) {
 		m.counters.drops.add(dropJoinRefused)
 		if m.refusedLog.AllowAt(now) {
-			m.cfg.Logger.Warn("udpproxy: join refused: the source is outside -join-allow", "from", from.String())
+			m.cfg.Logger.Warn("udpproxy: join refused: the source is outside -join-allow", "from", from.String(),
+				"join_allow", netlist.String(m.cfg.JoinAllow))
 		}
 		return
 	}
@@ -83,8 +84,8 @@ func (m *membership) join(o joinOffer) {
 	body, err := m.auth.Accept(o.pkt, o.from.Addr().Unmap().IsLoopback(), time.Now())
 	if err != nil {
 		m.counters.drops.add(dropUnauthenticated)
-		if m.refusedLog.AllowAt(nanotime()) {
-			m.cfg.Logger.Warn("udpproxy: join refused: unauthenticated (is -control-key the servers' key?)", "from", o.from.String(), "err", err)
+		if m.unsealedLog.AllowAt(nanotime()) {
+			m.cfg.Logger.Warn("udpproxy: join refused: not sealed under -control-key (is it the servers' key?)", "from", o.from.String(), "err", err)
 		}
 		return
 	}

@@ -49,10 +49,13 @@ type membership struct {
 
 	joins      chan joinOffer // joins read on the client socket, for runJoins
 	rediscover chan struct{}  // asks the SRV loop to look up now
-	refusedLog loglimit.Limit
-	fullLog    loglimit.Limit
-	badSRVLog  loglimit.Limit
-	capLog     loglimit.Limit
+	// Each kind of refusal logs once a second at most, on its own, so that
+	// one flood does not hide another.
+	refusedLog  loglimit.Limit // outside -join-allow
+	unsealedLog loglimit.Limit // not sealed under -control-key
+	fullLog     loglimit.Limit
+	badSRVLog   loglimit.Limit
+	capLog      loglimit.Limit
 }
 
 func newMembership(cfg *Config, c *counters, servers []*Server) *membership {

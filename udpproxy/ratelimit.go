@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/discal/discal/internal/loglimit"
 )
 
 // limiter sheds requests from any one source beyond a steady rate: a token
@@ -27,7 +29,8 @@ type limiter struct {
 	max    int // buckets kept at most, across shards
 	seed   maphash.Seed
 	shards [16]limiterShard
-	spill  *rate.Limiter // shared by the sources beyond max
+	spill  *rate.Limiter  // shared by the sources beyond max
+	log    loglimit.Limit // the line that says a source is shed
 }
 
 type limiterShard struct {

@@ -58,7 +58,7 @@ func (s *Server) calcLoop(conn net.PacketConn) {
 		w.out = w.out[:0]
 		for i, m := range w.in[:n] {
 			if !s.allowed(m.Addr) {
-				s.denied.Add(1) // no answer: an answer is what a spoofer wants
+				s.deny(m.Addr, "calc") // no answer: an answer is what a spoofer wants
 				continue
 			}
 			if out := s.handleCalc(w, m.Buf, w.reply(i)); out != nil {

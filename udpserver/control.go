@@ -31,7 +31,7 @@ func (s *Server) trusted(from netip.AddrPort) bool {
 func (s *Server) accept(pkt []byte, from netip.AddrPort) ([]byte, bool) {
 	body, err := s.auth.Accept(pkt, s.trusted(from), time.Now())
 	if err != nil {
-		s.unauthenticated.Add(1)
+		s.refuseUnsealed(from, err.Error())
 		return nil, false
 	}
 	return body, true

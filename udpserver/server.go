@@ -45,12 +45,14 @@ type Server struct {
 	auth            *codec.Authenticator // nil without Config.ControlKey
 	noLoopback      bool                 // tests: loopback needs a seal too, as a host across the network
 
-	life    lifecycle.Life
-	mu      sync.Mutex // guards name (set by Serve), calc and status
-	calc    net.PacketConn
-	status  net.PacketConn
-	workers sync.WaitGroup
-	readLog loglimit.Limit
+	life        lifecycle.Life
+	mu          sync.Mutex // guards name (set by Serve), calc and status
+	calc        net.PacketConn
+	status      net.PacketConn
+	workers     sync.WaitGroup
+	readLog     loglimit.Limit
+	deniedLog   loglimit.Limit // refused.go
+	unsealedLog loglimit.Limit // refused.go
 }
 
 // New returns a server for cfg, with defaults filled in.

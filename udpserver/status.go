@@ -58,7 +58,7 @@ func (s *Server) statusLoop(conn net.PacketConn) {
 		out = out[:0]
 		for i, m := range in[:n] {
 			if !s.allowed(m.Addr) {
-				s.denied.Add(1)
+				s.deny(m.Addr, "status")
 				continue
 			}
 			buf := slab[i*codec.MaxDatagram : i*codec.MaxDatagram : (i+1)*codec.MaxDatagram]
@@ -149,7 +149,7 @@ func (s *Server) handleCommand(out []byte, cmd string, from netip.AddrPort) ([]b
 		// only; with a key, obeyed from loopback only: the text form
 		// carries no seal.
 		if s.auth != nil && !s.trusted(from) {
-			s.unauthenticated.Add(1)
+			s.refuseUnsealed(from, "a text command, from beyond loopback")
 			return nil, nil
 		}
 		if e != nil {

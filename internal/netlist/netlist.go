@@ -60,3 +60,20 @@ func Contains(nets []netip.Prefix, a netip.Addr) bool {
 	}
 	return false
 }
+
+// String writes nets the way Parse reads them: comma-separated, a single
+// address without its prefix length.
+func String(nets []netip.Prefix) string {
+	var b strings.Builder
+	for i, p := range nets {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if p.IsSingleIP() {
+			b.WriteString(p.Addr().String())
+		} else {
+			b.WriteString(p.String())
+		}
+	}
+	return b.String()
+}

@@ -131,3 +131,16 @@ func BenchmarkSameAddrPortZones(b *testing.B) {
 		}
 	}
 }
+
+// TestString: a list written out reads back as itself.
+func TestString(t *testing.T) {
+	for _, in := range []string{"", "127.0.0.0/8,::1", "10.0.0.7,fe80::/10", "0.0.0.0/0"} {
+		nets, err := Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := String(nets); got != in {
+			t.Errorf("String(Parse(%q)) = %q", in, got)
+		}
+	}
+}
