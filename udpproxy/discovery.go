@@ -141,11 +141,11 @@ func (m *membership) applySRV(want []srvTarget) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		if s := m.find(calc, status); s != nil {
+		if s := m.listedCalc(calc); s != nil {
 			if s.source == fromSRV {
 				s.srv.Store(srvRank(t.priority, t.weight))
 			}
-			continue // known already, from any source
+			continue // known already, from any source: one calculator address is one server
 		}
 		s := newLearned(t.addr, calc, status, m.cfg.Poll, fromSRV)
 		s.srv.Store(srvRank(t.priority, t.weight))

@@ -101,27 +101,18 @@ func (m *membership) join(o joinOffer) {
 	status := o.from
 	calc := netip.AddrPortFrom(o.from.Addr(), j.CalcPort)
 	m.mu.Lock()
-	why, added := "", (*Server)(nil)
-	if m.find(calc, status) == nil {
-		unverified := 0
-		for _, s := range m.servers() {
-			if s.source == fromJoin && s.polled.report.Load() == nil {
-				unverified++
-			}
-		}
-		nb := newLearned(ServerAddr{Calc: calc.String(), Status: status.String()}, calc, status, m.cfg.Poll, fromJoin)
-		switch {
-		case unverified >= maxUnverified:
-			why = "too many joins not yet verified"
-		case !m.addLocked(nb):
-			why = "the server list is full"
-		default:
-			added = nb
-		}
-	}
+	added, dup, why := m.addJoinedLocked(calc, status)
 	ack := m.ack
 	m.mu.Unlock()
-	if why != "" {
+	switch {
+	case dup != nil:
+		m.counters.drops.add(dropJoinRefused)
+		if m.dupLog.AllowAt(nanotime()) {
+			m.cfg.Logger.Warn("udpproxy: join refused: its calculator address is listed already, with another status port",
+				"from", o.from.String(), "calc", calc.String(), "listed_status", dup.addr.Status, "via", dup.source.String())
+		}
+		return
+	case why != "":
 		m.counters.drops.add(dropJoinRefused)
 		if m.fullLog.AllowAt(nanotime()) {
 			m.cfg.Logger.Warn("udpproxy: join refused: "+why, "from", o.from.String(), "max_servers", m.cfg.MaxServers)
@@ -143,12 +134,45 @@ func (m *membership) join(o joinOffer) {
 	}
 }
 
+// addJoinedLocked adds the server a join names, unless it is listed
+// already. A server listed at both addresses is the same one joining again
+// (nothing to add). One listed at the calculator address alone is dup: one
+// calculator address is one server, however it was named, and the first
+// entry's status port is the one whose reports count. A join that names
+// another server's calculator port from a status port of its own would
+// otherwise make a second entry for it, whose idle report governs the
+// work sent there. why says why a join that is neither was not added.
+func (m *membership) addJoinedLocked(calc, status netip.AddrPort) (added, dup *Server, why string) {
+	if m.find(calc, status) != nil {
+		return nil, nil, ""
+	}
+	if dup = m.listedCalc(calc); dup != nil {
+		return nil, dup, ""
+	}
+	unverified := 0
+	for _, s := range m.servers() {
+		if s.source == fromJoin && s.polled.report.Load() == nil {
+			unverified++
+		}
+	}
+	s := newLearned(ServerAddr{Calc: calc.String(), Status: status.String()}, calc, status, m.cfg.Poll, fromJoin)
+	switch {
+	case unverified >= maxUnverified:
+		return nil, nil, "too many joins not yet verified"
+	case !m.addLocked(s):
+		return nil, nil, "the server list is full"
+	}
+	return s, nil, ""
+}
+
 // verify checks a joined server's status report against its join: the
 // calculator port it reports must be the one the join claimed (a spoofed
 // join names a wrong one; a server restarted on another port no longer
 // has it). It reports whether s may stay; a server that fails is removed.
 // At its first report a server that passes replaces the joined servers
-// that share one of its addresses: they are what it was before.
+// that share its status port: they are what it was before, on another
+// calculator port. (None shares its calculator address: see
+// addJoinedLocked.)
 func (m *membership) verify(s *Server, st codec.Status, first bool) bool {
 	mismatch := st.CalcPort != 0 && st.CalcPort != s.calc.Port()
 	if s.source != fromJoin || (!mismatch && !first) {
@@ -161,7 +185,7 @@ func (m *membership) verify(s *Server, st codec.Status, first bool) bool {
 	m.mu.Lock()
 	var gone []*Server
 	for _, o := range m.servers() {
-		if o != s && o.source == fromJoin && (netlist.SameAddrPort(o.calc, s.calc) || netlist.SameAddrPort(o.status, s.status)) && m.removeLocked(o) {
+		if o != s && o.source == fromJoin && netlist.SameAddrPort(o.status, s.status) && m.removeLocked(o) {
 			gone = append(gone, o)
 		}
 	}

@@ -54,6 +54,7 @@ type membership struct {
 	refusedLog  loglimit.Limit // outside -join-allow
 	unsealedLog loglimit.Limit // not sealed under -control-key
 	fullLog     loglimit.Limit
+	dupLog      loglimit.Limit // a calculator address listed already
 	badSRVLog   loglimit.Limit
 	capLog      loglimit.Limit
 }
@@ -116,6 +117,18 @@ func (m *membership) rotateLocked() {
 func (m *membership) find(calc, status netip.AddrPort) *Server {
 	for _, s := range m.byStatus(status) {
 		if netlist.SameAddrPort(s.calc, calc) && netlist.SameAddrPort(s.status, status) {
+			return s
+		}
+	}
+	return nil
+}
+
+// listedCalc returns the server listed at calculator address calc, or nil.
+// There is one at most: one calculator address is one server, however many
+// ways it was named (-server, DNS, joins).
+func (m *membership) listedCalc(calc netip.AddrPort) *Server {
+	for _, s := range m.byCalc(calc) {
+		if netlist.SameAddrPort(s.calc, calc) {
 			return s
 		}
 	}

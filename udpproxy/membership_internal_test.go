@@ -40,15 +40,20 @@ func join(p *Proxy, status string, calcPort uint16) {
 
 // TestVerify: a joined server whose status port reports another calculator
 // port than its join claimed is removed; one that matches replaces the
-// joined servers that shared one of its addresses, and no one else.
+// joined servers that shared its status port, and no one else. A join that
+// names a calculator address already listed, from another status port, is
+// refused: one calculator address is one server.
 func TestVerify(t *testing.T) {
 	p := joinProxy(t)
 	join(p, "127.0.0.1:7101", 7001) // a server
 	join(p, "127.0.0.1:7102", 7002) // another
 	join(p, "127.0.0.1:7101", 7009) // the first one's status port, claiming another calculator port
 	join(p, "127.0.0.1:7103", 7001) // the first one's calculator port, from another status port
-	if got := addrs(p); len(got) != 4 {
-		t.Fatalf("joins added %v, want 4 servers: a join displaces no one", got)
+	if got := addrs(p); len(got) != 3 {
+		t.Fatalf("joins added %v, want 3 servers: a join displaces no one, and names a calculator port once", got)
+	}
+	if n := p.counters.drops[dropJoinRefused].Load(); n != 1 {
+		t.Fatalf("%d joins refused, want the one that named 7001 again", n)
 	}
 	find := func(a string) *Server {
 		for _, b := range p.members.servers() {
@@ -65,7 +70,7 @@ func TestVerify(t *testing.T) {
 		t.Fatal("a report contradicting the join passed")
 	}
 	// The server at 7101 reports 7001, as it claimed: it stays, and so
-	// does the one at 7102; the other claimant of 7001 goes.
+	// does the one at 7102.
 	if !p.members.verify(find("127.0.0.1:7001,127.0.0.1:7101"), codec.Status{CalcPort: 7001}, true) {
 		t.Fatal("a report matching the join failed")
 	}
@@ -147,3 +152,37 @@ func TestSpoofedJoinDisplacesNoOne(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestOneCalcAddressOneServer: however a calculator address is named
+// (-server, DNS, a join), it is listed once, under the status port it was
+// first listed with, whose reports count.
+func TestOneCalcAddressOneServer(t *testing.T) {
+	if _, err := New(Config{Servers: []ServerAddr{{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"},
+		{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7201"}}}); err == nil {
+		t.Fatal("two -server entries with one calculator address were taken")
+	}
+	p, err := New(Config{Servers: []ServerAddr{{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7101"}},
+		JoinAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, SRV: "_calc._udp.example.", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join(p, "127.0.0.1:9999", 7001) // a phantom: another status port for the listed calculator port
+	p.members.applySRV([]srvTarget{
+		{addr: ServerAddr{Calc: "127.0.0.1:7001", Status: "127.0.0.1:7301"}},
+		{addr: ServerAddr{Calc: "127.0.0.1:7002", Status: "127.0.0.1:7102"}},
+	})
+	want := []string{"127.0.0.1:7001,127.0.0.1:7101", "127.0.0.1:7002,127.0.0.1:7102"}
+	if got := addrs(p); !slices.Equal(got, want) {
+		t.Fatalf("servers %v, want %v", got, want)
+	}
+	// The SRV server's calculator address is taken now: a join naming it
+	// from elsewhere is refused too, and the right server joins again.
+	join(p, "127.0.0.1:9998", 7002)
+	join(p, "127.0.0.1:7102", 7002)
+	if got := addrs(p); !slices.Equal(got, want) {
+		t.Fatalf("servers %v after joins, want %v", got, want)
+	}
+	if n := p.counters.drops[dropJoinRefused].Load(); n != 2 {
+		t.Fatalf("%d joins refused, want the 2 phantoms", n)
+	}
+}

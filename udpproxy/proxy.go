@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/discal/discal/internal/lifecycle"
+	"github.com/discal/discal/internal/netlist"
 )
 
 // Proxy is the discal load balancer. Create it with New, start it with Serve
@@ -49,6 +50,13 @@ func New(cfg Config) (*Proxy, error) {
 		s, err := newServer(a, cfg.Poll)
 		if err != nil {
 			return nil, err
+		}
+		for _, o := range servers {
+			if netlist.SameAddrPort(o.calc, s.calc) {
+				// One calculator address is one server: two entries
+				// would split its load between two reports.
+				return nil, fmt.Errorf("udpproxy: servers %s and %s have one calculator address", o.addr, a)
+			}
 		}
 		servers = append(servers, s)
 	}
