@@ -10,6 +10,7 @@ import (
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
+	"github.com/discal/discal/internal/udpbatch"
 	"github.com/discal/discal/udpproxy"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -76,5 +77,55 @@ func TestRxOverflowCounted(t *testing.T) {
 	}
 	if !found {
 		t.Error("no discal_proxy_drops_total{reason=rx_overflow}")
+	}
+}
+
+// TestRxOverflowCountedGSO: the same, with the flood sent in UDP GSO
+// batches while the proxy serves, as the bench sends: each batch the
+// kernel throws away is counted as the datagrams it held, so that read
+// plus dropped is still what was sent.
+func TestRxOverflowCountedGSO(t *testing.T) {
+	p, err := udpproxy.New(udpproxy.Config{Servers: []udpproxy.ServerAddr{blackHole(t)}, Logger: discaltest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	discaltest.ServeProxy(t, p, conn)
+	eventually.True(t, 5*time.Second, "the proxy to serve", func() bool { return p.Addr() != nil })
+	if err := conn.SetReadBuffer(4096); err != nil { // after Serve's readers asked for a large one
+		t.Fatal(err)
+	}
+	sender, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	w := udpbatch.NewWriter(sender, udpbatch.Options{})
+	const batches, per = 200, 64
+	out := make([]udpbatch.Message, per)
+	for i := range out {
+		out[i] = udpbatch.Message{Buf: []byte{codec.Magic}, Addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+	}
+	for range batches {
+		if n, err := w.WriteBatch(out); n != per || err != nil {
+			t.Fatalf("WriteBatch = %d, %v", n, err)
+		}
+	}
+	const sent = batches * per
+	all := func() (n uint64) {
+		for _, d := range p.Stats().Drops {
+			n += d
+		}
+		return n
+	}
+	eventually.True(t, 5*time.Second, "every datagram read or counted", func() bool { return all() >= sent })
+	st := p.Stats()
+	t.Logf("sent %d, read and dropped as short %d, dropped by the kernel %d", sent, st.Drops["short"], st.Drops["rx_overflow"])
+	if all() != sent || st.Drops["rx_overflow"] == 0 {
+		t.Fatalf("sent %d, counted %d (short %d, rx_overflow %d): want all counted, some by the kernel",
+			sent, all(), st.Drops["short"], st.Drops["rx_overflow"])
 	}
 }

@@ -72,7 +72,12 @@ func (r *router) newWorker(from net.PacketConn) *worker {
 	}
 	w.choice.Rand = w.rng
 	if from != nil {
-		w.r = udpbatch.NewReader(from, opt)
+		// The client socket's drops must add up to what clients sent
+		// (rx_overflow): read without GRO, the kernel counts each
+		// datagram it throws away, not each GSO batch.
+		ro := opt
+		ro.NoGRO = from == r.client
+		w.r = udpbatch.NewReader(from, ro)
 	}
 	if r.upstream != nil {
 		w.servers = udpbatch.NewWriter(r.upstream, opt)

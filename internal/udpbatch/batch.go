@@ -35,6 +35,12 @@ type Options struct {
 	// without UDP GSO would: the bench uses it to offer the traffic shape
 	// of ordinary clients.
 	NoGSO bool
+	// NoGRO makes a Reader ask the kernel to split a sender's GSO batch
+	// into datagrams as it arrives, rather than queue it whole (UDP_GRO
+	// off). The kernel counts a drop per buffer it throws away (Drops):
+	// with GRO one drop may be 64 datagrams, without it each is one. A
+	// socket whose drops must add up to what was sent reads without GRO.
+	NoGRO bool
 }
 
 func (o *Options) fill() {

@@ -113,6 +113,11 @@ func (r *mmsgReader) init() {
 	_ = r.c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
 	r.m.init(r.c, r.opt.Batch, unix.SYS_RECVMMSG)
 	_ = r.m.rc.Control(func(fd uintptr) {
+		if r.opt.NoGRO {
+			// Off, in case another reader of this socket turned it on.
+			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 0)
+			return
+		}
 		r.gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 	})
 	size := r.opt.MaxSize + 1

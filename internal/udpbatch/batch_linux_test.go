@@ -244,3 +244,59 @@ func inNetns(t *testing.T, ns string, fn func() error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDropsAddUpWithGSO: a sender's GSO batches overflow a small receive
+// queue. Read without GRO, every datagram the kernel throws away is
+// counted, one by one: read plus dropped is what was sent. With GRO the
+// kernel keeps each batch whole and counts a dropped batch once, which is
+// why a socket whose drops must add up reads with NoGRO.
+func TestDropsAddUpWithGSO(t *testing.T) {
+	for _, noGRO := range []bool{true, false} {
+		t.Run(fmt.Sprintf("NoGRO=%v", noGRO), func(t *testing.T) {
+			receiver := listen(t, "udp4", "127.0.0.1:0")
+			if err := receiver.SetReadBuffer(4096); err != nil {
+				t.Fatal(err)
+			}
+			// The reader sets the socket up (GRO on or off) before
+			// anything arrives, as a server's does.
+			r := NewReader(receiver, Options{NoGRO: noGRO})
+			if err := receiver.SetReadBuffer(4096); err != nil { // the reader asks for a large one
+				t.Fatal(err)
+			}
+			sender := listen(t, "udp4", "127.0.0.1:0")
+			w := NewWriter(sender, Options{})
+			const batches, per = 40, 64
+			out := make([]Message, per)
+			for i := range out {
+				out[i] = Message{Buf: make([]byte, 40), Addr: loopback(receiver)}
+			}
+			for range batches {
+				if n, err := w.WriteBatch(out); n != per || err != nil {
+					t.Fatalf("WriteBatch = %d, %v", n, err)
+				}
+			}
+			read := 0
+			ms := make([]Message, 64)
+			for {
+				_ = receiver.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				n, err := r.ReadBatch(ms)
+				if err != nil {
+					break // the queue is empty: everything sent has arrived or been dropped
+				}
+				read += n
+			}
+			drops, err := Drops(receiver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := batches * per
+			t.Logf("sent %d, read %d, dropped %d", sent, read, drops)
+			if drops == 0 {
+				t.Fatalf("nothing dropped: the queue did not overflow (read %d of %d)", read, sent)
+			}
+			if noGRO && read+int(drops) != sent {
+				t.Fatalf("read %d + dropped %d = %d, want the %d sent", read, drops, read+int(drops), sent)
+			}
+		})
+	}
+}
