@@ -345,7 +345,7 @@ func TestLoadModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := newPoller(&p.cfg, p.members, &p.counters.drops)
+	pl := newPoller(&p.cfg, p.members, &p.counters)
 	bs := p.members.servers()
 	served := make([]uint64, 3)
 	id := uint64(0)

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,127 +21,157 @@ import (
 // which decides what they mean for the rotation. It also works out the
 // fleet's figures that every choice reads (score.go).
 //
-// One goroutine schedules every poll and one reads every answer, however
-// many servers there are: each tick (a twentieth of the interval) the
-// scheduler sends, in one sendmmsg, the polls that are due, each server on
-// its own jittered phase so that polls do not go out in lockstep, and
-// counts as missed the polls left unanswered past PollTimeout. A
-// goroutine and two timers per server cost the proxy a fifth of a core at
-// a thousand idle servers, in wake-ups alone; this costs a few percent.
+// All of it is one goroutine, however many servers there are, and it
+// sleeps whenever nothing is due. It sends the polls that fall due in a
+// window together, in one sendmmsg, each server on its own jittered phase
+// so that proxies do not poll in lockstep. It does not wait for each
+// answer: it reads what has come, in batches, when the window's poll
+// timeout is up, and counts as missed the polls still unanswered then. It
+// works out the fleet's figures when reports or requests have moved them.
+// An idle proxy so wakes twice per window, not once per poll, per answer
+// and per fleet tick: each wake-up costs more than the work it does (a
+// goroutine and two timers per server cost a fifth of a core at a
+// thousand idle servers; a wake-up per poll and per answer, 3% of a core
+// for three servers).
 type poller struct {
-	conn    net.PacketConn
-	cfg     *Config
-	members *membership
-	drops   *dropCounters         // a datagram on the poll socket that answers nothing is counted here
-	fleet   atomic.Pointer[fleet] // the fleet's figures, from the fleet loop
+	cfg      *Config
+	members  *membership
+	counters *counters             // drops on the poll socket; requests, to see traffic
+	fleet    atomic.Pointer[fleet] // the fleet's figures, for every choice
+	load     *loadModel            // the poller goroutine's alone
 
-	// mu guards load: the reader updates it with every report, and the
-	// fleet loop recomputes it.
-	mu   sync.Mutex
-	load *loadModel
+	conn net.PacketConn // set by Serve before run starts
 }
 
-func newPoller(cfg *Config, members *membership, drops *dropCounters) *poller {
-	pl := &poller{cfg: cfg, members: members, drops: drops, load: newLoadModel()}
+func newPoller(cfg *Config, members *membership, c *counters) *poller {
+	pl := &poller{cfg: cfg, members: members, counters: c, load: newLoadModel()}
 	pl.fleet.Store(newFleet(members.servers(), nanotime()))
 	return pl
 }
 
-// fleetLoop works out, every fleetEvery, what is about the whole fleet:
-// the load model's cost and backgrounds, and the figures scores use.
-func (pl *poller) fleetLoop(ctx context.Context) {
-	t := time.NewTicker(fleetEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pl.refresh()
-		}
-	}
+// pollLoop is the state of the poller's goroutine between wake-ups.
+type pollLoop struct {
+	rng         *rand.Rand
+	w           *udpbatch.Writer
+	rd          *udpbatch.Reader
+	in, out     []udpbatch.Message
+	slab        []byte
+	next        int64 // nanotime the next poll is due, of those not awaiting an answer
+	outstanding int   // polls sent and not yet answered or missed
+	timeoutAt   int64 // nanotime by which the oldest of them is missed
+	reported    bool  // reports came since the fleet's figures were worked out
+	refreshedAt int64 // nanotime the fleet's figures were worked out
+	requests    uint64
 }
 
-// refresh works out the load model's cost and backgrounds, then the
-// fleet's figures from them.
-func (pl *poller) refresh() {
-	pl.mu.Lock()
-	pl.load.recompute()
-	pl.mu.Unlock()
-	pl.fleet.Store(newFleet(pl.members.servers(), nanotime()))
-}
-
-// tick is how often the scheduler looks for polls that are due: a
-// twentieth of the interval (the ±25% jitter is kept to within 5%), and
-// at most a quarter of the poll timeout, so that a miss is seen soon
-// after it happens; between 1 and 10 ms.
-func (pl *poller) tick() time.Duration {
-	return max(min(pl.cfg.Poll/20, pl.cfg.PollTimeout/4, 10*time.Millisecond), time.Millisecond)
-}
-
-// run schedules polls until ctx ends. A poll that has no answer within the
-// poll timeout is a miss, and the next poll goes at once rather than a
-// whole interval later: MaxMisses in a row take the server out of
-// rotation, so a dead server is out within about PollTimeout×MaxMisses of
-// its first missed poll, less than three intervals after it died. Down
-// servers are polled every interval too, and come back on their first
-// answer.
+// run is the poller's goroutine: at each wake-up it reads the answers that
+// have come, counts the polls whose time is up as missed, sends what is
+// due and works out the fleet's figures if they are due, then sleeps until
+// the next of these, until ctx ends or the socket closes. A poll that has
+// no answer within the poll timeout is a miss, and the next poll goes at
+// once rather than a whole interval later: MaxMisses in a row take the
+// server out of rotation, so a dead server is out within about
+// PollTimeout×MaxMisses of its first missed poll, less than three
+// intervals after it died. Down servers are polled every interval too, and
+// come back on their first answer.
 func (pl *poller) run(ctx context.Context, seed [32]byte) {
-	r := rand.New(rand.NewChaCha8(seed))
-	w := udpbatch.NewWriter(pl.conn, udpbatch.Options{Batch: batch})
-	var out []udpbatch.Message
-	var slab []byte
-	tick := pl.tick()
-	t := time.NewTimer(tick)
+	opt := udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}
+	l := &pollLoop{rng: rand.New(rand.NewChaCha8(seed)), w: udpbatch.NewWriter(pl.conn, opt),
+		rd: udpbatch.NewReader(pl.conn, opt), in: make([]udpbatch.Message, batch)}
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !pl.readReady(l) {
+			return // the socket is closed: Serve is done
 		}
 		now := nanotime()
-		servers := pl.members.servers()
-		every := pollEvery(pl.cfg, len(servers))
-		wake := now + int64(every) // the next moment anything is due
-		// A poll and a canary per server at most: room for all, so that
-		// appending never moves what the messages point to.
-		if need := 2 * len(servers) * codec.StatusQuerySize; cap(slab) < need {
-			slab = make([]byte, 0, need)
+		pl.sendDue(l, now)
+		wake := l.next
+		if l.outstanding > 0 {
+			wake = min(wake, l.timeoutAt)
 		}
-		out, slab = out[:0], slab[:0]
-		for _, s := range servers {
-			if s.polled.every.Load() != int64(every) {
-				s.polled.every.Store(int64(every))
+		if at, ok := pl.refreshDue(l); ok {
+			if now >= at {
+				l.reported, l.refreshedAt, l.requests = false, now, pl.counters.requests.Load()
+				pl.refresh()
+			} else {
+				wake = min(wake, at)
 			}
-			out, slab = pl.due(s, now, r, out, slab)
-			wake = min(wake, s.polled.sched.wake(pl.cfg.PollTimeout))
 		}
-		for len(out) > 0 {
-			n := min(len(out), batch)
-			_, _ = w.WriteBatch(out[:n])
-			out = out[n:]
-		}
-		// Sleep until something is due, a tick at least: a few servers
-		// cost a wake-up per poll, a thousand one per tick, with every
-		// poll due in it sent in one call.
-		t.Reset(max(time.Duration(wake-nanotime()), tick))
+		t.Reset(time.Duration(wake - nanotime()))
 	}
 }
 
-// wake is when s next needs the scheduler: its next poll, or the timeout
-// of the poll awaiting an answer.
-func (ps *pollSchedule) wake(timeout time.Duration) int64 {
-	if ps.sentAt != 0 {
-		return min(ps.next, ps.sentAt+int64(timeout))
+// readReady reads and handles every answer that has come, and reports
+// false once the socket is closed.
+func (pl *poller) readReady(l *pollLoop) bool {
+	for {
+		n, err := l.rd.ReadReady(l.in)
+		switch {
+		case isClosed(err):
+			return false
+		case err != nil:
+			continue // a passing error (an ICMP refusal): read on
+		case n == 0:
+			return true
+		}
+		for _, m := range l.in[:n] {
+			pl.handle(l, m.Buf, m.Addr)
+		}
 	}
-	return ps.next
 }
 
-// due counts s's poll as missed if its time is up, and appends to out the
-// datagrams s is due now: a poll, and a canary if it is ejected and its
-// time is up. Their bytes go in slab.
-func (pl *poller) due(s *Server, now int64, r *rand.Rand, out []udpbatch.Message, slab []byte) ([]udpbatch.Message, []byte) {
+// sendDue counts as missed the polls whose time is up, and sends every
+// poll and canary due within the window that starts now.
+func (pl *poller) sendDue(l *pollLoop, now int64) {
+	servers := pl.members.servers()
+	every := pollEvery(pl.cfg, len(servers))
+	// Polls due within half an interval go now, with the first: the later
+	// ones early, once. Each server's next poll counts from when it was
+	// due, so its interval stays its own, jittered, on average, and two
+	// proxies do not fall into step.
+	window := now + int64(every)/2
+	l.next = now + int64(every)
+	// A poll and a canary per server at most: room for all, so that
+	// appending never moves what the messages point to.
+	if need := 2 * len(servers) * codec.StatusQuerySize; cap(l.slab) < need {
+		l.slab = make([]byte, 0, need)
+	}
+	l.out, l.slab = l.out[:0], l.slab[:0]
+	l.outstanding, l.timeoutAt = 0, 0
+	for _, s := range servers {
+		if s.polled.every.Load() != int64(every) {
+			s.polled.every.Store(int64(every))
+		}
+		pl.due(l, s, now, window)
+		ps := &s.polled.sched
+		if ps.sentAt == 0 {
+			l.next = min(l.next, ps.next)
+			continue
+		}
+		// Awaiting an answer: its timeout is what is due. It is answered
+		// by then, or missed and asked again.
+		l.outstanding++
+		if t := ps.sentAt + int64(pl.cfg.PollTimeout); l.timeoutAt == 0 || t < l.timeoutAt {
+			l.timeoutAt = t
+		}
+	}
+	for out := l.out; len(out) > 0; {
+		n := min(len(out), batch)
+		_, _ = l.w.WriteBatch(out[:n])
+		out = out[n:]
+	}
+}
+
+// due counts s's poll as missed if its time is up, and appends to l.out
+// the datagrams s is due by the window's end: a poll, and a canary if it
+// is ejected and its time is up.
+func (pl *poller) due(l *pollLoop, s *Server, now, window int64) {
 	cfg, ps := pl.cfg, &s.polled.sched
 	if ps.sentAt != 0 && now-ps.sentAt >= int64(cfg.PollTimeout) {
 		ps.sentAt = 0
@@ -153,29 +182,30 @@ func (pl *poller) due(s *Server, now int64, r *rand.Rand, out []udpbatch.Message
 		}
 	}
 	if s.removed.Load() {
-		return out, slab
+		return
 	}
 	every := s.polled.every.Load()
 	if ps.next == 0 {
-		ps.next = now + r.Int64N(every) // a random phase for a server new to the schedule
+		ps.next = now + l.rng.Int64N(every) // a random phase for a server new to the schedule
 	}
-	if now < ps.next || ps.sentAt != 0 {
-		return out, slab
+	if window < ps.next || ps.sentAt != 0 {
+		return
 	}
 	// A fresh unguessable ID per poll: a forged status reply would have to
 	// guess it to put a lie about load in the report.
-	ps.id, ps.sentAt = r.Uint64()|1, now // never 0, which means "not awaiting"
+	ps.id, ps.sentAt = l.rng.Uint64()|1, now // never 0, which means "not awaiting"
 	s.polled.pollID.Store(ps.id)
-	// ±25% jitter around the interval.
-	ps.next = now + every*3/4 + r.Int64N(every/2+1)
-	slab, out = appendMsg(slab, out, s.status, func(b []byte) []byte { return codec.AppendStatusQuery(b, ps.id) })
+	// ±25% jitter around the interval, from when the poll was due, or
+	// from a little before now if that is long past (a miss asked again
+	// at once, a scheduler that woke late): at least half an interval on.
+	ps.next = max(ps.next, now-every/4) + every*3/4 + l.rng.Int64N(every/2+1)
+	l.slab, l.out = appendMsg(l.slab, l.out, s.status, func(b []byte) []byte { return codec.AppendStatusQuery(b, ps.id) })
 	if canaryDue(s, now) {
-		id := r.Uint64() | 1
+		id := l.rng.Uint64() | 1
 		req, _ := canary(id)
 		s.polled.canaryID.Store(id)
-		slab, out = appendMsg(slab, out, s.calc, func(b []byte) []byte { return codec.AppendRequest(b, id, req) })
+		l.slab, l.out = appendMsg(l.slab, l.out, s.calc, func(b []byte) []byte { return codec.AppendRequest(b, id, req) })
 	}
-	return out, slab
 }
 
 // pollEvery is the interval each of n servers is polled at: Poll, or
@@ -195,6 +225,24 @@ func appendMsg(slab []byte, out []udpbatch.Message, addr netip.AddrPort, enc fun
 	return slab, append(out, udpbatch.Message{Buf: slab[start:len(slab):len(slab)], Addr: addr})
 }
 
+// refreshDue says when the fleet's figures are next due, if anything has
+// moved them: reports that came, or requests, which move reply times and
+// in-flight counts. With neither, they wait, and an idle proxy does not
+// wake for them.
+func (pl *poller) refreshDue(l *pollLoop) (int64, bool) {
+	if !l.reported && pl.counters.requests.Load() == l.requests {
+		return 0, false
+	}
+	return l.refreshedAt + int64(fleetEvery), true
+}
+
+// refresh works out the load model's cost and backgrounds, then the
+// fleet's figures from them.
+func (pl *poller) refresh() {
+	pl.load.recompute()
+	pl.fleet.Store(newFleet(pl.members.servers(), nanotime()))
+}
+
 // canary is the calculation sent to an ejected server's calculator port.
 // Its operands are the ID's low bits, so that only a server that really
 // computed it answers it right.
@@ -203,36 +251,19 @@ func canary(id uint64) (codec.Request, codec.Number) {
 	return codec.Request{Op: codec.OpAdd, A: codec.IntNumber(a), B: codec.IntNumber(b)}, codec.IntNumber(a + b)
 }
 
-// read takes status replies and canary answers, a batch at a time, until
-// the socket closes.
-func (pl *poller) read() {
-	rd := udpbatch.NewReader(pl.conn, udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram})
-	in := make([]udpbatch.Message, batch)
-	for {
-		n, err := rd.ReadBatch(in)
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			continue
-		}
-		for _, m := range in[:n] {
-			pl.handle(m.Buf, m.Addr)
-		}
-	}
-}
-
-func (pl *poller) handle(pkt []byte, from netip.AddrPort) {
+func (pl *poller) handle(l *pollLoop, pkt []byte, from netip.AddrPort) {
 	h, err := codec.ParseHeader(pkt)
 	switch {
 	case err != nil:
-		pl.drops.add(dropStatus)
+		pl.counters.drops.add(dropStatus)
 	case h.Kind == codec.KindStatusReply:
-		pl.handleStatus(pkt, h.ID, from)
+		if pl.handleStatus(pkt, h.ID, from) != nil {
+			l.reported = true
+		}
 	case h.Kind == codec.KindReply:
 		pl.handleCanary(pkt, h.ID, from)
 	default:
-		pl.drops.add(dropStatus)
+		pl.counters.drops.add(dropStatus)
 	}
 }
 
@@ -248,44 +279,45 @@ func (pl *poller) handleCanary(pkt []byte, id uint64, from netip.AddrPort) {
 			return
 		}
 	}
-	pl.drops.add(dropStatus)
+	pl.counters.drops.add(dropStatus)
 }
 
-func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) {
+// handleStatus takes a status reply, and returns the server whose poll it
+// answered, nil if none.
+func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) *Server {
 	// Decode first: a reply that cannot be read is no answer, and the poll
 	// it claims to answer counts as missed.
 	st, err := codec.DecodeStatus(pkt[codec.HeaderSize:])
 	if err != nil {
 		if errors.Is(err, codec.ErrBadText) {
-			pl.drops.add(dropBadText) // a name that could forge a stats line or break a scrape
+			pl.counters.drops.add(dropBadText) // a name that could forge a stats line or break a scrape
 		} else {
-			pl.drops.add(dropStatus)
+			pl.counters.drops.add(dropStatus)
 		}
-		return
+		return nil
 	}
 	var s *Server
 	for _, c := range pl.members.byStatus(from) {
-		// Taking the ID answers the poll exactly once, even if the next
-		// poll goes out meanwhile.
+		// Taking the ID answers the poll exactly once.
 		if netlist.SameAddrPort(c.status, from) && c.polled.pollID.CompareAndSwap(id, 0) {
 			s = c
 			break
 		}
 	}
 	if s == nil {
-		pl.drops.add(dropStatus)
-		return
+		pl.counters.drops.add(dropStatus)
+		return nil
 	}
+	s.polled.sched.sentAt = 0
 	r := &report{Status: st, at: nanotime()}
 	prev := s.polled.report.Load()
 	if !pl.members.verify(s, st, prev == nil) {
-		return
+		return s
 	}
-	pl.mu.Lock()
 	if !s.removed.Load() { // else the model forgets it at its next recompute
 		pl.load.update(s, prev, figures(s, r), r.at)
 	}
-	pl.mu.Unlock()
 	s.polled.report.Store(r)
 	pl.members.reported(s, st.Draining, prev == nil)
+	return s
 }

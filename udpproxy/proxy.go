@@ -62,7 +62,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, readersDone: make(chan struct{})}
 	p.members = newMembership(&p.cfg, &p.counters, servers)
-	p.poller = newPoller(&p.cfg, p.members, &p.counters.drops)
+	p.poller = newPoller(&p.cfg, p.members, &p.counters)
 	p.router = router{cfg: &p.cfg, members: p.members, poller: p.poller, counters: &p.counters,
 		pending: newPendingTable(cfg.MaxPending), life: &p.life}
 	if cfg.RateLimit > 0 {
@@ -121,8 +121,6 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 		background.Go(func() { r.upstreamLoop(r.newWorker(upstream)) })
 	}
 	background.Go(func() { r.sweep(ctx) })
-	background.Go(p.poller.read)
-	background.Go(func() { p.poller.fleetLoop(ctx) })
 	background.Go(func() { p.poller.run(ctx, seed()) })
 	background.Go(func() { p.members.runJoins(ctx) })
 	if p.cfg.SRV != "" {

@@ -8,10 +8,15 @@ import (
 )
 
 // sweep expires pending requests whose try has timed out, every tenth of a
-// try timeout (1-50 ms), so a timeout fires at most 10% late.
+// try timeout (1-50 ms), so a timeout fires at most 10% late. While the
+// table is empty nothing can time out sooner than a whole try timeout from
+// now, so the sweeper sleeps that long (a second at most, for the rate
+// limiter's housekeeping): an idle proxy does not wake for it forty times
+// a second.
 func (r *router) sweep(ctx context.Context) {
 	every := min(max(r.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
-	t := time.NewTicker(every)
+	idle := min(r.cfg.TryTimeout, time.Second)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	w := r.newWorker(nil)
 	var lastForget time.Time
@@ -43,6 +48,11 @@ func (r *router) sweep(ctx context.Context) {
 			}
 			w.flush()
 			n = 0
+			if r.pending.Len() == 0 {
+				t.Reset(idle)
+			} else {
+				t.Reset(every)
+			}
 		}
 	}
 }

@@ -65,6 +65,11 @@ type batchReader interface {
 	// call. A datagram longer than MaxSize comes back cut to MaxSize+1
 	// bytes.
 	ReadBatch(ms []Message) (int, error)
+	// ReadReady is ReadBatch without the wait: it returns the datagrams
+	// that have come, 0 when none has, for a caller that reads on its own
+	// schedule. (On the portable path it may wait a fraction of a
+	// millisecond.)
+	ReadReady(ms []Message) (int, error)
 }
 
 // NewReader returns a Reader over c. Any net.PacketConn will do: a

@@ -46,7 +46,8 @@ type mmsg struct {
 	count int // headers handed to the syscall
 	n     int // headers the syscall completed
 	errno syscall.Errno
-	fn    func(fd uintptr) bool
+	fn    func(fd uintptr) bool // makes the call; false, so that the runtime parks us, while the socket is not ready
+	now   func(fd uintptr) bool // makes the call once, ready or not
 }
 
 // cmsgSize holds one control message with an int: UDP_GRO on reads,
@@ -71,6 +72,12 @@ func (m *mmsg) init(c *net.UDPConn, size int, trap uintptr) {
 			m.n, m.errno = int(n), errno
 			return true
 		}
+	}
+	m.now = func(fd uintptr) bool {
+		if !m.fn(fd) {
+			m.n, m.errno = 0, unix.EAGAIN
+		}
+		return true
 	}
 }
 
@@ -134,7 +141,7 @@ func (r *mmsgReader) init() {
 // ReadBatch returns what the last recvmmsg left, or makes another.
 func (r *mmsgReader) ReadBatch(ms []Message) (int, error) {
 	if r.head == len(r.out) {
-		if err := r.fill(); err != nil {
+		if err := r.fill(r.m.fn); err != nil {
 			return 0, err
 		}
 	}
@@ -143,8 +150,21 @@ func (r *mmsgReader) ReadBatch(ms []Message) (int, error) {
 	return n, nil
 }
 
-// fill makes one recvmmsg and splits what GRO coalesced.
-func (r *mmsgReader) fill() error {
+// ReadReady is ReadBatch without the wait: recvmmsg once, whatever it
+// finds.
+func (r *mmsgReader) ReadReady(ms []Message) (int, error) {
+	if r.head == len(r.out) {
+		if err := r.fill(r.m.now); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(ms, r.out[r.head:])
+	r.head += n
+	return n, nil
+}
+
+// fill makes one recvmmsg through call and splits what GRO coalesced.
+func (r *mmsgReader) fill(call func(uintptr) bool) error {
 	m := &r.m
 	m.count = len(r.bufs)
 	for i := range m.count {
@@ -159,13 +179,17 @@ func (r *mmsgReader) fill() error {
 		m.iovs[i].Base = &r.bufs[i][0]
 		m.iovs[i].SetLen(len(r.bufs[i]))
 	}
-	if err := m.rc.Read(m.fn); err != nil {
+	if err := m.rc.Read(call); err != nil {
 		return err
 	}
-	if m.errno != 0 {
+	r.out, r.head = r.out[:0], 0
+	switch m.errno {
+	case 0:
+	case unix.EAGAIN:
+		return nil // nothing there, and not waited for
+	default:
 		return &net.OpError{Op: "recvmmsg", Net: "udp", Err: m.errno}
 	}
-	r.out, r.head = r.out[:0], 0
 	limit := r.opt.MaxSize + 1
 	for i := range m.n {
 		h := &m.hdrs[i].Hdr

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"time"
 )
 
 // The portable path: one datagram per call, through the net.PacketConn
@@ -47,6 +49,23 @@ func (r *packetReader) ReadBatch(ms []Message) (int, error) {
 	}
 	ms[0] = Message{Buf: r.buf[:n], Addr: unmap(from)}
 	return 1, nil
+}
+
+// readyWait is how long ReadReady waits on the portable path, which has
+// no read that does not wait: long enough for a datagram that is there to
+// be read, short enough for the caller's schedule.
+const readyWait = 100 * time.Microsecond
+
+// ReadReady reads what has come, waiting readyWait at most. It takes the
+// socket's read deadline for that time, and leaves none.
+func (r *packetReader) ReadReady(ms []Message) (int, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(readyWait))
+	n, err := r.ReadBatch(ms)
+	_ = r.c.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return n, err
 }
 
 type packetWriter struct{ c net.PacketConn }

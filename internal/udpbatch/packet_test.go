@@ -2,9 +2,11 @@ package udpbatch
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // wrapped is a net.PacketConn that is not a *net.UDPConn: what a wrapper
@@ -61,5 +63,45 @@ func TestAddrPort(t *testing.T) {
 	}
 	if AddrPort(nil) != (netip.AddrPort{}) {
 		t.Error("AddrPort(nil) is not the zero AddrPort")
+	}
+}
+
+// TestReadReady: ReadReady returns what has come without waiting for
+// more, on the batch path and the portable one alike.
+func TestReadReady(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%v", wrap), func(t *testing.T) {
+			rc := listen(t, "udp4", "127.0.0.1:0")
+			var conn net.PacketConn = rc
+			if wrap {
+				conn = wrapped{rc}
+			}
+			r := NewReader(conn, Options{})
+			ms := make([]Message, 8)
+			start := time.Now()
+			if n, err := r.ReadReady(ms); n != 0 || err != nil {
+				t.Fatalf("ReadReady on an empty socket = %d, %v", n, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("ReadReady on an empty socket took %v", d)
+			}
+			w := NewWriter(listen(t, "udp4", "127.0.0.1:0"), Options{})
+			out := []Message{{Buf: []byte("a"), Addr: loopback(rc)}, {Buf: []byte("b"), Addr: loopback(rc)}}
+			if n, err := w.WriteBatch(out); n != 2 || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+			got := 0
+			deadline := time.Now().Add(5 * time.Second)
+			for got < 2 && time.Now().Before(deadline) {
+				n, err := r.ReadReady(ms)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += n
+			}
+			if got != 2 {
+				t.Fatalf("ReadReady found %d of 2 datagrams", got)
+			}
+		})
 	}
 }
