@@ -69,6 +69,37 @@ func Example() {
 	// true true division by zero
 }
 
+// Eval takes an expression as a person types it. One that does not parse
+// is refused here, with the error a server would answer, and never sent.
+func ExampleClient_Eval() {
+	proxy, stop := startDiscal()
+	defer stop()
+
+	c, err := udpclient.Dial(proxy, udpclient.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	for _, expr := range []string{"6 * 7", "add 2 3", "7 / 2", "1 / 0", "6 *"} {
+		n, err := c.Eval(context.Background(), expr)
+		var e *codec.Error
+		switch {
+		case errors.As(err, &e):
+			fmt.Printf("%s: code %d, %v\n", expr, e.Code, err)
+		case err != nil:
+			fmt.Printf("%s: %v\n", expr, err) // no answer
+		default:
+			fmt.Printf("%s = %v\n", expr, n)
+		}
+	}
+	// Output:
+	// 6 * 7 = 42
+	// add 2 3 = 5
+	// 7 / 2 = 3.5
+	// 1 / 0: code 5, division by zero
+	// 6 *: code 10, syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER
+}
+
 // DialContext takes the proxies as a list, in the order to try them; a
 // context with a deadline bounds each request's retries.
 func ExampleDialContext() {

@@ -53,3 +53,50 @@ func Example() {
 	// 42
 	// udpserver: server closed
 }
+
+// A server on port 0 says where it listens once it serves: ListenAndServe
+// opens both ports, and Addr and StatusAddr are nil until then.
+func ExampleServer_Addr() {
+	srv, err := udpserver.New(udpserver.Config{Addr: "127.0.0.1:0", StatusAddr: "127.0.0.1:0", Name: "s1",
+		Quiet: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(srv.Addr() == nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe() }()
+	// There is no signal for "serving": ask until it says, within a bound.
+	for deadline := time.Now().Add(5 * time.Second); srv.Addr() == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	calc, ok := srv.Addr().(*net.UDPAddr)
+	if !ok {
+		panic("not serving after 5s")
+	}
+	fmt.Println(calc.IP, calc.Port != 0, srv.StatusAddr().(*net.UDPAddr).Port != calc.Port)
+
+	c, err := net.Dial("udp", calc.String())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("add 2 3\n")); err != nil {
+		panic(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, codec.MaxDatagram)
+	n, err := c.Read(buf)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Print(string(buf[:n]))
+	if err := srv.Close(); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-done)
+	// Output:
+	// true
+	// 127.0.0.1 true true
+	// 5
+	// udpserver: server closed
+}
