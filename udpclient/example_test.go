@@ -16,7 +16,9 @@ import (
 )
 
 // startDiscal runs one udpserver named s1 behind a udpproxy, each on
-// sockets bound to 127.0.0.1:0, and returns the proxy's address.
+// sockets bound to 127.0.0.1:0, and returns the proxy's address and a
+// function that stops both. Example code panics where a program would
+// report the error and stop.
 func startDiscal() (proxy string, stop func()) {
 	quiet := slog.New(slog.DiscardHandler)
 	listen := func() net.PacketConn {
@@ -31,7 +33,10 @@ func startDiscal() (proxy string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = srv.Serve(calc, status) }()
+	// Serve returns ErrServerClosed after a shutdown, and any other error
+	// when a socket fails under it: keep it, to check.
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(calc, status) }()
 	p, err := udpproxy.New(udpproxy.Config{
 		Servers: []udpproxy.ServerAddr{{Calc: calc.LocalAddr().String(), Status: status.LocalAddr().String()}},
 		Logger:  quiet,
@@ -39,12 +44,20 @@ func startDiscal() (proxy string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = p.Serve(front) }()
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- p.Serve(front) }()
 	return front.LocalAddr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = p.Shutdown(ctx)
-		_ = srv.Shutdown(ctx)
+		if err := errors.Join(p.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
+			panic(err)
+		}
+		if err := <-proxyDone; !errors.Is(err, udpproxy.ErrServerClosed) {
+			panic(err)
+		}
+		if err := <-srvDone; !errors.Is(err, udpserver.ErrServerClosed) {
+			panic(err)
+		}
 	}
 }
 
@@ -131,7 +144,9 @@ func ExampleNoAnswerError() {
 		panic(err)
 	}
 	nobody := conn.LocalAddr().String()
-	conn.Close() // now nothing listens there
+	if err := conn.Close(); err != nil { // now nothing listens there
+		panic(err)
+	}
 
 	c, err := udpclient.Dial(nobody, udpclient.Config{Timeout: 10 * time.Second})
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 )
 
 // A server on sockets the caller opened, asked in the text form, then shut
-// down: Serve returns ErrServerClosed.
+// down: Serve returns ErrServerClosed. Example code panics where a program
+// would report the error and stop.
 func Example() {
 	calc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -34,8 +35,12 @@ func Example() {
 		panic(err)
 	}
 	defer c.Close()
-	_, _ = c.Write([]byte("6 * 7\n"))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("6 * 7\n")); err != nil {
+		panic(err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		panic(err)
+	}
 	buf := make([]byte, codec.MaxDatagram)
 	n, err := c.Read(buf)
 	if err != nil {
@@ -83,7 +88,9 @@ func ExampleServer_Addr() {
 	if _, err := c.Write([]byte("add 2 3\n")); err != nil {
 		panic(err)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		panic(err)
+	}
 	buf := make([]byte, codec.MaxDatagram)
 	n, err := c.Read(buf)
 	if err != nil {
