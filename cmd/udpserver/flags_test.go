@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/discal/discal/internal/cli/clitest"
@@ -25,4 +29,41 @@ func TestCommandLine(t *testing.T) {
 				`address nowhere: missing port in address (see -h)` + "\n"},
 		clitest.Case{Args: []string{"extra"}, Code: 64, Stderr: `udpserver: unexpected argument "extra" (see -h)` + "\n"},
 	)
+}
+
+// TestControlKeyFile: -gen-key makes a key that -control-key takes; a weak
+// key or one others may read is refused in one line, exit 1.
+func TestControlKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen.key")
+	var stdout, stderr bytes.Buffer
+	if o, code := parseFlags([]string{"-gen-key", gen}, &stdout, &stderr); o != nil || code != 0 ||
+		stderr.String() != "udpserver: wrote a new control key to "+gen+"\n" {
+		t.Fatalf("-gen-key: exit %d, stderr %q", code, stderr.String())
+	}
+	if o, code := parseFlags([]string{"-control-key", gen}, io.Discard, io.Discard); o == nil || len(o.cfg.ControlKey) != 32 {
+		t.Fatalf("-control-key with -gen-key's key: exit %d", code)
+	}
+	write := func(name string, key []byte, mode os.FileMode) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, tt := range []struct {
+		file, want string
+	}{
+		{write("zero.key", make([]byte, 32), 0o600), "weak key"},
+		{write("open.key", []byte(strings.Repeat("0123456789abcdef", 2)), 0o644), "readable by others"},
+	} {
+		stderr.Reset()
+		o, code := parseFlags([]string{"-control-key", tt.file}, io.Discard, &stderr)
+		if o != nil || code != 1 || !strings.Contains(stderr.String(), tt.want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("-control-key %s: exit %d, stderr %q; want 1 and %q on one line", tt.file, code, stderr.String(), tt.want)
+		}
+	}
 }
