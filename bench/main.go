@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/discal/discal/bench/flood"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpserver"
@@ -91,8 +93,9 @@ type options struct {
 }
 
 // parseFlags reads the command line; it returns false and the exit status
-// when the run ends there (-h, or a usage error).
-func parseFlags(args []string) (options, int, bool) {
+// when the run ends there: -h and -version print on stdout, a usage error
+// one line on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&o.local, "local", 0, "start an embedded proxy and `N` quiet servers and flood it")
@@ -129,26 +132,21 @@ func parseFlags(args []string) (options, int, bool) {
 	fs.DurationVar(&o.rogue.delay, "rogue-delay", 5*time.Millisecond, "-rogue slow: how late the rogue answers each request")
 	fs.DurationVar(&o.rogue.outage, "rogue-outage", 2*time.Second, "-rogue halfdead: how long the calculator port stays dead")
 	fs.Var(&o.burdens, "burden", "tell a server to burn a fraction of a core for part of the run, marked on -plot: `WHO=F@FROM-TO`, WHO a server's name with -local or its status port; repeatable")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return o, 0, false
-		}
-		return o, 64, false
+	// Version alone: a DISCAL_ variable left for a daemon must not change
+	// a measurement.
+	common := cli.RegisterVersion(fs, "bench")
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr); done {
+		return o, code, false
 	}
 	o.load.Retries, o.load.NoRetries = o.retries, o.retries == 0
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "bench: unexpected argument %q (bench -h for help)\n", fs.Arg(0))
-		return o, 64, false
+		return o, cli.UsageError(stderr, "bench", fmt.Errorf("unexpected argument %q", fs.Arg(0))), false
 	}
-	return o, 0, true
+	return o, cli.ExitOK, true
 }
 
 func run() int {
-	o, code, ok := parseFlags(os.Args[1:])
+	o, code, ok := parseFlags(os.Args[1:], os.Stdout, os.Stderr)
 	if !ok {
 		return code
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 )
 
@@ -13,23 +14,37 @@ func Example() {
 	pkt := codec.AppendRequest(nil, 42, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})
 	fmt.Printf("request: %d bytes\n", len(pkt))
 
-	h, err := codec.ParseHeader(pkt)
-	if err != nil || h.Kind != codec.KindRequest {
-		return // not one to answer
-	}
-	req, err := codec.DecodeRequest(pkt[codec.HeaderSize:])
-	if err != nil {
-		return
-	}
-	fmt.Printf("id %d: %v\n", h.ID, req)
-
-	reply := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "s1"})
+	reply := serveDatagram(pkt)
 	r, err := codec.DecodeReply(reply[codec.HeaderSize:])
 	fmt.Printf("reply: %d bytes, %v from %s, %v\n", len(reply), r.Result, r.Server, err)
 	// Output:
 	// request: 40 bytes
 	// id 42: 6 * 7
 	// reply: 37 bytes, 42 from s1, <nil>
+}
+
+// serveDatagram is a server's side of Example: the reply to a datagram, or nil
+// for one that gets none. What cannot be decoded is answered with its
+// error's code, when the datagram has an ID to answer to; a real server
+// also keeps every answer within the amplification bound (AppendBounded).
+func serveDatagram(pkt []byte) []byte {
+	h, err := codec.ParseHeader(pkt)
+	switch {
+	case errors.Is(err, codec.ErrTooLarge):
+		return codec.AppendReply(nil, h.ID, codec.Reply{Err: codec.ErrTooLarge, Server: "s1"})
+	case err != nil, h.Kind != codec.KindRequest:
+		return nil // no ID to answer, or not a request: dropped, and counted
+	}
+	req, err := codec.DecodeRequest(pkt[codec.HeaderSize:])
+	if err != nil {
+		return codec.AppendReply(nil, h.ID, codec.Reply{Err: codec.AsError(err), Server: "s1"})
+	}
+	fmt.Printf("id %d: %v\n", h.ID, req)
+	res, err := arith.Eval(req.Op, req.A, req.B)
+	if err != nil {
+		return codec.AppendReply(nil, h.ID, codec.Reply{Err: codec.AsError(err), Server: "s1"})
+	}
+	return codec.AppendReply(nil, h.ID, codec.Reply{Result: res, Server: "s1"})
 }
 
 // The text form, as a person types it into netcat, and the line that

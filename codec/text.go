@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -66,11 +65,16 @@ func TextCommand(b []byte) string {
 // "-3 - -2", "1.5e3 + 1", or prefix "add 2 3" (add, sub, mul, div). Spaces
 // may surround the operator and the operands, but never split a number, and
 // a datagram holds one expression: a trailing line end is fine, a second
-// line is not. Operands are integers when they are written as integers and
-// fit in int64, floats otherwise; "inf" and "nan" are read as floats so that
-// the server can answer them with its explicit error.
+// line is not. An operand written with digits alone is an integer, and an
+// overflow error when it does not fit in int64; one with a point or an
+// exponent is a float, whatever its size. "inf" and "nan" are read as floats
+// so that the server can answer them with its explicit error. The grammar is
+// the README's (Wire protocol, Text); the whole expression is checked against
+// it before any operand's value is, so a syntax error wins over an overflow.
 func ParseExpr(s string) (Request, error) {
-	s = strings.TrimSpace(s)
+	// Only the grammar's blanks and line ends: strings.TrimSpace would also
+	// take a form feed or a non-breaking space, which the grammar refuses.
+	s = strings.Trim(s, " \t\r\n")
 	if s == "" {
 		return Request{}, Errorf(CodeSyntax, "syntax error: empty expression")
 	}
@@ -115,7 +119,7 @@ func ParseExpr(s string) (Request, error) {
 type tokKind int
 
 const (
-	tokNumber tokKind = iota // 42, -3, 1.5e3, .5, inf, -nan
+	tokNumber tokKind = iota // 42, -3, 1.5e3, .5, inf, -nan (refused later)
 	tokOp                    // + - * /
 	tokWord                  // add, sub, ... or anything else made of letters
 )
@@ -128,7 +132,9 @@ type token struct {
 // tokenize splits an expression into numbers, operators and words. A sign
 // belongs to a number when an operand is expected (at the start, after an
 // operator, and anywhere in the prefix form "add -2 +3") and is an operator
-// otherwise, so "-3--2" is -3, -, -2.
+// otherwise, so "-3--2" is -3, -, -2. A number runs as far as it can and is
+// never followed directly by a letter, a digit, a "." or a "_": "0x10",
+// "1_000", "1.2.3" and "inf1" are one token each that is not a number.
 func tokenize(s string) ([]token, error) {
 	var toks []token
 	operand := true // an operand may come next
@@ -139,12 +145,7 @@ func tokenize(s string) ([]token, error) {
 		case c == ' ' || c == '\t':
 			i++
 			continue
-		case (c == '+' || c == '-') && !operand:
-			toks = append(toks, token{tokOp, s[i : i+1]})
-			i++
-			operand = true
-			continue
-		case c == '*' || c == '/':
+		case (c == '+' || c == '-') && !operand, c == '*' || c == '/':
 			toks = append(toks, token{tokOp, s[i : i+1]})
 			i++
 			operand = true
@@ -159,31 +160,42 @@ func tokenize(s string) ([]token, error) {
 			for i < len(s) && isLetter(s[i]) {
 				i++
 			}
-			word := s[start:i]
-			if isNumberWord(word) {
-				toks = append(toks, token{tokNumber, word})
-				operand = prefix
-			} else {
-				prefix = prefix || len(toks) == 0
-				toks = append(toks, token{tokWord, word})
-				operand = true
-			}
+			toks = appendWord(toks, s[start:i])
+			prefix = prefix || toks[0].kind == tokWord
 		case i < len(s) && (isDigit(s[i]) || s[i] == '.'):
 			i = scanNumber(s, i)
 			toks = append(toks, token{tokNumber, s[start:i]})
-			operand = prefix
-			if i < len(s) && (isLetter(s[i]) || s[i] == '.' || s[i] == '_') {
-				// "0x10", "1_000", "1.2.3": one token that is not a number.
-				for i < len(s) && !strings.ContainsRune(" \t+-*/", rune(s[i])) {
-					i++
-				}
-				return nil, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s[start:i]))
-			}
 		default:
 			return nil, Errorf(CodeSyntax, "syntax error: unexpected %q", clip(s[start:min(i+1, len(s))]))
 		}
+		last := toks[len(toks)-1]
+		operand = last.kind == tokWord || prefix
+		if last.kind == tokNumber && i < len(s) && (isLetter(s[i]) || isDigit(s[i]) || s[i] == '.' || s[i] == '_') {
+			start = i - len(last.text)
+			for i < len(s) && !strings.ContainsRune(" \t+-*/", rune(s[i])) {
+				i++
+			}
+			return nil, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s[start:i]))
+		}
 	}
 	return toks, nil
+}
+
+// appendWord appends a run of letters (with the sign before it, if any): a
+// number word, a word operator, or a word that is neither. The grammar lets
+// a word operator's first number follow it directly, so "addinf 1" is the
+// word "add" and the number "inf" (as "add-2 3" and "add.5 1" are), not the
+// word "addinf".
+func appendWord(toks []token, word string) []token {
+	switch {
+	case isNumberWord(word):
+		return append(toks, token{tokNumber, word})
+	case len(toks) == 0 && len(word) > 3 && isNumberWord(word[3:]) && word[3] != '+' && word[3] != '-':
+		if _, ok := parseWordOp(word[:3]); ok {
+			return append(toks, token{tokWord, word[:3]}, token{tokNumber, word[3:]})
+		}
+	}
+	return append(toks, token{tokWord, word})
 }
 
 // scanNumber returns the end of the decimal number starting at i: digits,
@@ -216,7 +228,9 @@ func scanNumber(s string, i int) int {
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
-// isNumberWord reports the words ParseFloat reads as numbers.
+// isNumberWord reports the words that may stand for a number: "inf",
+// "infinity" and "nan", in any case, with a sign. "-nan" is one of them so
+// that it is refused as a number ("NaN has no sign") rather than as a word.
 func isNumberWord(w string) bool {
 	switch strings.ToLower(strings.TrimLeft(w, "+-")) {
 	case "inf", "infinity", "nan":
@@ -242,7 +256,15 @@ func parseWordOp(s string) (Op, bool) {
 	return op, ok && op.String() == strings.ToLower(s)
 }
 
+// parseOperands checks both operands' syntax before reading either's value,
+// so that "1e99999999999999999999 + -nan" is a syntax error (the grammar
+// refuses it whole) and not the first operand's overflow.
 func parseOperands(op Op, a, b string) (Request, error) {
+	for _, s := range []string{a, b} {
+		if numberKind(s) == notNumber {
+			return Request{}, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s))
+		}
+	}
 	x, err := ParseNumber(a)
 	if err != nil {
 		return Request{}, err
@@ -254,32 +276,68 @@ func parseOperands(op Op, a, b string) (Request, error) {
 	return Request{Op: op, A: x, B: y}, nil
 }
 
-// ParseNumber reads one operand: an int64 when written as an integer, a
-// float64 otherwise. An integer beyond int64 is an overflow error rather than
-// a silently rounded float.
+type kind int
+
+const (
+	notNumber kind = iota
+	integerNumber
+	floatNumber
+)
+
+// numberKind classifies s by the README's grammar: digits alone (with a
+// sign) are an integer; a decimal with a point or an exponent, "inf",
+// "infinity" or "nan" (in any case; "nan" without a sign) is a float;
+// anything else is not a number. Hex, digit separators and the other forms
+// strconv takes are not numbers here.
+func numberKind(s string) kind {
+	body := s
+	if body != "" && (body[0] == '+' || body[0] == '-') {
+		body = body[1:]
+	}
+	switch strings.ToLower(body) {
+	case "inf", "infinity":
+		return floatNumber
+	case "nan":
+		if body == s {
+			return floatNumber
+		}
+		return notNumber
+	}
+	// A mantissa needs a digit: "." and ".e5" are not numbers.
+	if body == "" || !(isDigit(body[0]) || (len(body) > 1 && body[0] == '.' && isDigit(body[1]))) ||
+		scanNumber(body, 0) != len(body) {
+		return notNumber
+	}
+	if strings.IndexFunc(body, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return floatNumber
+	}
+	return integerNumber
+}
+
+// ParseNumber reads one operand as the README's grammar writes it: an int64
+// when written with digits alone, a float64 when written with a point or an
+// exponent (however many digits come before them), or as inf, infinity or
+// nan. An integer beyond int64 is an overflow error rather than a silently
+// rounded float.
 func ParseNumber(s string) (Number, error) {
+	switch numberKind(s) {
+	case integerNumber:
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			// The syntax is checked: the only failure left is the range.
+			return Number{}, Errorf(CodeOverflow, "integer overflow: %s does not fit in int64", clip(s))
+		}
+		return IntNumber(i), nil
+	case floatNumber:
+		// A float literal out of range parses to ±Inf with ErrRange: keep
+		// the infinity and let the calculation refuse it with its own error.
+		f, _ := strconv.ParseFloat(s, 64)
+		return FloatNumber(f), nil
+	}
 	if s == "" {
 		return Number{}, Errorf(CodeSyntax, "syntax error: missing number")
 	}
-	i, err := strconv.ParseInt(s, 10, 64)
-	if err == nil {
-		return IntNumber(i), nil
-	}
-	if errors.Is(err, strconv.ErrRange) {
-		return Number{}, Errorf(CodeOverflow, "integer overflow: %s does not fit in int64", clip(s))
-	}
-	if strings.ContainsAny(s, "xX_") {
-		// ParseFloat takes hex floats and underscores; a person typing
-		// "0x10" means something else, so refuse rather than guess.
-		return Number{}, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s))
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return Number{}, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s))
-	}
-	// A float literal out of range parses to ±Inf with ErrRange: keep the
-	// infinity and let the calculation refuse it with its own error.
-	return FloatNumber(f), nil
+	return Number{}, Errorf(CodeSyntax, "syntax error: %q is not a number", clip(s))
 }
 
 // AppendText appends the text form of an expression: "6 * 7".

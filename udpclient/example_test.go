@@ -16,7 +16,9 @@ import (
 )
 
 // startDiscal runs one udpserver named s1 behind a udpproxy, each on
-// sockets bound to 127.0.0.1:0, and returns the proxy's address.
+// sockets bound to 127.0.0.1:0, and returns the proxy's address and a
+// function that stops both. Example code panics where a program would
+// report the error and stop.
 func startDiscal() (proxy string, stop func()) {
 	quiet := slog.New(slog.DiscardHandler)
 	listen := func() net.PacketConn {
@@ -31,7 +33,10 @@ func startDiscal() (proxy string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = srv.Serve(calc, status) }()
+	// Serve returns ErrServerClosed after a shutdown, and any other error
+	// when a socket fails under it: keep it, to check.
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(calc, status) }()
 	p, err := udpproxy.New(udpproxy.Config{
 		Servers: []udpproxy.ServerAddr{{Calc: calc.LocalAddr().String(), Status: status.LocalAddr().String()}},
 		Logger:  quiet,
@@ -39,12 +44,20 @@ func startDiscal() (proxy string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = p.Serve(front) }()
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- p.Serve(front) }()
 	return front.LocalAddr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = p.Shutdown(ctx)
-		_ = srv.Shutdown(ctx)
+		if err := errors.Join(p.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
+			panic(err)
+		}
+		if err := <-proxyDone; !errors.Is(err, udpproxy.ErrServerClosed) {
+			panic(err)
+		}
+		if err := <-srvDone; !errors.Is(err, udpserver.ErrServerClosed) {
+			panic(err)
+		}
 	}
 }
 
@@ -67,6 +80,37 @@ func Example() {
 	// Output:
 	// 42 <nil>
 	// true true division by zero
+}
+
+// Eval takes an expression as a person types it. One that does not parse
+// is refused here, with the error a server would answer, and never sent.
+func ExampleClient_Eval() {
+	proxy, stop := startDiscal()
+	defer stop()
+
+	c, err := udpclient.Dial(proxy, udpclient.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	for _, expr := range []string{"6 * 7", "add 2 3", "7 / 2", "1 / 0", "6 *"} {
+		n, err := c.Eval(context.Background(), expr)
+		var e *codec.Error
+		switch {
+		case errors.As(err, &e):
+			fmt.Printf("%s: code %d, %v\n", expr, e.Code, err)
+		case err != nil:
+			fmt.Printf("%s: %v\n", expr, err) // no answer
+		default:
+			fmt.Printf("%s = %v\n", expr, n)
+		}
+	}
+	// Output:
+	// 6 * 7 = 42
+	// add 2 3 = 5
+	// 7 / 2 = 3.5
+	// 1 / 0: code 5, division by zero
+	// 6 *: code 10, syntax error: want NUMBER OP NUMBER or OP NUMBER NUMBER
 }
 
 // DialContext takes the proxies as a list, in the order to try them; a
@@ -100,7 +144,9 @@ func ExampleNoAnswerError() {
 		panic(err)
 	}
 	nobody := conn.LocalAddr().String()
-	conn.Close() // now nothing listens there
+	if err := conn.Close(); err != nil { // now nothing listens there
+		panic(err)
+	}
 
 	c, err := udpclient.Dial(nobody, udpclient.Config{Timeout: 10 * time.Second})
 	if err != nil {

@@ -27,6 +27,19 @@ func (c *Client) Calc(ctx context.Context, op codec.Op, a, b codec.Number) (code
 	return ans.Result, err
 }
 
+// Eval computes an expression in the text form, "6 * 7" or "add 2 3", as
+// codec.ParseExpr reads it, and returns the result or the calculation's
+// error as a *codec.Error. An expression that does not parse is not sent:
+// its error is the parser's, code 10 (codec.ErrSyntax) or, for an integer
+// operand beyond int64, code 6, as a server would answer it.
+func (c *Client) Eval(ctx context.Context, expr string) (codec.Number, error) {
+	req, err := codec.ParseExpr(expr)
+	if err != nil {
+		return codec.Number{}, err
+	}
+	return c.Calc(ctx, req.Op, req.A, req.B)
+}
+
 // Do sends a request and waits for its reply. The reply's Err is always
 // nil: a calculation error is returned once, as the error (a
 // *codec.Error), with the reply naming the server that refused. See

@@ -2,6 +2,7 @@ package udpproxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,29 +16,54 @@ import (
 
 // exampleSystem starts one server and a proxy in front of it with cfg,
 // on sockets opened on 127.0.0.1:0, and returns a client of the proxy and
-// a function that stops them all.
+// a function that stops them all. Example code panics where a program
+// would report the error and stop.
 func exampleSystem(cfg udpproxy.Config) (*udpproxy.Proxy, *udpclient.Client, func()) {
 	quiet := slog.New(slog.DiscardHandler)
-	calc, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	status, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	listen := func() net.PacketConn {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}
+	calc, status, front := listen(), listen(), listen()
 	srv, err := udpserver.New(udpserver.Config{Name: "s1", Quiet: true, Logger: quiet})
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = srv.Serve(calc, status) }()
+	// Serve returns ErrServerClosed after a shutdown, and any other error
+	// when a socket fails under it: keep it, to check.
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(calc, status) }()
 	cfg.Servers = []udpproxy.ServerAddr{{Calc: calc.LocalAddr().String(), Status: status.LocalAddr().String()}}
 	cfg.Logger = quiet
 	p, err := udpproxy.New(cfg)
 	if err != nil {
 		panic(err)
 	}
-	conn, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	go func() { _ = p.Serve(conn) }()
-	c, err := udpclient.Dial(conn.LocalAddr().String(), udpclient.Config{})
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- p.Serve(front) }()
+	c, err := udpclient.Dial(front.LocalAddr().String(), udpclient.Config{})
 	if err != nil {
 		panic(err)
 	}
-	return p, c, func() { c.Close(); p.Close(); srv.Close() }
+	return p, c, func() {
+		if err := c.Close(); err != nil {
+			panic(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := errors.Join(p.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
+			panic(err)
+		}
+		if err := <-proxyDone; !errors.Is(err, udpproxy.ErrServerClosed) {
+			panic(err)
+		}
+		if err := <-srvDone; !errors.Is(err, udpserver.ErrServerClosed) {
+			panic(err)
+		}
+	}
 }
 
 // A proxy in front of one server, asked through the client library, then

@@ -88,6 +88,23 @@ func (s *Server) Name() string {
 	return s.name
 }
 
+// Addr returns the calculator socket's address once Serve has started, and
+// nil before: where a server whose Config.Addr asked for port 0 listens.
+func (s *Server) Addr() net.Addr { return s.localAddr(&s.calc) }
+
+// StatusAddr returns the status socket's address once Serve has started,
+// and nil before.
+func (s *Server) StatusAddr() net.Addr { return s.localAddr(&s.status) }
+
+func (s *Server) localAddr(conn *net.PacketConn) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *conn == nil {
+		return nil
+	}
+	return (*conn).LocalAddr()
+}
+
 // ListenAndServe opens the calculator and status ports of the Config and
 // serves them until Shutdown or Close.
 func (s *Server) ListenAndServe() error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -40,7 +41,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 // run is main with an exit status, so that deferred work is done on every
 // way out.
 func run(args []string) int {
-	cfg, httpAddr, code := parseFlags(args)
+	cfg, httpAddr, code := parseFlags(args, os.Stdout, os.Stderr)
 	if cfg == nil {
 		return code
 	}
@@ -86,8 +87,9 @@ Stop with Ctrl-C.
 }
 
 // parseFlags reads the command line and the environment. A nil config
-// means stop now with the exit status code.
-func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
+// means stop now with the exit status code: -h and -version print on
+// stdout, a usage error one line on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (cfg *systemConfig, httpAddr string, code int) {
 	var (
 		servers    int
 		addr       string
@@ -105,16 +107,8 @@ func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
 	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	common := cli.Register(fs, "discal")
 	http := common.HTTPAddr(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := common.Parse(fs, args, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			return nil, "", cli.ExitOK
-		}
-		fmt.Fprintln(os.Stderr, "discal:", err)
-		return nil, "", cli.ExitUsage
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr); done {
+		return nil, "", code
 	}
 	pol, ok := udpproxy.ParsePolicy(policy)
 	var err error
@@ -131,8 +125,7 @@ func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
 		err = errors.Join(cli.CheckAddr("addr", "udp", addr, false), cli.CheckAddr("http-addr", "tcp", *http, true))
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "discal:", err)
-		return nil, "", cli.ExitUsage
+		return nil, "", cli.UsageError(stderr, "discal", err)
 	}
 	port := func(base, i int) int {
 		if base == 0 {

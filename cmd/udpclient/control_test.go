@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +18,20 @@ func startKeyed(t *testing.T, key []byte) (*udpserver.Server, string) {
 	return srv, status.String()
 }
 
+// testKey returns a 32-byte key, one for each b, with 32 different byte
+// values: -control-key refuses a key of fewer than 16.
+func testKey(b byte) []byte {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i*7) ^ b
+	}
+	return key
+}
+
 func keyFile(t *testing.T, b byte) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(f, bytes.Repeat([]byte{b}, 32), 0o600); err != nil {
+	if err := os.WriteFile(f, testKey(b), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -33,7 +42,7 @@ func keyFile(t *testing.T, b byte) string {
 // confirmed. A seal under another key is refused unanswered: exit 2.
 func TestControlCommand(t *testing.T) {
 	good, bad := keyFile(t, 0x5a), keyFile(t, 0xa5)
-	srv, addr := startKeyed(t, bytes.Repeat([]byte{0x5a}, 32))
+	srv, addr := startKeyed(t, testKey(0x5a))
 	plain, plainAddr := startKeyed(t, nil)
 	tests := []struct {
 		name  string

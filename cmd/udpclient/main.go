@@ -5,7 +5,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -87,38 +86,19 @@ type options struct {
 // done; a usage error prints one line to stderr and returns exitUsage.
 func parse(args []string, stdout, stderr io.Writer) (o options, code int, done bool) {
 	fs := flag.NewFlagSet("udpclient", flag.ContinueOnError)
-	timeout := durationFlag(time.Second)
 	fs.StringVar(&o.proxy, "proxy", "127.0.0.1:7000", "proxy `addresses`, comma-separated: a request no proxy answers in time goes to the next, and so do the requests after it")
-	fs.Var(&timeout, "timeout", "`duration` to wait for the first answer, with a unit (1s, 250ms); each retry waits twice as long, up to 4×")
+	fs.DurationVar(&o.cfg.Timeout, "timeout", time.Second, "`duration` to wait for the first answer, with a unit (1s, 250ms); each retry waits twice as long, up to 4×")
 	fs.IntVar(&o.cfg.Retries, "retries", udpclient.DefaultRetries, "times to send a request again when no answer comes")
 	fs.BoolVar(&o.verbose, "v", false, "also print which server answered")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per answer: expr, result or error {code, message}, server, proxy, id, tries, latency_ms")
 	statusAddr := fs.String("status-addr", "", "send the command drain, undrain or burn F to the server whose status port is at `host:port`, instead of a calculation; exit 0 when it confirmed")
 	keyFile := fs.String("control-key", "", "seal the -status-addr command with the shared key in `file`, the server's -control-key (needed from any host but the server's own)")
 	common := cli.Register(fs, "udpclient")
-	// The flag package prints an error with the whole usage; we print one
-	// line instead, and the usage only when asked for, on stdout.
-	var out bytes.Buffer
-	fs.SetOutput(&out)
-	fs.Usage = func() {}
-	err := common.Parse(fs, args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(stdout)
-		fmt.Fprint(stdout, usage)
-		fs.PrintDefaults()
-		return o, exitOK, true
-	case errors.Is(err, cli.ErrVersion):
-		_, _ = out.WriteTo(stdout)
-		return o, exitOK, true
-	case err != nil:
-		fmt.Fprintf(stderr, "udpclient: %v (see -h)\n", err)
-		return o, exitUsage, true
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr); done {
+		return o, code, true
 	}
-	o.cfg.Timeout = time.Duration(timeout)
 	if o.cfg.Timeout <= 0 || o.cfg.Retries < 0 {
-		fmt.Fprintln(stderr, "udpclient: -timeout must be positive and -retries not negative (see -h)")
-		return o, exitUsage, true
+		return o, cli.UsageError(stderr, "udpclient", errors.New("-timeout must be positive and -retries not negative")), true
 	}
 	if o.cfg.Retries == 0 {
 		o.cfg.Retries = udpclient.NoRetries // -retries 0: none, not the library's default

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -76,7 +77,7 @@ type options struct {
 // run is main with an exit status, so that deferred work (the CPU profile)
 // is done on every way out.
 func run(args []string) int {
-	o, code := parseFlags(args)
+	o, code := parseFlags(args, os.Stdout, os.Stderr)
 	if o == nil {
 		return code
 	}
@@ -118,8 +119,9 @@ func run(args []string) int {
 }
 
 // parseFlags reads the command line and the environment. A nil options
-// means stop now with the exit status code.
-func parseFlags(args []string) (*options, int) {
+// means stop now with the exit status code: -h and -version print on
+// stdout, a usage error one line on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	fs := flag.NewFlagSet("udpproxy", flag.ContinueOnError)
 	o := &options{}
 	cfg := &o.cfg
@@ -151,23 +153,15 @@ func parseFlags(args []string) (*options, int) {
 	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := common.Parse(fs, args, os.Stderr, "server"); err != nil {
-		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			return nil, cli.ExitOK
-		}
-		fmt.Fprintln(os.Stderr, "udpproxy:", err)
-		return nil, cli.ExitUsage
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "server"); done {
+		return nil, code
 	}
 	o.httpAddr = *httpAddr
 	cfg.Servers = servers
 	if *keyFile != "" {
 		key, err := controlkey.Load(*keyFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "udpproxy: -control-key:", err)
+			fmt.Fprintln(stderr, "udpproxy: -control-key:", err)
 			return nil, cli.ExitFailure
 		}
 		cfg.ControlKey = key
@@ -175,14 +169,12 @@ func parseFlags(args []string) (*options, int) {
 	if *upstreamAddr != "" {
 		ip, err := netip.ParseAddr(*upstreamAddr)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "udpproxy: -upstream-addr %q: want an IP address\n", *upstreamAddr)
-			return nil, cli.ExitUsage
+			return nil, cli.UsageError(stderr, "udpproxy", fmt.Errorf("-upstream-addr %q: want an IP address", *upstreamAddr))
 		}
 		cfg.UpstreamAddr = ip
 	}
 	if err := check(fs, cfg, policy, *joinAllow, *srvDNS, o.httpAddr); err != nil {
-		fmt.Fprintln(os.Stderr, "udpproxy:", err)
-		return nil, cli.ExitUsage
+		return nil, cli.UsageError(stderr, "udpproxy", err)
 	}
 	return o, 0
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -61,7 +62,7 @@ type options struct {
 // run is main with an exit status, so that deferred work (the CPU profile)
 // is done on every way out.
 func run(args []string) int {
-	o, code := parseFlags(args)
+	o, code := parseFlags(args, os.Stdout, os.Stderr)
 	if o == nil {
 		return code
 	}
@@ -127,8 +128,9 @@ func listen(cfg udpserver.Config) (calc, status net.PacketConn, err error) {
 }
 
 // parseFlags reads the command line and the environment. A nil options
-// means stop now with the exit status code.
-func parseFlags(args []string) (*options, int) {
+// means stop now with the exit status code: -h and -version print on
+// stdout, a usage error one line on stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	fs := flag.NewFlagSet("udpserver", flag.ContinueOnError)
 	o := &options{}
 	cfg := &o.cfg
@@ -148,30 +150,22 @@ func parseFlags(args []string) (*options, int) {
 	genKey := fs.String("gen-key", "", "write a new control key (32 random bytes, mode 0600) to `file`, which must not exist, and exit")
 	common := cli.Register(fs, "udpserver")
 	httpAddr := common.HTTPAddr(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := common.Parse(fs, args, os.Stderr, "join"); err != nil {
-		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
-			return nil, cli.ExitOK
-		}
-		fmt.Fprintln(os.Stderr, "udpserver:", err)
-		return nil, cli.ExitUsage
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "join"); done {
+		return nil, code
 	}
 	o.httpAddr = *httpAddr
 	if *genKey != "" {
 		if err := controlkey.Generate(*genKey); err != nil {
-			fmt.Fprintln(os.Stderr, "udpserver:", err)
+			fmt.Fprintln(stderr, "udpserver:", err)
 			return nil, cli.ExitFailure
 		}
-		fmt.Fprintln(os.Stderr, "udpserver: wrote a new control key to", *genKey)
+		fmt.Fprintln(stderr, "udpserver: wrote a new control key to", *genKey)
 		return nil, cli.ExitOK
 	}
 	if *keyFile != "" {
 		key, err := controlkey.Load(*keyFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "udpserver: -control-key:", err)
+			fmt.Fprintln(stderr, "udpserver: -control-key:", err)
 			return nil, cli.ExitFailure
 		}
 		cfg.ControlKey = key
@@ -193,8 +187,7 @@ func parseFlags(args []string) (*options, int) {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "udpserver:", strings.TrimPrefix(err.Error(), "udpserver: "))
-		return nil, cli.ExitUsage
+		return nil, cli.UsageError(stderr, "udpserver", err)
 	}
 	return o, 0
 }
