@@ -24,7 +24,7 @@ type ReadyFunc func() (ok bool, reason string)
 
 // HTTP is the HTTP listener of -http-addr. It serves
 //
-//	/metrics  Prometheus metrics: the collectors given, the Go runtime's and the process's
+//	/metrics  Prometheus metrics: the collectors given, the Go runtime's, the process's and discal_build_info
 //	/healthz  200 "ok" while the process runs (liveness)
 //	/readyz   200 "ok", or 503 and a one-line reason, from the ReadyFunc (readiness)
 //	/         a short page that links the others, unless Handle was given "/"
@@ -48,7 +48,8 @@ type HTTP struct {
 // with ready for /readyz (nil: always ready) and cs for /metrics.
 func NewHTTP(name string, ready ReadyFunc, cs ...prometheus.Collector) (*HTTP, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoCollector())
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
