@@ -35,6 +35,9 @@ import (
 // test.
 func chromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped under -short: the browser tests start chromium and servers as processes and run for a minute or more")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
@@ -167,8 +170,8 @@ const shares = `(() => {
 // that computed it. With DISCAL_DASHBOARD_SCREENSHOT=FILE it also saves a
 // screenshot there, after letting the charts fill for a while.
 func TestBrowser(t *testing.T) {
-	exclusive.Quiet(t)
 	chrome := chromium(t)
+	exclusive.Quiet(t)
 	shot := os.Getenv("DISCAL_DASHBOARD_SCREENSHOT")
 	servers := startServers(t, 3)
 	p, addr := discaltest.StartProxy(t, udpproxy.Config{Servers: servers})

@@ -3,10 +3,14 @@ package dashboard
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"time"
 
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpproxy"
 )
 
@@ -18,9 +22,43 @@ type Source interface {
 //go:embed assets
 var assets embed.FS
 
-// Handler serves the dashboard. Make one with New.
+// Config is what a dashboard needs beside its Source. Zero values mean the
+// defaults.
+type Config struct {
+	// CalcAddr is the proxy's client port (HOST:PORT), where /calc sends
+	// expressions, as any client would.
+	CalcAddr string
+	// Version and Commit name the build the page's header shows; the
+	// default is the binary's own (what -version prints).
+	Version, Commit string
+	// Started is when the proxy started, for the uptime the header shows;
+	// the default is the process's start.
+	Started time.Time
+	// Logger is where the dashboard's own errors go; slog.Default() if nil.
+	Logger *slog.Logger
+}
+
+// fill sets the defaults of what was not given.
+func (c *Config) fill() {
+	b := cli.Build()
+	if c.Version == "" {
+		c.Version = b.Version
+	}
+	if c.Commit == "" {
+		c.Commit = b.Commit
+	}
+	if c.Started.IsZero() {
+		c.Started = cli.Started()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Handler serves the dashboard. Make one with New or NewWithConfig.
 type Handler struct {
 	src  Source
+	cfg  Config
 	calc *calculator
 	mux  *http.ServeMux
 	page []byte
@@ -31,14 +69,21 @@ type Handler struct {
 // mounting it beside other handlers on one mux.
 var Patterns = []string{"GET /{$}", "GET /status.json", "POST /calc", "GET /dashboard/"}
 
-// New returns the dashboard for src. calcAddr is the proxy's client port
-// (HOST:PORT), where /calc sends expressions, as any client would.
+// New returns the dashboard for src with the defaults. calcAddr is the
+// proxy's client port (HOST:PORT), where /calc sends expressions, as any
+// client would.
 func New(src Source, calcAddr string) *Handler {
+	return NewWithConfig(src, Config{CalcAddr: calcAddr})
+}
+
+// NewWithConfig returns the dashboard for src as cfg says.
+func NewWithConfig(src Source, cfg Config) *Handler {
 	page, err := assets.ReadFile("assets/index.html")
 	if err != nil {
 		panic("dashboard: the embedded page is missing: " + err.Error()) // a build without the assets
 	}
-	h := &Handler{src: src, calc: newCalculator(calcAddr), mux: http.NewServeMux(), page: page, log: slog.Default()}
+	cfg.fill()
+	h := &Handler{src: src, cfg: cfg, calc: newCalculator(cfg.CalcAddr), mux: http.NewServeMux(), page: page, log: cfg.Logger}
 	static, _ := fs.Sub(assets, "assets") // cannot fail: the directory is embedded
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	h.mux.HandleFunc("GET /status.json", h.serveStatus)
@@ -57,9 +102,49 @@ func (h *Handler) serveIndex(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(h.page)
 }
 
+// proxyJSON is what /status.json says beside the proxy's Stats: what the
+// page's header shows. Keys are only ever added.
+type proxyJSON struct {
+	Version       string  `json:"version"`
+	Commit        string  `json:"commit"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+}
+
 func (h *Handler) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	noCache(w)
-	h.writeJSON(w, http.StatusOK, h.src.Stats())
+	up := math.Round(time.Since(h.cfg.Started).Seconds()*10) / 10
+	doc, err := merge(proxyJSON{Version: h.cfg.Version, Commit: h.cfg.Commit, UptimeSeconds: up}, h.src.Stats())
+	if err != nil {
+		h.log.Error("dashboard: encoding the status", "err", err)
+		http.Error(w, "cannot encode the status", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(doc, '\n'))
+}
+
+// merge writes a and b, each of which encodes as a JSON object, as one
+// object with the keys of both. Stats has a MarshalJSON of its own, so a
+// struct that embeds it would encode as Stats alone.
+func merge(a, b any) ([]byte, error) {
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(ja) < 2 || ja[0] != '{' || len(jb) < 2 || jb[0] != '{' {
+		return nil, errors.New("dashboard: merge: not two JSON objects")
+	}
+	if len(jb) == 2 { // {}
+		return ja, nil
+	}
+	if len(ja) == 2 {
+		return jb, nil
+	}
+	return append(append(ja[:len(ja)-1], ','), jb[1:]...), nil
 }
 
 // writeJSON answers with v as JSON.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpproxy/dashboard"
 	"github.com/discal/discal/udpserver"
 )
@@ -52,7 +53,7 @@ func getJSON(t *testing.T, url string, v any) {
 // The keys of /status.json that the README documents: a contract.
 var (
 	proxyKeys = []string{"requests", "text", "replies", "retries", "timeouts", "no_server", "busy", "joins",
-		"pending", "dropped", "drops", "servers"}
+		"pending", "dropped", "drops", "servers", "version", "commit", "uptime_seconds"}
 	serverKeys = []string{"name", "calc_addr", "status_addr", "source", "state", "state_reason", "up", "draining",
 		"ejected", "eject_reason", "has_report", "host_cpu", "proc_cpu", "cores", "report_age_ms", "served",
 		"in_flight", "latency_us", "sent", "answered", "timeouts", "retries"}
@@ -111,6 +112,37 @@ func TestStatusJSON(t *testing.T) {
 			t.Errorf("states %v, want %v", states, want)
 			break
 		}
+	}
+}
+
+// TestStatusBuild: /status.json says the build and the uptime the header
+// shows: those given, or by default the binary's own and the process's.
+func TestStatusBuild(t *testing.T) {
+	b := cli.Build()
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, tc := range []struct {
+		name            string
+		cfg             dashboard.Config
+		version, commit string
+		minUp, maxUp    float64
+	}{
+		{"given", dashboard.Config{Version: "v9.9.9", Commit: "abc", Started: hourAgo}, "v9.9.9", "abc", 3600, 3700},
+		{"defaults", dashboard.Config{}, b.Version, b.Commit, 0, time.Since(cli.Started()).Seconds() + 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			web := httptest.NewServer(dashboard.NewWithConfig(noStats{}, tc.cfg))
+			defer web.Close()
+			var doc map[string]any
+			getJSON(t, web.URL+"/status.json", &doc)
+			up, _ := doc["uptime_seconds"].(float64)
+			if doc["version"] != tc.version || doc["commit"] != tc.commit || up < tc.minUp || up > tc.maxUp {
+				t.Fatalf("version %v, commit %v, uptime %v; want %s, %s, %v to %v s", doc["version"], doc["commit"],
+					doc["uptime_seconds"], tc.version, tc.commit, tc.minUp, tc.maxUp)
+			}
+			if _, ok := doc["servers"].([]any); !ok {
+				t.Fatalf("the proxy's own keys are gone: %v", doc)
+			}
+		})
 	}
 }
 

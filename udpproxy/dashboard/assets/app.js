@@ -163,6 +163,25 @@ function drawChart(svg, value, max, unit) {
   svg.replaceChildren(...nodes);
 }
 
+// fmtUptime is a duration in seconds as people say it: "3 d 4 h", "5 m 2 s".
+function fmtUptime(sec) {
+  const d = Math.floor(sec / 86400), h = Math.floor(sec % 86400 / 3600);
+  const m = Math.floor(sec % 3600 / 60), s = Math.floor(sec % 60);
+  if (d > 0) return `${d} d ${h} h`;
+  if (h > 0) return `${h} h ${m} m`;
+  return m > 0 ? `${m} m ${s} s` : `${s} s`;
+}
+
+// drawBuild shows the proxy's version, its commit (short, all of it in the
+// tooltip) and how long it has been up.
+function drawBuild(st) {
+  const b = document.getElementById('build');
+  const commit = st.commit && st.commit !== 'unknown' ? ' ' + st.commit.slice(0, 12) : '';
+  b.textContent = `${st.version}${commit} · up ${fmtUptime(st.uptime_seconds)}`;
+  b.title = `version ${st.version}, commit ${st.commit}`;
+  b.dataset.uptime = st.uptime_seconds;
+}
+
 function drawSummary(st) {
   const up = st.servers.filter(s => s.state === 'up').length;
   document.getElementById('summary').textContent =
@@ -183,6 +202,7 @@ async function poll() {
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const st = await r.json();
     record(st);
+    drawBuild(st);
     drawSummary(st);
     drawTable();
     drawChart(document.getElementById('share-chart'), (s, i) => {
