@@ -20,13 +20,15 @@ import (
 
 // ReadyFunc says whether a daemon should be given work, and if not, why,
 // in a few words: (*udpproxy.Proxy).Ready and (*udpserver.Server).Ready.
+// A daemon that is ready but not at its best says so in reason
+// ("degraded: ..."); reason is empty when all is well.
 type ReadyFunc func() (ok bool, reason string)
 
 // HTTP is the HTTP listener of -http-addr. It serves
 //
 //	/metrics  Prometheus metrics: the collectors given, the Go runtime's, the process's and discal_build_info
 //	/healthz  200 "ok" while the process runs (liveness)
-//	/readyz   200 "ok", or 503 and a one-line reason, from the ReadyFunc (readiness)
+//	/readyz   200 "ok" (or "ok, " and a note: "ok, degraded: ..."), or 503 and a one-line reason, from the ReadyFunc (readiness)
 //	/         a short page that links the others, unless Handle was given "/"
 //
 // and whatever else is added with Handle before Start: a dashboard, a JSON
@@ -94,11 +96,16 @@ func (h *HTTP) Handler() http.Handler {
 }
 
 func (h *HTTP) readyz(w http.ResponseWriter, _ *http.Request) {
-	if ok, reason := h.ready(); !ok {
+	ok, reason := h.ready()
+	switch {
+	case !ok:
 		text(w, http.StatusServiceUnavailable, "not ready: "+oneLine(reason))
-		return
+	case reason != "":
+		// Still 200: a probe acts on the code, a person reads the note.
+		text(w, http.StatusOK, "ok, "+oneLine(reason))
+	default:
+		text(w, http.StatusOK, "ok")
 	}
-	text(w, http.StatusOK, "ok")
 }
 
 func (h *HTTP) index(w http.ResponseWriter, _ *http.Request) {

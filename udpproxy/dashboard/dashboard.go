@@ -14,9 +14,12 @@ import (
 	"github.com/discal/discal/udpproxy"
 )
 
-// Source is what the dashboard shows: *udpproxy.Proxy is one.
+// Source is what the dashboard shows: *udpproxy.Proxy is one. Ready is
+// what /readyz says (cli.ReadyFunc); the page's banner shows the same
+// verdict, so that the two never disagree.
 type Source interface {
 	Stats() udpproxy.Stats
+	Ready() (ok bool, reason string)
 }
 
 //go:embed assets
@@ -103,17 +106,21 @@ func (h *Handler) serveIndex(w http.ResponseWriter, _ *http.Request) {
 }
 
 // proxyJSON is what /status.json says beside the proxy's Stats: what the
-// page's header shows. Keys are only ever added.
+// page's header and banner show. Keys are only ever added.
 type proxyJSON struct {
 	Version       string  `json:"version"`
 	Commit        string  `json:"commit"`
 	UptimeSeconds float64 `json:"uptime_seconds"`
+	Ready         bool    `json:"ready"`        // what /readyz answers: true for 200
+	ReadyReason   string  `json:"ready_reason"` // its reason: why not, or "degraded: ..."; empty when all is well
 }
 
 func (h *Handler) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	noCache(w)
-	up := math.Round(time.Since(h.cfg.Started).Seconds()*10) / 10
-	doc, err := merge(proxyJSON{Version: h.cfg.Version, Commit: h.cfg.Commit, UptimeSeconds: up}, h.src.Stats())
+	p := proxyJSON{Version: h.cfg.Version, Commit: h.cfg.Commit}
+	p.UptimeSeconds = math.Round(time.Since(h.cfg.Started).Seconds()*10) / 10
+	p.Ready, p.ReadyReason = h.src.Ready()
+	doc, err := merge(p, h.src.Stats())
 	if err != nil {
 		h.log.Error("dashboard: encoding the status", "err", err)
 		http.Error(w, "cannot encode the status", http.StatusInternalServerError)
