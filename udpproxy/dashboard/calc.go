@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -58,16 +59,24 @@ func newCalculator(addr string) *calculator {
 }
 
 func (h *Handler) serveCalc(w http.ResponseWriter, r *http.Request) {
-	expr, err := readExpr(w, r)
+	expr, code, err := readExpr(w, r)
 	if err != nil {
-		h.writeJSON(w, http.StatusBadRequest, calcAnswer{Error: err.Error()})
+		h.writeJSON(w, code, calcAnswer{Error: err.Error()})
 		return
 	}
 	a := calcAnswer{Expr: expr}
 	req, err := codec.ParseExpr(expr)
 	if err != nil {
-		a.Error, a.Code = err.Error(), int(codec.AsError(err).Code)
-		h.writeJSON(w, http.StatusBadRequest, a)
+		ce := codec.AsError(err)
+		a.Error, a.Code = ce.Message, int(ce.Code)
+		// A syntax error is the request's fault. Anything else the text
+		// form refuses (an operand beyond int64: integer overflow) is an
+		// answer, and the proxy's port gives it as one, so /calc does too.
+		code := http.StatusOK
+		if ce.Code == codec.CodeSyntax {
+			code = http.StatusBadRequest
+		}
+		h.writeJSON(w, code, a)
 		return
 	}
 	select {
@@ -100,29 +109,53 @@ func (h *Handler) serveCalc(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, a)
 }
 
-// readExpr takes the expression from a JSON body {"expr": "..."} or from
-// a form field expr.
-func readExpr(w http.ResponseWriter, r *http.Request) (string, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxCalcBody)
-	var expr string
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
-		var body struct {
-			Expr string `json:"expr"`
+// readExpr takes the expression from the body, whatever its Content-Type
+// says: curl -d labels anything a form, and a script or fetch may send
+// JSON with no type at all. The body is read as
+//
+//   - JSON, when it starts with "{": {"expr": "6 * 7"};
+//   - a form, when it holds "=", which no expression does: expr=6%2A7.
+//     Form encoding makes "+" a space, so "expr=6+7" is "6 7": write %2B,
+//     or let curl encode it (--data-urlencode 'expr=6+7');
+//   - otherwise, the expression itself, as plain text: 6 * 7.
+func readExpr(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCalcBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("dashboard: the body is over %d bytes: %w", maxCalcBody, err)
 		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			return "", fmt.Errorf("dashboard: the body is not {\"expr\": \"...\"}: %w", err)
-		}
-		expr = body.Expr
-	} else {
-		if err := r.ParseForm(); err != nil {
-			return "", fmt.Errorf("dashboard: reading the form: %w", err)
-		}
-		expr = r.PostForm.Get("expr")
+		return "", http.StatusBadRequest, fmt.Errorf("dashboard: reading the body: %w", err)
+	}
+	expr, err := exprOf(strings.TrimSpace(string(body)))
+	if err != nil {
+		return "", http.StatusBadRequest, err
 	}
 	if expr = strings.TrimSpace(expr); expr == "" {
-		return "", errors.New("dashboard: no expression: send {\"expr\": \"6 * 7\"}")
+		return "", http.StatusBadRequest, errors.New(`dashboard: no expression: send it as the body (6 * 7), as JSON ({"expr": "6 * 7"}) or as the form field expr`)
 	}
-	return expr, nil
+	return expr, 0, nil
+}
+
+// exprOf is the expression a body holds, by readExpr's rules.
+func exprOf(body string) (string, error) {
+	switch {
+	case strings.HasPrefix(body, "{"):
+		var v struct {
+			Expr string `json:"expr"`
+		}
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			return "", fmt.Errorf(`dashboard: the body is not {"expr": "..."}: %w`, err)
+		}
+		return v.Expr, nil
+	case strings.Contains(body, "="):
+		form, err := url.ParseQuery(body)
+		if err != nil {
+			return "", fmt.Errorf("dashboard: the body is not a form (expr=6%%2B7): %w", err)
+		}
+		return form.Get("expr"), nil
+	}
+	return body, nil
 }
 
 // errNoAnswer is the answer to a calculation the proxy never answered.

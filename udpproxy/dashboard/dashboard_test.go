@@ -171,7 +171,21 @@ func allReported(doc map[string]any, s3 string) bool {
 // post sends body to url as JSON and decodes the answer.
 func post(t *testing.T, url, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	return postAs(t, url, "application/json", body)
+}
+
+// postAs sends body to url with the Content-Type ctype (none if empty) and
+// decodes the answer.
+func postAs(t *testing.T, url, ctype, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +213,8 @@ func TestCalc(t *testing.T) {
 		{`{"expr": "1 / 0"}`, 200, "", "division by zero"},
 		{`{"expr": "2 +"}`, 400, "", "syntax error"},
 		{`{"expr": " "}`, 400, "", "no expression"},
-		{`6 * 7`, 400, "", "not {"},
+		{`{"expr": "6 * 7"`, 400, "", "not {"},
+		{`6 * 7`, 200, "42", ""},
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			code, a := post(t, web.URL+"/calc", tc.body)
@@ -217,6 +232,88 @@ func TestCalc(t *testing.T) {
 			}
 			if e, _ := a["error"].(string); !strings.Contains(e, tc.err) || a["result"] != nil {
 				t.Fatalf("answer %v, want an error with %q", a, tc.err)
+			}
+		})
+	}
+}
+
+// TestCalcBodies: /calc reads JSON, a form or a plain-text expression by
+// what the body holds, whatever the Content-Type says (curl -d says a form
+// whatever it sends; a script may say nothing).
+func TestCalcBodies(t *testing.T) {
+	_, web := startDashboard(t)
+	const form, json, text = "application/x-www-form-urlencoded", "application/json", "text/plain"
+	for _, tc := range []struct {
+		ctype, body string
+		code        int
+		result, err string
+	}{
+		{json, `{"expr": "6 * 7"}`, 200, "42", ""},
+		{"", `{"expr": "6 * 7"}`, 200, "42", ""},                       // fetch or a script with no type
+		{form, `{"expr": "6 * 7"}`, 200, "42", ""},                     // curl -d '{"expr": ...}'
+		{text, `{"expr": "6 * 7"}`, 200, "42", ""},                     // fetch with a string body
+		{form, `6 * 7`, 200, "42", ""},                                 // curl -d '6 * 7'
+		{form, "6+7\n", 200, "13", ""},                                 // curl -d: no "=", so text, + kept
+		{"", `7 / 2`, 200, "3.5", ""},                                  // plain text
+		{form, `expr=6%2B7`, 200, "13", ""},                            // a form: %2B is +
+		{form, `expr=6+*+7`, 200, "42", ""},                            // a form: + is a space
+		{"", `a=1&expr=2+-+5`, 200, "-3", ""},                          // a form with no type
+		{form, `expr=6+7`, 400, "", "syntax error"},                    // + is a space: "6 7"
+		{form, `a=1`, 400, "", "no expression"},                        // a form without expr
+		{form, `expr=%zz`, 400, "", "not a form"},                      // bad encoding
+		{json, `{"expr": 42}`, 400, "", "not {"},                       // not a string
+		{"", ``, 400, "", "no expression"},                             // nothing
+		{text, strings.Repeat("1", 5000), 413, "", "over 4096 bytes"},  // more than an expression needs
+		{text, "9223372036854775808 + 1", 200, "", "integer overflow"}, // an answer, not a bad request
+		{json, `{"expr": "1 + 9223372036854775807"}`, 200, "", "integer overflow"},
+	} {
+		t.Run(tc.ctype+" "+tc.body[:min(len(tc.body), 40)], func(t *testing.T) {
+			code, a := postAs(t, web.URL+"/calc", tc.ctype, tc.body)
+			e, _ := a["error"].(string)
+			if code != tc.code || a["result"] != nilIfEmpty(tc.result) || (tc.err == "") != (e == "") ||
+				!strings.Contains(e, tc.err) {
+				t.Fatalf("%d %v, want %d, result %q, error with %q", code, a, tc.code, tc.result, tc.err)
+			}
+		})
+	}
+}
+
+// nilIfEmpty is what a decoded answer holds for an omitted string.
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// TestCalcAsTheTextForm: for an expression the text form refuses with an
+// answer (an operand beyond int64) or computes into an error, /calc gives
+// the message and code the proxy's client port gives, with 200: both are
+// answers of the system.
+func TestCalcAsTheTextForm(t *testing.T) {
+	c, web := startDashboard(t)
+	for _, tc := range []struct {
+		expr string
+		code int // codec.Code
+	}{
+		{"9223372036854775808 + 1", 6},  // parsed: beyond int64
+		{"-9223372036854775809 * 2", 6}, // parsed: beyond int64
+		{"9223372036854775807 + 1", 6},  // computed: the sum overflows
+		{"1 / 0", 5},
+		{"1e400 + 1", 8},
+	} {
+		t.Run(tc.expr, func(t *testing.T) {
+			text := textCommand(t, c.ProxyAddr.String(), tc.expr)
+			code, a := post(t, web.URL+"/calc", `{"expr": "`+tc.expr+`"}`)
+			e, _ := a["error"].(string)
+			if code != http.StatusOK || a["code"] != float64(tc.code) || a["result"] != nil {
+				t.Fatalf("/calc %d %v, want 200 and code %d", code, a, tc.code)
+			}
+			// The text form may shorten a message to fit its bound on
+			// amplification ("error: integer overflow"): /calc's starts
+			// the same way.
+			if !strings.HasPrefix("error: "+e, text) {
+				t.Fatalf("/calc says %q, the proxy's text form %q", e, text)
 			}
 		})
 	}
