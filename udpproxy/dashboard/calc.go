@@ -32,7 +32,7 @@ type calcAnswer struct {
 // calculator sends expressions to the proxy's client port, in the binary
 // form, as udpclient does.
 type calculator struct {
-	addr string
+	addr func() string // the port, HOST:PORT
 	// slots bounds the exchanges in flight: each holds a socket for up to
 	// calcTimeout, and a page that loops on /calc must not take them all.
 	slots chan struct{}
@@ -54,8 +54,52 @@ const (
 // maxCalcBody bounds what /calc reads: an expression is a few dozen bytes.
 const maxCalcBody = 4096
 
-func newCalculator(addr string) *calculator {
-	return &calculator{addr: addr, slots: make(chan struct{}, calcSlots)}
+// addrSource is a Source that knows the port it serves on:
+// *udpproxy.Proxy, once it serves.
+type addrSource interface {
+	Addr() net.Addr
+}
+
+// newCalculator sends to addr. When addr's port is 0 (the proxy was told
+// -addr 127.0.0.1:0) or addr is empty, the port is the one the proxy took,
+// which src knows only once it serves: it is asked at each calculation.
+func newCalculator(src Source, addr string) *calculator {
+	c := &calculator{addr: func() string { return addr }, slots: make(chan struct{}, calcSlots)}
+	if live, ok := src.(addrSource); ok && anyPort(addr) {
+		c.addr = func() string { return calcAddrOf(addr, live.Addr()) }
+	}
+	return c
+}
+
+// anyPort says whether addr leaves the port to the system.
+func anyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || (err == nil && (port == "0" || port == ""))
+}
+
+// calcAddrOf is where to reach a proxy configured at configured and
+// serving at live (nil before it serves): live's port, on configured's
+// host unless that is empty or a wildcard, which this process reaches on
+// loopback.
+func calcAddrOf(configured string, live net.Addr) string {
+	if live == nil {
+		return configured
+	}
+	host, _, _ := net.SplitHostPort(configured)
+	lhost, port, err := net.SplitHostPort(live.String())
+	if err != nil {
+		return configured
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		host = lhost
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (h *Handler) serveCalc(w http.ResponseWriter, r *http.Request) {
@@ -165,8 +209,9 @@ var errNoAnswer = errors.New("dashboard: no answer from the proxy")
 // with the same ID every calcRetry; the proxy and the servers treat the
 // copies as one request.
 func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request) (codec.Reply, error) {
+	addr := c.addr()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", c.addr)
+	conn, err := d.DialContext(ctx, "udp", addr)
 	if err != nil {
 		return codec.Reply{}, fmt.Errorf("dashboard: %w", err)
 	}
@@ -176,7 +221,7 @@ func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request)
 	deadline, _ := ctx.Deadline() // always set: serveCalc gives it one
 	for ctx.Err() == nil {
 		if _, err := conn.Write(pkt); err != nil {
-			return codec.Reply{}, fmt.Errorf("dashboard: sending to the proxy at %s: %w", c.addr, err)
+			return codec.Reply{}, fmt.Errorf("dashboard: sending to the proxy at %s: %w", addr, err)
 		}
 		try := time.Now().Add(calcRetry)
 		if try.After(deadline) {
@@ -189,10 +234,10 @@ func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request)
 		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
-			return codec.Reply{}, fmt.Errorf("dashboard: the proxy at %s: %w", c.addr, err)
+			return codec.Reply{}, fmt.Errorf("dashboard: the proxy at %s: %w", addr, err)
 		}
 	}
-	return codec.Reply{}, fmt.Errorf("%w at %s", errNoAnswer, c.addr)
+	return codec.Reply{}, fmt.Errorf("%w at %s", errNoAnswer, addr)
 }
 
 // readReply reads until the reply to id arrives or the read deadline

@@ -86,7 +86,7 @@ func NewWithConfig(src Source, cfg Config) *Handler {
 		panic("dashboard: the embedded page is missing: " + err.Error()) // a build without the assets
 	}
 	cfg.fill()
-	h := &Handler{src: src, cfg: cfg, calc: newCalculator(cfg.CalcAddr), mux: http.NewServeMux(), page: page, log: cfg.Logger}
+	h := &Handler{src: src, cfg: cfg, calc: newCalculator(src, cfg.CalcAddr), mux: http.NewServeMux(), page: page, log: cfg.Logger}
 	static, _ := fs.Sub(assets, "assets") // cannot fail: the directory is embedded
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	h.mux.HandleFunc("GET /status.json", h.serveStatus)

@@ -333,6 +333,21 @@ func TestCalcForm(t *testing.T) {
 	}
 }
 
+// TestCalcAnyPort: a dashboard given the proxy's address as configured,
+// port 0 (udpproxy -addr 127.0.0.1:0) or none, sends to the port the
+// proxy took.
+func TestCalcAnyPort(t *testing.T) {
+	c, _ := startDashboard(t)
+	for _, addr := range []string{"127.0.0.1:0", ""} {
+		web := httptest.NewServer(dashboard.New(c.Proxy, addr))
+		code, a := post(t, web.URL+"/calc", `{"expr": "6 * 7"}`)
+		web.Close()
+		if code != http.StatusOK || a["result"] != "42" {
+			t.Errorf("dashboard for %q: %d %v, want 42", addr, code, a)
+		}
+	}
+}
+
 // TestCalcNoProxy: with nothing on the proxy's port the answer is an error
 // naming the address, well before the browser would give up.
 func TestCalcNoProxy(t *testing.T) {
