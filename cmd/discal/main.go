@@ -52,7 +52,7 @@ func run(args []string) int {
 	if httpAddr != "" {
 		h, err := cli.NewHTTP("discal", sys.proxy.Ready, sys.collectors()...)
 		if err == nil {
-			d := dashboard.New(sys.proxy, sys.proxyConn.LocalAddr().String())
+			d := dashboard.NewWithConfig(sys.proxy, dashboard.Config{CalcAddr: sys.proxyConn.LocalAddr().String(), Hosts: cfg.httpHosts})
 			for _, pattern := range dashboard.Patterns {
 				h.Handle(pattern, d)
 			}
@@ -105,11 +105,12 @@ func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
 	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	common := cli.Register(fs, "discal")
 	http := common.HTTPAddr(fs)
+	httpHosts := common.HTTPHosts(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	if err := common.Parse(fs, args, os.Stderr); err != nil {
+	if err := common.Parse(fs, args, os.Stderr, "http-host"); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
 			return nil, "", cli.ExitOK
 		}
@@ -146,7 +147,8 @@ func parseFlags(args []string) (cfg *systemConfig, httpAddr string, code int) {
 		serverAddr: func(i int) (string, string) {
 			return fmt.Sprintf("127.0.0.1:%d", port(calcPort, i)), fmt.Sprintf("127.0.0.1:%d", port(statusPort, i))
 		},
-		server: udpserver.Config{Quiet: quiet},
-		proxy:  udpproxy.Config{Policy: pol},
+		server:    udpserver.Config{Quiet: quiet},
+		proxy:     udpproxy.Config{Policy: pol},
+		httpHosts: *httpHosts,
 	}, *http, 0
 }

@@ -70,6 +70,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 type options struct {
 	cfg        udpproxy.Config
 	httpAddr   string
+	httpHosts  []string // -http-host: names the dashboard answers to
 	cpuprofile string
 }
 
@@ -96,7 +97,7 @@ func run(args []string) int {
 		if err == nil {
 			// The dashboard, /status.json and /calc; /calc asks the
 			// proxy's own client port, as any client would.
-			d := dashboard.New(p, loopback(o.cfg.Addr))
+			d := dashboard.NewWithConfig(p, dashboard.Config{CalcAddr: loopback(o.cfg.Addr), Hosts: o.httpHosts})
 			for _, pattern := range dashboard.Patterns {
 				h.Handle(pattern, d)
 			}
@@ -151,11 +152,12 @@ func parseFlags(args []string) (*options, int) {
 	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
+	httpHosts := common.HTTPHosts(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	if err := common.Parse(fs, args, os.Stderr, "server"); err != nil {
+	if err := common.Parse(fs, args, os.Stderr, "server", "http-host"); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, cli.ErrVersion) {
 			return nil, cli.ExitOK
 		}
@@ -163,6 +165,7 @@ func parseFlags(args []string) (*options, int) {
 		return nil, cli.ExitUsage
 	}
 	o.httpAddr = *httpAddr
+	o.httpHosts = *httpHosts
 	cfg.Servers = servers
 	if *keyFile != "" {
 		key, err := controlkey.Load(*keyFile)

@@ -202,9 +202,6 @@ func exprOf(body string) (string, error) {
 	return body, nil
 }
 
-// errNoAnswer is the answer to a calculation the proxy never answered.
-var errNoAnswer = errors.New("dashboard: no answer from the proxy")
-
 // exchange sends req to the proxy and waits for its reply, sending it again
 // with the same ID every calcRetry; the proxy and the servers treat the
 // copies as one request.

@@ -31,6 +31,10 @@ type Config struct {
 	// CalcAddr is the proxy's client port (HOST:PORT), where /calc sends
 	// expressions, as any client would.
 	CalcAddr string
+	// Hosts are the names, besides IP literals and localhost, that the
+	// dashboard answers to (udpproxy -http-host): a request with any other
+	// Host is refused, as DNS rebinding sends. Default: none.
+	Hosts []string
 	// Version and Commit name the build the page's header shows; the
 	// default is the binary's own (what -version prints).
 	Version, Commit string
@@ -60,12 +64,14 @@ func (c *Config) fill() {
 
 // Handler serves the dashboard. Make one with New or NewWithConfig.
 type Handler struct {
-	src  Source
-	cfg  Config
-	calc *calculator
-	mux  *http.ServeMux
-	page []byte
-	log  *slog.Logger
+	src   Source
+	cfg   Config
+	calc  *calculator
+	mux   *http.ServeMux
+	hosts hosts
+	csrf  *http.CrossOriginProtection
+	page  []byte
+	log   *slog.Logger
 }
 
 // Patterns are the routes a Handler serves, in net/http ServeMux form, for
@@ -86,7 +92,8 @@ func NewWithConfig(src Source, cfg Config) *Handler {
 		panic("dashboard: the embedded page is missing: " + err.Error()) // a build without the assets
 	}
 	cfg.fill()
-	h := &Handler{src: src, cfg: cfg, calc: newCalculator(src, cfg.CalcAddr), mux: http.NewServeMux(), page: page, log: cfg.Logger}
+	h := &Handler{src: src, cfg: cfg, calc: newCalculator(src, cfg.CalcAddr), mux: http.NewServeMux(),
+		hosts: newHosts(cfg.Hosts), csrf: http.NewCrossOriginProtection(), page: page, log: cfg.Logger}
 	static, _ := fs.Sub(assets, "assets") // cannot fail: the directory is embedded
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	h.mux.HandleFunc("GET /status.json", h.serveStatus)
@@ -96,8 +103,17 @@ func NewWithConfig(src Source, cfg Config) *Handler {
 }
 
 // ServeHTTP serves /, /status.json, /calc and /dashboard/; anything else
-// is not found.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// is not found. A request with a Host the dashboard does not answer to, or
+// a POST another web site made a browser send, gets 403 (see guard.go).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.guard(r); err != nil {
+		h.writeJSON(w, http.StatusForbidden, struct {
+			Error string `json:"error"`
+		}{err.Error()})
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 func (h *Handler) serveIndex(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -17,6 +17,11 @@
 // errors included (division by zero, an operand beyond int64), is 200; a
 // body that holds no expression or one that does not parse is 400.
 //
+// Every route answers only a Host that is an IP address, localhost or a
+// name in Config.Hosts (udpproxy -http-host), against DNS rebinding, and
+// /calc refuses a POST that a browser sends for another web site
+// (net/http's CrossOriginProtection); both get 403 and a reason.
+//
 // Everything the page needs is embedded in the binary: it works offline and
 // loads nothing from elsewhere. The page keeps its own history (the last 60
 // polls of /status.json, one a second), so the proxy keeps none.

@@ -242,7 +242,11 @@ function problem(text) {
 async function poll() {
   try {
     const r = await fetch('status.json', {cache: 'no-store'});
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    if (!r.ok) {
+      // A refusal says why (a Host the proxy does not answer to): show it.
+      const why = await r.json().then(e => e.error, () => '');
+      throw new Error(`HTTP ${r.status}${why ? ': ' + why : ''}`);
+    }
     const st = await r.json();
     record(st);
     drawBuild(st);
