@@ -8,11 +8,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Commit is set at build time with
+// -ldflags "-X github.com/discal/discal/internal/cli.Commit=$(git rev-parse HEAD)"
+// where the go command records none (a build outside the checkout, as in a
+// container, or with -buildvcs=false); otherwise it comes from the build
+// information.
+var Commit = ""
+
 // BuildInfo is what a binary was built from, for /metrics and the
 // dashboard.
 type BuildInfo struct {
 	Version string // Version if set at build time, else the module's version, else "(devel)"
-	Commit  string // the VCS revision the binary was built from, "unknown" when the build did not record it
+	Commit  string // Commit if set at build time, else the VCS revision the go command recorded, else "unknown"
 	Go      string // the Go release that built it: "go1.26.0"
 }
 
@@ -20,7 +27,7 @@ type BuildInfo struct {
 // `go build` inside a git checkout records its commit; `go test` and
 // `go run` do not, and say "unknown".
 func Build() BuildInfo {
-	b := BuildInfo{Version: Version, Commit: "unknown", Go: runtime.Version()}
+	b := BuildInfo{Version: Version, Commit: Commit, Go: runtime.Version()}
 	bi, ok := debug.ReadBuildInfo()
 	if b.Version == "" {
 		b.Version = "(devel)"
@@ -28,12 +35,13 @@ func Build() BuildInfo {
 			b.Version = bi.Main.Version
 		}
 	}
-	if ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && s.Value != "" {
-				b.Commit = s.Value
-			}
+	for i := 0; ok && b.Commit == "" && i < len(bi.Settings); i++ {
+		if s := bi.Settings[i]; s.Key == "vcs.revision" {
+			b.Commit = s.Value
 		}
+	}
+	if b.Commit == "" {
+		b.Commit = "unknown"
 	}
 	return b
 }

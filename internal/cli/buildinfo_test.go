@@ -12,18 +12,19 @@ import (
 // and the value 1.
 func TestBuildInfoMetric(t *testing.T) {
 	for _, tc := range []struct {
-		name, version string
+		name, version, commit string
 	}{
-		{"from the module", ""},
-		{"set at build time", "v1.2.3"},
+		{"from the module", "", ""},
+		{"set at build time", "v1.2.3", "0123456789abcdef0123456789abcdef01234567"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			old := Version
-			Version = tc.version
-			t.Cleanup(func() { Version = old })
+			oldV, oldC := Version, Commit
+			Version, Commit = tc.version, tc.commit
+			t.Cleanup(func() { Version, Commit = oldV, oldC })
 			b := Build()
-			if b.Go != runtime.Version() || b.Commit == "" || (tc.version != "" && b.Version != tc.version) || b.Version == "" {
-				t.Fatalf("Build() = %+v, want Go %s and version %q", b, runtime.Version(), tc.version)
+			if b.Go != runtime.Version() || b.Version == "" || b.Commit == "" ||
+				(tc.version != "" && b.Version != tc.version) || (tc.commit != "" && b.Commit != tc.commit) {
+				t.Fatalf("Build() = %+v, want Go %s, version %q, commit %q", b, runtime.Version(), tc.version, tc.commit)
 			}
 			h, err := NewHTTP("udpx", nil)
 			if err != nil {
