@@ -14,17 +14,24 @@ import (
 
 	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpproxy/dashboard"
 	"github.com/discal/discal/udpserver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// patientPolls gives each status poll its whole interval: a busy machine
+// (a race build beside a browser) made the default, a third, miss three in
+// a row, and /calc answered "no server available".
+var patientPolls = udpproxy.Config{Poll: udpproxy.DefaultPoll, PollTimeout: udpproxy.DefaultPoll}
+
 // startDashboard runs three servers and a proxy in this process and serves
 // the proxy's dashboard.
 func startDashboard(t *testing.T) (*discaltest.Cluster, *httptest.Server) {
 	t.Helper()
-	c, err := discaltest.Start(discaltest.Config{Logger: discaltest.Quiet(), Server: udpserver.Config{Quiet: true}})
+	c, err := discaltest.Start(discaltest.Config{Logger: discaltest.Quiet(), Server: udpserver.Config{Quiet: true},
+		Proxy: patientPolls})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 func badDay(t *testing.T) (*discaltest.Cluster, string) {
 	t.Helper()
 	c, err := discaltest.Start(discaltest.Config{Servers: 2, Logger: discaltest.Quiet(),
-		Server: udpserver.Config{Quiet: true}})
+		Server: udpserver.Config{Quiet: true}, Proxy: patientPolls})
 	if err != nil {
 		t.Fatal(err)
 	}
