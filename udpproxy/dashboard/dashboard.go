@@ -36,7 +36,7 @@ type Config struct {
 	// Host is refused, as DNS rebinding sends. Default: none.
 	Hosts []string
 	// Version and Commit name the build the page's header shows; the
-	// default is the binary's own (what -version prints).
+	// default is the binary's own (cli.Build, as in discal_build_info).
 	Version, Commit string
 	// Started is when the proxy started, for the uptime the header shows;
 	// the default is the process's start.
