@@ -189,15 +189,39 @@ func (p *Proxy) Rediscover() {
 
 // Ready reports whether the proxy can route a request now: it is serving
 // and at least one server is in rotation. reason says why not, in a few
-// words, for a health endpoint.
+// words, for a health endpoint. When ready, reason is empty unless the
+// proxy is degraded: no server takes new work, and the fallback that
+// rotationOf allows (draining servers, else ejected ones) answers in
+// their place; it then starts "degraded: " and names them. A degraded
+// proxy stays ready, since a fallback still answers and taking the proxy
+// out of a load balancer would leave clients with no answer at all.
 func (p *Proxy) Ready() (ok bool, reason string) {
 	if !p.life.Serving() {
 		return false, "not serving"
 	}
-	if len(p.members.rotation()) == 0 {
+	rot := p.members.rotation()
+	if len(rot) == 0 {
 		return false, "no server in rotation"
 	}
-	return true, ""
+	kind, names := "draining", ""
+	for i, s := range rot {
+		if s.takesWork() {
+			return true, ""
+		}
+		if s.state.ejected.Load() {
+			kind = "ejected"
+		}
+		switch {
+		case i == 0:
+			names = s.Name()
+		case i < 3: // a probe's line stays short however many there are
+			names += ", " + s.Name()
+		}
+	}
+	if len(rot) > 3 {
+		names += fmt.Sprintf(" and %d more", len(rot)-3)
+	}
+	return true, fmt.Sprintf("degraded: no server takes new work; serving as a fallback: %s (%s)", names, kind)
 }
 
 // Addr returns the client-facing address once Serve has started.

@@ -53,7 +53,7 @@ func run(args []string) int {
 	if httpAddr != "" {
 		h, err := cli.NewHTTP("discal", sys.proxy.Ready, sys.collectors()...)
 		if err == nil {
-			d := dashboard.New(sys.proxy, sys.proxyConn.LocalAddr().String())
+			d := dashboard.NewWithConfig(sys.proxy, dashboard.Config{CalcAddr: sys.proxyConn.LocalAddr().String(), Hosts: cfg.httpHosts})
 			for _, pattern := range dashboard.Patterns {
 				h.Handle(pattern, d)
 			}
@@ -107,7 +107,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *systemConfig, htt
 	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	common := cli.Register(fs, "discal")
 	http := common.HTTPAddr(fs)
-	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr); done {
+	httpHosts := common.HTTPHosts(fs)
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "http-host"); done {
 		return nil, "", code
 	}
 	pol, ok := udpproxy.ParsePolicy(policy)
@@ -139,7 +140,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *systemConfig, htt
 		serverAddr: func(i int) (string, string) {
 			return fmt.Sprintf("127.0.0.1:%d", port(calcPort, i)), fmt.Sprintf("127.0.0.1:%d", port(statusPort, i))
 		},
-		server: udpserver.Config{Quiet: quiet},
-		proxy:  udpproxy.Config{Policy: pol},
+		server:    udpserver.Config{Quiet: quiet},
+		proxy:     udpproxy.Config{Policy: pol},
+		httpHosts: *httpHosts,
 	}, *http, 0
 }

@@ -34,6 +34,7 @@ type systemConfig struct {
 	servers    int
 	server     udpserver.Config // template: Name and the addresses are filled in
 	proxy      udpproxy.Config  // template: Servers is filled in
+	httpHosts  []string         // -http-host: names the dashboard answers to
 }
 
 func newSystem(cfg systemConfig) (*system, error) {

@@ -71,6 +71,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 type options struct {
 	cfg        udpproxy.Config
 	httpAddr   string
+	httpHosts  []string // -http-host: names the dashboard answers to
 	cpuprofile string
 }
 
@@ -97,7 +98,7 @@ func run(args []string) int {
 		if err == nil {
 			// The dashboard, /status.json and /calc; /calc asks the
 			// proxy's own client port, as any client would.
-			d := dashboard.New(p, loopback(o.cfg.Addr))
+			d := dashboard.NewWithConfig(p, dashboard.Config{CalcAddr: loopback(o.cfg.Addr), Hosts: o.httpHosts})
 			for _, pattern := range dashboard.Patterns {
 				h.Handle(pattern, d)
 			}
@@ -153,10 +154,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
-	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "server"); done {
+	httpHosts := common.HTTPHosts(fs)
+	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "server", "http-host"); done {
 		return nil, code
 	}
 	o.httpAddr = *httpAddr
+	o.httpHosts = *httpHosts
 	cfg.Servers = servers
 	if *keyFile != "" {
 		key, err := controlkey.Load(*keyFile)

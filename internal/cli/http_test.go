@@ -26,14 +26,18 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // TestHTTPEndpoints serves on a real listener: liveness, readiness that
-// follows the ReadyFunc, metrics, the index, and a 404 elsewhere.
+// follows the ReadyFunc (a degraded daemon is ready, with a note),
+// metrics, the index, and a 404 elsewhere.
 func TestHTTPEndpoints(t *testing.T) {
-	var ready atomic.Bool
+	var state atomic.Value // "down", "ready" or "degraded"
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "t_things_total", Help: "Things."})
 	c.Add(3)
 	h, err := NewHTTP("udpx", func() (bool, string) {
-		if ready.Load() {
+		switch state.Load() {
+		case "ready":
 			return true, ""
+		case "degraded":
+			return true, "degraded: a fallback serves\nsecond line"
 		}
 		return false, "no server in rotation\nsecond line"
 	}, c)
@@ -48,24 +52,25 @@ func TestHTTPEndpoints(t *testing.T) {
 	base := "http://" + addr.String()
 	for _, tc := range []struct {
 		path  string
-		ready bool
+		state string
 		code  int
 		body  string // what the body holds
 	}{
-		{"/healthz", false, 200, "ok\n"},
-		{"/readyz", false, 503, "not ready: no server in rotation\n"},
-		{"/readyz", true, 200, "ok\n"},
-		{"/metrics", true, 200, "t_things_total 3"},
-		{"/", true, 200, `<a href="readyz">`},
-		{"/nothing", true, 404, ""},
+		{"/healthz", "down", 200, "ok\n"},
+		{"/readyz", "down", 503, "not ready: no server in rotation\n"},
+		{"/readyz", "ready", 200, "ok\n"},
+		{"/readyz", "degraded", 200, "ok, degraded: a fallback serves\n"},
+		{"/metrics", "ready", 200, "t_things_total 3"},
+		{"/", "ready", 200, `<a href="readyz">`},
+		{"/nothing", "ready", 404, ""},
 	} {
-		ready.Store(tc.ready)
+		state.Store(tc.state)
 		code, body := get(t, base+tc.path)
 		if code != tc.code || !strings.Contains(body, tc.body) {
-			t.Errorf("GET %s (ready %v) = %d %q, want %d with %q", tc.path, tc.ready, code, body, tc.code, tc.body)
+			t.Errorf("GET %s (%s) = %d %q, want %d with %q", tc.path, tc.state, code, body, tc.code, tc.body)
 		}
-		if tc.path == "/readyz" && strings.Count(body, "\n") != 1 {
-			t.Errorf("GET /readyz: %q is not one line", body)
+		if tc.path == "/readyz" && (strings.Count(body, "\n") != 1 || body != tc.body) {
+			t.Errorf("GET /readyz (%s): %q, want the one line %q", tc.state, body, tc.body)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 )
 
 // Exit statuses the binaries share.
@@ -71,6 +72,38 @@ func CheckAddr(flagName, network, addr string, optional bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("-%s %q: want host:port: %w", flagName, addr, err)
+	}
+	return nil
+}
+
+// HTTPHosts adds -http-host to fs, repeatable: the names besides IP
+// addresses and localhost that the dashboard answers to (a Host header
+// with any other name is refused, as DNS rebinding sends). Give its name
+// to Parse among the repeatable flags, so that DISCAL_HTTP_HOST may hold
+// several separated by spaces.
+func (c *Common) HTTPHosts(fs *flag.FlagSet) *[]string {
+	hosts := new([]string)
+	fs.Func("http-host", "a `name` the dashboard answers to beside IP addresses and localhost, as a browser sends it in Host (a DNS name that reaches this host); repeatable", func(v string) error {
+		if err := checkHostName(v); err != nil {
+			return err
+		}
+		*hosts = append(*hosts, v)
+		return nil
+	})
+	return hosts
+}
+
+// checkHostName accepts a DNS name as a browser would send it in Host,
+// without a scheme, a path or a port: letters, digits, "-" and ".".
+func checkHostName(name string) error {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" || len(n) > 253 {
+		return fmt.Errorf("%q: want a DNS name such as proxy.example.com", name)
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Errorf("%q: want a DNS name such as proxy.example.com (no scheme, port or path)", name)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/discal/discal/bench/flood"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/cli"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/udpproxy"
 	"github.com/discal/discal/udpproxy/dashboard"
@@ -35,6 +38,9 @@ import (
 // test.
 func chromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped under -short: the browser tests start chromium and servers as processes and run for a minute or more")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
@@ -167,8 +173,8 @@ const shares = `(() => {
 // that computed it. With DISCAL_DASHBOARD_SCREENSHOT=FILE it also saves a
 // screenshot there, after letting the charts fill for a while.
 func TestBrowser(t *testing.T) {
-	exclusive.Quiet(t)
 	chrome := chromium(t)
+	exclusive.Quiet(t)
 	shot := os.Getenv("DISCAL_DASHBOARD_SCREENSHOT")
 	servers := startServers(t, 3)
 	p, addr := discaltest.StartProxy(t, udpproxy.Config{Servers: servers})
@@ -258,4 +264,88 @@ func screenshot(t *testing.T, ctx context.Context, file string) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", file)
+}
+
+// TestBrowserBadDay: in chromium, the page of a proxy whose servers are all
+// draining or dead says so in a degraded banner, in the words /readyz
+// uses, and greys the dead server out with the time since its last report
+// instead of its stale figures; once no server is left, the banner says
+// the proxy is not ready. The header shows the build and the uptime.
+func TestBrowserBadDay(t *testing.T) {
+	chrome := chromium(t)
+	exclusive.CPU(t)
+	c, base := badDay(t)
+	ctx, cancel := context.WithTimeout(browser(t, chrome), 2*time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	// A few points of CPU for both servers, so that s1 has a line to grey.
+	waitPolls(t, ctx, 3)
+	build, err := chromedp.Run(ctx, chromedp.Text(`#build`))
+	if err != nil || !strings.Contains(build, cli.Build().Version) || !strings.Contains(build, " · up ") {
+		t.Fatalf("the header shows %q (%v), want the version %s and an uptime", build, err, cli.Build().Version)
+	}
+	if got := textCommand(t, c.Servers[1].StatAddr.String(), "drain"); got != "ok: drain" {
+		t.Fatalf("drain answered %q", got)
+	}
+	if err := c.Servers[0].Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, body := httpGet(t, base+"/readyz", `ok, degraded: no server takes new work; serving as a fallback: s2 (draining)`)
+	reason := strings.TrimSuffix(strings.TrimPrefix(body, "ok, "), "\n")
+	banner := `(() => {
+	  const b = document.getElementById('readiness'), s1 = document.querySelector('#servers tr[data-server="s1"]');
+	  const line = document.querySelector('#cpu-chart polyline[data-server="s1"]');
+	  return !b.hidden && b.className === 'degraded' && b.textContent.startsWith(` + strconv.Quote(reason) + `) &&
+	    s1 && s1.className === 'dead' && /no report for/.test(s1.querySelector('td.gone').textContent) &&
+	    (!line || line.getAttribute('class') === 'dead') &&
+	    getComputedStyle(s1.cells[0]).color === 'rgb(170, 170, 170)';
+	})()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](banner, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the page never showed the degraded banner %q and s1 greyed out: %v\n%s", reason, err, pageText(t, ctx))
+	}
+	t.Logf("degraded: %s", pageText(t, ctx))
+	if err := c.Servers[1].Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, body = httpGet(t, base+"/readyz", "not ready: no server in rotation")
+	down := `(b => !b.hidden && b.className === 'down' && b.textContent.startsWith(` + strconv.Quote(strings.TrimSpace(body)) + `))(document.getElementById('readiness'))`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](down, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the page never said %q: %v\n%s", body, err, pageText(t, ctx))
+	}
+}
+
+// httpGet polls url until its body starts with want, for at most ten
+// seconds, and returns the code and body.
+func httpGet(t *testing.T, url, want string) (int, string) {
+	t.Helper()
+	var code int
+	var body string
+	ok := eventually.Within(10*time.Second, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		code, body = resp.StatusCode, string(b)
+		return strings.HasPrefix(body, want)
+	})
+	if !ok {
+		t.Fatalf("GET %s = %d %q, want %q", url, code, body, want)
+	}
+	return code, body
+}
+
+// pageText is the header and the table as the page shows them, for a log
+// or a failure.
+func pageText(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.querySelector('header').innerText + '\n' + document.getElementById('servers').innerText`))
+	if err != nil {
+		return "(cannot read the page: " + err.Error() + ")"
+	}
+	return s
 }

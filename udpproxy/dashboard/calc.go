@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ type calcAnswer struct {
 // calculator sends expressions to the proxy's client port, in the binary
 // form, as udpclient does.
 type calculator struct {
-	addr string
+	addr func() string // the port, HOST:PORT
 	// slots bounds the exchanges in flight: each holds a socket for up to
 	// calcTimeout, and a page that loops on /calc must not take them all.
 	slots chan struct{}
@@ -53,21 +54,73 @@ const (
 // maxCalcBody bounds what /calc reads: an expression is a few dozen bytes.
 const maxCalcBody = 4096
 
-func newCalculator(addr string) *calculator {
-	return &calculator{addr: addr, slots: make(chan struct{}, calcSlots)}
+// addrSource is a Source that knows the port it serves on:
+// *udpproxy.Proxy, once it serves.
+type addrSource interface {
+	Addr() net.Addr
+}
+
+// newCalculator sends to addr. When addr's port is 0 (the proxy was told
+// -addr 127.0.0.1:0) or addr is empty, the port is the one the proxy took,
+// which src knows only once it serves: it is asked at each calculation.
+func newCalculator(src Source, addr string) *calculator {
+	c := &calculator{addr: func() string { return addr }, slots: make(chan struct{}, calcSlots)}
+	if live, ok := src.(addrSource); ok && anyPort(addr) {
+		c.addr = func() string { return calcAddrOf(addr, live.Addr()) }
+	}
+	return c
+}
+
+// anyPort says whether addr leaves the port to the system.
+func anyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || (err == nil && (port == "0" || port == ""))
+}
+
+// calcAddrOf is where to reach a proxy configured at configured and
+// serving at live (nil before it serves): live's port, on configured's
+// host unless that is empty or a wildcard, which this process reaches on
+// loopback.
+func calcAddrOf(configured string, live net.Addr) string {
+	if live == nil {
+		return configured
+	}
+	host, _, _ := net.SplitHostPort(configured)
+	lhost, port, err := net.SplitHostPort(live.String())
+	if err != nil {
+		return configured
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		host = lhost
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (h *Handler) serveCalc(w http.ResponseWriter, r *http.Request) {
-	expr, err := readExpr(w, r)
+	expr, code, err := readExpr(w, r)
 	if err != nil {
-		h.writeJSON(w, http.StatusBadRequest, calcAnswer{Error: err.Error()})
+		h.writeJSON(w, code, calcAnswer{Error: err.Error()})
 		return
 	}
 	a := calcAnswer{Expr: expr}
 	req, err := codec.ParseExpr(expr)
 	if err != nil {
-		a.Error, a.Code = err.Error(), int(codec.AsError(err).Code)
-		h.writeJSON(w, http.StatusBadRequest, a)
+		ce := codec.AsError(err)
+		a.Error, a.Code = ce.Message, int(ce.Code)
+		// A syntax error is the request's fault. Anything else the text
+		// form refuses (an operand beyond int64: integer overflow) is an
+		// answer, and the proxy's port gives it as one, so /calc does too.
+		code := http.StatusOK
+		if ce.Code == codec.CodeSyntax {
+			code = http.StatusBadRequest
+		}
+		h.writeJSON(w, code, a)
 		return
 	}
 	select {
@@ -100,40 +153,62 @@ func (h *Handler) serveCalc(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, a)
 }
 
-// readExpr takes the expression from a JSON body {"expr": "..."} or from
-// a form field expr.
-func readExpr(w http.ResponseWriter, r *http.Request) (string, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxCalcBody)
-	var expr string
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
-		var body struct {
-			Expr string `json:"expr"`
+// readExpr takes the expression from the body, whatever its Content-Type
+// says: curl -d labels anything a form, and a script or fetch may send
+// JSON with no type at all. The body is read as
+//
+//   - JSON, when it starts with "{": {"expr": "6 * 7"};
+//   - a form, when it holds "=", which no expression does: expr=6%2A7.
+//     Form encoding makes "+" a space, so "expr=6+7" is "6 7": write %2B,
+//     or let curl encode it (--data-urlencode 'expr=6+7');
+//   - otherwise, the expression itself, as plain text: 6 * 7.
+func readExpr(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCalcBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("dashboard: the body is over %d bytes: %w", maxCalcBody, err)
 		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			return "", fmt.Errorf("dashboard: the body is not {\"expr\": \"...\"}: %w", err)
-		}
-		expr = body.Expr
-	} else {
-		if err := r.ParseForm(); err != nil {
-			return "", fmt.Errorf("dashboard: reading the form: %w", err)
-		}
-		expr = r.PostForm.Get("expr")
+		return "", http.StatusBadRequest, fmt.Errorf("dashboard: reading the body: %w", err)
+	}
+	expr, err := exprOf(strings.TrimSpace(string(body)))
+	if err != nil {
+		return "", http.StatusBadRequest, err
 	}
 	if expr = strings.TrimSpace(expr); expr == "" {
-		return "", errors.New("dashboard: no expression: send {\"expr\": \"6 * 7\"}")
+		return "", http.StatusBadRequest, errors.New(`dashboard: no expression: send it as the body (6 * 7), as JSON ({"expr": "6 * 7"}) or as the form field expr`)
 	}
-	return expr, nil
+	return expr, 0, nil
 }
 
-// errNoAnswer is the answer to a calculation the proxy never answered.
-var errNoAnswer = errors.New("dashboard: no answer from the proxy")
+// exprOf is the expression a body holds, by readExpr's rules.
+func exprOf(body string) (string, error) {
+	switch {
+	case strings.HasPrefix(body, "{"):
+		var v struct {
+			Expr string `json:"expr"`
+		}
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			return "", fmt.Errorf(`dashboard: the body is not {"expr": "..."}: %w`, err)
+		}
+		return v.Expr, nil
+	case strings.Contains(body, "="):
+		form, err := url.ParseQuery(body)
+		if err != nil {
+			return "", fmt.Errorf("dashboard: the body is not a form (expr=6%%2B7): %w", err)
+		}
+		return form.Get("expr"), nil
+	}
+	return body, nil
+}
 
 // exchange sends req to the proxy and waits for its reply, sending it again
 // with the same ID every calcRetry; the proxy and the servers treat the
 // copies as one request.
 func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request) (codec.Reply, error) {
+	addr := c.addr()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", c.addr)
+	conn, err := d.DialContext(ctx, "udp", addr)
 	if err != nil {
 		return codec.Reply{}, fmt.Errorf("dashboard: %w", err)
 	}
@@ -143,7 +218,7 @@ func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request)
 	deadline, _ := ctx.Deadline() // always set: serveCalc gives it one
 	for ctx.Err() == nil {
 		if _, err := conn.Write(pkt); err != nil {
-			return codec.Reply{}, fmt.Errorf("dashboard: sending to the proxy at %s: %w", c.addr, err)
+			return codec.Reply{}, fmt.Errorf("dashboard: sending to the proxy at %s: %w", addr, err)
 		}
 		try := time.Now().Add(calcRetry)
 		if try.After(deadline) {
@@ -156,10 +231,10 @@ func (c *calculator) exchange(ctx context.Context, id uint64, req codec.Request)
 		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
-			return codec.Reply{}, fmt.Errorf("dashboard: the proxy at %s: %w", c.addr, err)
+			return codec.Reply{}, fmt.Errorf("dashboard: the proxy at %s: %w", addr, err)
 		}
 	}
-	return codec.Reply{}, fmt.Errorf("%w at %s", errNoAnswer, c.addr)
+	return codec.Reply{}, fmt.Errorf("%w at %s", errNoAnswer, addr)
 }
 
 // readReply reads until the reply to id arrives or the read deadline

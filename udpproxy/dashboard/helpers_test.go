@@ -6,3 +6,5 @@ import "github.com/discal/discal/udpproxy"
 type noStats struct{}
 
 func (noStats) Stats() udpproxy.Stats { return udpproxy.Stats{} }
+
+func (noStats) Ready() (bool, string) { return false, "no server in rotation" }

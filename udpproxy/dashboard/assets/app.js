@@ -35,7 +35,8 @@ function record(status) {
     const s = track(sv.name);
     // A counter that went down belongs to a new server under the same name.
     push(s.delta, s.answered === null || sv.answered < s.answered ? null : sv.answered - s.answered);
-    push(s.cpu, sv.proc_cpu);
+    // A dead server's last report is not its CPU now: a gap, not a flat line.
+    push(s.cpu, sv.state === 'down' ? null : sv.proc_cpu);
     s.answered = sv.answered;
     s.last = sv;
   }
@@ -63,6 +64,12 @@ function recentShare(s) {
 
 function fmt(v, digits, unit) { return v === null || v === undefined ? '–' : v.toFixed(digits) + unit; }
 
+// fmtAge is how long ago a report came, from milliseconds.
+function fmtAge(ms) {
+  if (ms === null || ms === undefined) return '–';
+  return ms < 10000 ? ms.toFixed(0) + ' ms' : fmtUptime(ms / 1000);
+}
+
 function fmtLatency(us) {
   if (!us) return '–';
   return us < 1000 ? us.toFixed(0) + ' µs' : (us / 1000).toFixed(1) + ' ms';
@@ -85,18 +92,25 @@ function drawTable() {
   const body = document.querySelector('#servers tbody');
   body.replaceChildren();
   for (const [name, s] of servers) {
-    const sv = s.last, share = recentShare(s);
+    const sv = s.last, share = recentShare(s), dead = sv.state === 'down';
     const tr = body.insertRow();
     tr.dataset.server = name;
     tr.dataset.state = sv.state;
     tr.dataset.share = share === null ? '' : share.toFixed(3);
+    tr.dataset.inRotation = sv.in_rotation;
+    // A dead server's figures are its last report's: grey, and in place of
+    // them how long ago that report came.
+    if (dead) tr.className = 'dead';
     const who = el('span');
     const sw = el('span', 'swatch');
     sw.style.background = s.color;
     who.append(sw, el('strong', '', name), el('span', 'addr', sv.calc_addr));
     cell(tr, who);
     const st = el('span');
-    st.append(el('span', 'state ' + sv.state, sv.state), el('span', 'why', sv.state_reason));
+    st.append(el('span', 'state ' + sv.state, sv.state));
+    // In rotation though not up: the fallback of a bad day, serving.
+    if (sv.in_rotation && sv.state !== 'up') st.append(el('span', 'fallback', 'serving as a fallback'));
+    st.append(el('span', 'why', sv.state_reason));
     cell(tr, st);
     const sh = el('span');
     const bar = el('span', 'bar');
@@ -104,12 +118,18 @@ function drawTable() {
     bar.style.background = s.color;
     sh.append(bar, fmt(share === null ? null : 100 * share, 0, '%'));
     cell(tr, sh).className = 'share';
-    cell(tr, fmt(sv.proc_cpu, 1, '%'));
-    cell(tr, fmt(sv.host_cpu, 1, '%'));
+    if (dead) {
+      const gone = cell(tr, sv.has_report ? `no report for ${fmtAge(sv.report_age_ms)}` : 'never reported');
+      gone.colSpan = 2; // the CPU columns
+      gone.className = 'gone';
+    } else {
+      cell(tr, fmt(sv.proc_cpu, 1, '%'));
+      cell(tr, fmt(sv.host_cpu, 1, '%'));
+    }
     cell(tr, sv.cores ?? '–');
     cell(tr, sv.in_flight);
-    cell(tr, fmtLatency(sv.latency_us));
-    cell(tr, fmt(sv.report_age_ms, 0, ' ms'));
+    cell(tr, dead ? '–' : fmtLatency(sv.latency_us));
+    cell(tr, fmtAge(sv.report_age_ms));
     cell(tr, sv.answered);
     cell(tr, sv.timeouts);
   }
@@ -150,6 +170,7 @@ function drawChart(svg, value, max, unit) {
         p.setAttribute('points', pts.join(' '));
         p.setAttribute('stroke', s.color);
         p.dataset.server = name;
+        if (s.last.state === 'down') p.setAttribute('class', 'dead');
         nodes.push(p);
       }
       pts = [];
@@ -163,12 +184,53 @@ function drawChart(svg, value, max, unit) {
   svg.replaceChildren(...nodes);
 }
 
+// fmtUptime is a duration in seconds as people say it: "3 d 4 h", "5 m 2 s".
+function fmtUptime(sec) {
+  const d = Math.floor(sec / 86400), h = Math.floor(sec % 86400 / 3600);
+  const m = Math.floor(sec % 3600 / 60), s = Math.floor(sec % 60);
+  if (d > 0) return `${d} d ${h} h`;
+  if (h > 0) return `${h} h ${m} m`;
+  return m > 0 ? `${m} m ${s} s` : `${s} s`;
+}
+
+// drawBuild shows the proxy's version, its commit (short, all of it in the
+// tooltip) and how long it has been up.
+function drawBuild(st) {
+  const b = document.getElementById('build');
+  const commit = st.commit && st.commit !== 'unknown' ? ' ' + st.commit.slice(0, 12) : '';
+  b.textContent = `${st.version}${commit} · up ${fmtUptime(st.uptime_seconds)}`;
+  b.title = `version ${st.version}, commit ${st.commit}`;
+  b.dataset.uptime = st.uptime_seconds;
+}
+
 function drawSummary(st) {
   const up = st.servers.filter(s => s.state === 'up').length;
+  const serving = st.servers.filter(s => s.in_rotation).length;
   document.getElementById('summary').textContent =
-    `${up} of ${st.servers.length} servers up · requests ${st.requests} · replies ${st.replies} · ` +
-    `retries ${st.retries} · timeouts ${st.timeouts} · no server ${st.no_server} · busy ${st.busy} · ` +
-    `pending ${st.pending} · dropped ${st.dropped} · updated ${new Date().toLocaleTimeString()}`;
+    `${up} of ${st.servers.length} servers up · ${serving} in rotation · requests ${st.requests} · ` +
+    `replies ${st.replies} · retries ${st.retries} · timeouts ${st.timeouts} · no server ${st.no_server} · ` +
+    `busy ${st.busy} · pending ${st.pending} · dropped ${st.dropped} · updated ${new Date().toLocaleTimeString()}`;
+}
+
+// drawReadiness shows what /readyz says, in the same words: nothing when
+// all is well; a degraded banner when no server takes new work and a
+// fallback (draining, else ejected servers) answers in their place; an
+// alarm when nothing can take work at all.
+function drawReadiness(st) {
+  const b = document.getElementById('readiness');
+  b.dataset.ready = st.ready;
+  b.dataset.reason = st.ready_reason;
+  if (st.ready && !st.ready_reason) {
+    b.hidden = true;
+    b.className = '';
+    b.textContent = '';
+    return;
+  }
+  b.hidden = false;
+  b.className = st.ready ? 'degraded' : 'down';
+  b.textContent = st.ready
+    ? `${st.ready_reason}. Answers still come; /readyz says 200.`
+    : `not ready: ${st.ready_reason}. Clients get "no server available"; /readyz says 503.`;
 }
 
 function problem(text) {
@@ -180,10 +242,16 @@ function problem(text) {
 async function poll() {
   try {
     const r = await fetch('status.json', {cache: 'no-store'});
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    if (!r.ok) {
+      // A refusal says why (a Host the proxy does not answer to): show it.
+      const why = await r.json().then(e => e.error, () => '');
+      throw new Error(`HTTP ${r.status}${why ? ': ' + why : ''}`);
+    }
     const st = await r.json();
     record(st);
+    drawBuild(st);
     drawSummary(st);
+    drawReadiness(st);
     drawTable();
     drawChart(document.getElementById('share-chart'), (s, i) => {
       const v = shareAt(s, i);
