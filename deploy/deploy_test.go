@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -81,10 +82,14 @@ func httpFlagPending(t *testing.T, name string) bool {
 
 const httpAddrPending = "not in the binaries yet (they have only -metrics-addr); the flag, /healthz and /readyz land with another branch, and the manifests already use them"
 
-// proc is a running binary; cleanup stops it with SIGTERM, by PID.
+// proc is a running binary; cleanup stops it with SIGTERM, by PID, unless
+// it has exited, and fails the test unless it exits 0.
 type proc struct {
+	name  string
 	cmd   *exec.Cmd
 	lines chan string
+	done  chan struct{} // closed once the process has exited, err set
+	err   error         // Wait's: nil for exit 0
 }
 
 func start(t *testing.T, name string, args ...string) *proc {
@@ -97,8 +102,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
-	waited := make(chan error, 1)
+	p := &proc{name: name, cmd: cmd, lines: make(chan string, 1000), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -107,21 +111,41 @@ func start(t *testing.T, name string, args ...string) *proc {
 			default:
 			}
 		}
-		waited <- cmd.Wait()
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Errorf("%s exited with %v", name, err)
-			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("%s did not stop on SIGTERM", name)
+		if p.running() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		}
+		if err := p.wait(15 * time.Second); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	})
 	return p
+}
+
+// running says whether the process has not exited yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits up to limit for the process to exit and returns how: nil for
+// exit 0. It kills a process still running at the limit.
+func (p *proc) wait(limit time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(limit):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("did not exit within %v: killed", limit)
+	}
 }
 
 // get fetches a URL and returns its status and body.
