@@ -71,17 +71,6 @@ func flagsOf(t *testing.T, name string) map[string]bool {
 	return flags
 }
 
-// httpFlagPending says whether a binary still lacks -http-addr, the flag
-// the manifests use for /metrics, /healthz and /readyz, and has only the
-// old name, -metrics-addr: the branch that adds it has not landed yet.
-func httpFlagPending(t *testing.T, name string) bool {
-	t.Helper()
-	f := flagsOf(t, name)
-	return !f["http-addr"] && f["metrics-addr"]
-}
-
-const httpAddrPending = "not in the binaries yet (they have only -metrics-addr); the flag, /healthz and /readyz land with another branch, and the manifests already use them"
-
 // proc is a running binary; cleanup stops it with SIGTERM, by PID, unless
 // it has exited, and fails the test unless it exits 0.
 type proc struct {
@@ -162,6 +151,15 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(bytes.TrimSpace(b))
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // repoFile reads a file at the repository's root.

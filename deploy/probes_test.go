@@ -58,19 +58,17 @@ func awaitStatus(t *testing.T, url string, code int) string {
 // probePaths reads the paths the manifests probe, so this test follows them.
 func probePaths(t *testing.T, component string) (ready, live string) {
 	t.Helper()
-	c := containerOf(t, find(t, manifests(t), "Deployment", component))
-	return str(c.raw, "readinessProbe", "httpGet", "path"), str(c.raw, "livenessProbe", "httpGet", "path")
+	c := containerOf(t, loadLayout(t).deployment(t, component))
+	if c.c.ReadinessProbe == nil || c.c.ReadinessProbe.HTTPGet == nil || c.c.LivenessProbe == nil || c.c.LivenessProbe.HTTPGet == nil {
+		t.Fatalf("%s: HTTP probes missing", c.where)
+	}
+	return c.c.ReadinessProbe.HTTPGet.Path, c.c.LivenessProbe.HTTPGet.Path
 }
 
 // TestProbesServed runs the binaries with -http-addr and asks the paths
 // the manifests probe: a server is ready until it drains; a proxy is ready
 // once a server is in rotation, and not while it has none.
 func TestProbesServed(t *testing.T) {
-	for _, b := range []string{"udpserver", "udpproxy"} {
-		if httpFlagPending(t, b) {
-			t.Skipf("%s -http-addr: %s", b, httpAddrPending)
-		}
-	}
 	ready, live := probePaths(t, "server")
 	srv := start(t, "udpserver", "-quiet", "-name", "k1", "-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
 	m := srv.awaitAll(t, serverUp, httpUp)

@@ -77,11 +77,16 @@ type Daemon struct {
 	// whoever read the announcement is handled, never the default action
 	// (SIGHUP's is to end the process).
 	Started func()
-	// StopTimeout bounds Shutdown. Default 10 s.
+	// StopTimeout bounds Shutdown. Default DefaultStopTimeout.
 	StopTimeout time.Duration
 	// Logger receives the daemon's lines. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultStopTimeout bounds a daemon's Shutdown, after its drain grace: a
+// supervisor's stop timeout (Kubernetes' terminationGracePeriodSeconds,
+// systemd's TimeoutStopSec) must be longer than the two together.
+const DefaultStopTimeout = 10 * time.Second
 
 // Run serves until a stop signal, then stops; see Daemon.
 func (d Daemon) Run() int {
@@ -97,7 +102,7 @@ func (d Daemon) run(sig <-chan os.Signal) int {
 		d.Logger = slog.Default()
 	}
 	if d.StopTimeout == 0 {
-		d.StopTimeout = 10 * time.Second
+		d.StopTimeout = DefaultStopTimeout
 	}
 	if d.Started != nil {
 		d.Started()
