@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/testbin"
+	"go.uber.org/goleak"
 )
 
 // images are the commands the Dockerfile builds and copies to /.
@@ -34,9 +35,17 @@ func imagePkgs() []string {
 	return pkgs
 }
 
+// TestMain removes the binaries after the tests, and fails them for a
+// goroutine left running (a process's log reader, a poll).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	bins.Remove()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
