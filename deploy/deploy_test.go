@@ -92,7 +92,13 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin(t, name), args...)
+	return startCmd(t, name, bin(t, name), args...)
+}
+
+// startCmd is start for any command: path with args, called name.
+func startCmd(t *testing.T, name, path string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
