@@ -2,6 +2,9 @@ package deploy
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,7 +216,7 @@ func (r *readmeRun) mapped(l shellLine, names []string) []string {
 // flagsWithValue are the docker run flags the lines may use that take a
 // value, so that the image is the first word after them that is no flag.
 var flagsWithValue = map[string]bool{"--name": true, "--network": true, "-p": true, "--publish": true,
-	"--entrypoint": true, "-e": true, "--env": true, "-v": true, "--volume": true, "--hostname": true}
+	"--entrypoint": true, "-e": true, "--env": true, "-v": true, "--volume": true, "--hostname": true, "--ulimit": true}
 
 // run runs a docker run line: detached (a foreground line is the same
 // container, which the test then stops), named, on this test's network,
@@ -262,11 +265,32 @@ func (r *readmeRun) run(l shellLine, w []string) {
 		r.names[name] = name
 	}
 	args = append(args, "--name", r.p.container(t, name), r.image)
+	if err := checkTargets(w[i+1:]); err != nil {
+		t.Fatalf("%s: %q %v: the test will not run it", l.where, l.text, err)
+	}
 	args = append(args, r.containerNames(w[i+1:])...)
 	r.p.must(t, args...)
 	for cport, host := range published {
 		r.ports[host] = r.p.hostPort(t, name, cport)
 	}
+}
+
+// checkTargets refuses arguments that would send anywhere but loopback or
+// a container by name: an example address (a proxy at 10.0.0.6) is
+// someone's real host, and tests send only to this machine.
+func checkTargets(args []string) error {
+	for _, a := range args {
+		for _, part := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == '=' }) {
+			host := part
+			if h, _, err := net.SplitHostPort(part); err == nil {
+				host = h
+			}
+			if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+				return fmt.Errorf("would send to %s, not this machine", ip)
+			}
+		}
+	}
+	return nil
 }
 
 // publishedPort reads -p's HOST:CONTAINER[/proto] (or CONTAINER alone).
@@ -333,5 +357,49 @@ func (r *readmeRun) client(l shellLine, argv []string) {
 			t.Fatalf("%s: %q printed %q (%v), the README says %s", l.where, strings.Join(argv, " "), got, err, want[0])
 		}
 		time.Sleep(200 * time.Millisecond) // a poll interval
+	}
+}
+
+// TestReadmeLines: the container lines are read as the shell reads them
+// (continuations, quotes, comments), and an address off this machine is
+// refused before anything runs. No engine needed.
+func TestReadmeLines(t *testing.T) {
+	text := "x\n```sh\necho no container here\n```\n```sh\n" +
+		"docker run -d --name p -p 7000:7000/udp discal:latest \\\n    -addr 0.0.0.0:7000 -server s1:7001,s1:7101\n" +
+		"printf '6 * 7\\n' | nc -u -w1 127.0.0.1 7000   # 42\n```\n"
+	blocks := containerBlocks("doc.md", text)
+	if len(blocks) != 1 || len(blocks[0]) != 2 {
+		t.Fatalf("blocks %+v, want the one with a docker line, of two lines", blocks)
+	}
+	run, nc := blocks[0][0], blocks[0][1]
+	if run.where != "doc.md:6" || len(run.words) != 12 || run.words[11] != "s1:7001,s1:7101" || run.comment != "" {
+		t.Errorf("the continued run line: %+v", run)
+	}
+	if nc.words[1] != `6 * 7\n` || nc.comment != "42" || strings.Contains(nc.text, "#") {
+		t.Errorf("the nc line: %+v", nc)
+	}
+	for _, tt := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-addr", "0.0.0.0:7000", "-server", "s1:7001,s1:7101"}, true},
+		{[]string{"-server", "127.0.0.1:7001,127.0.0.1:7101", "-http-addr=[::]:9100"}, true},
+		{[]string{"-server", "10.0.0.6:7001,10.0.0.6:7101"}, false},
+		{[]string{"-join=192.168.1.5:7000"}, false},
+		{[]string{"-allow", "8.8.8.8"}, false},
+	} {
+		if err := checkTargets(tt.args); (err == nil) != tt.ok {
+			t.Errorf("checkTargets(%q) = %v, want ok %v", tt.args, err, tt.ok)
+		}
+	}
+	for _, tt := range []struct{ in, host, cport string }{
+		{"7001:7001/udp", "7001", "7001/udp"},
+		{"127.0.0.1:7000:7000/udp", "7000", "7000/udp"},
+		{"9100", "9100", "9100/tcp"},
+		{"8080:9100", "8080", "9100/tcp"},
+	} {
+		if host, cport := publishedPort(t, shellLine{}, tt.in); host != tt.host || cport != tt.cport {
+			t.Errorf("-p %s: host %s, container %s; want %s, %s", tt.in, host, cport, tt.host, tt.cport)
+		}
 	}
 }
