@@ -1,32 +1,33 @@
-# discal's three daemons and its client in one small image.
+# discal's two daemons and its client in one small image, built the way
+# CoreDNS builds its own: the static binaries first, by `go build` on the
+# host, then copied into an empty image. No base image is pulled, so it
+# builds offline; deploy/image.sh does both steps:
 #
-#   docker build -t discal:latest .
-#   docker run --rm discal:latest /udpserver -version
+#   bash deploy/image.sh [TAG]       # default discal:latest, with podman or docker
+#   docker run --rm -p 7001:7001/udp discal:latest
 #
-# The binaries are static (CGO_ENABLED=0: Go's own resolver and no libc), so
-# the final image needs no C library and no shell: distroless's static image
-# brings only CA certificates, /etc/passwd with a nonroot user, and tzdata.
-# deploy/deploy_test.go builds the same binaries the same way and checks they
-# have no ELF interpreter; this file itself is not built by the tests.
+# The build context is the directory image.sh fills with the three
+# binaries (CGO_ENABLED=0: Go's own resolver, no C library), not the
+# repository. deploy/container_test.go builds this image with podman and
+# runs it.
 
-ARG GO_VERSION=1.26
-
-FROM golang:${GO_VERSION}-bookworm AS build
-WORKDIR /src
-# Modules first, so a change to the code does not download them again.
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
+FROM scratch
+COPY udpserver udpproxy udpclient /
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-	-ldflags "-s -w -X github.com/discal/discal/internal/cli.Version=${VERSION}" \
-	-o /out/ ./cmd/udpserver ./cmd/udpproxy ./cmd/udpclient
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/udpserver /out/udpproxy /out/udpclient /
-# 65532 is distroless's nonroot; numeric, so that Kubernetes' runAsNonRoot
-# can check it without reading /etc/passwd.
+LABEL org.opencontainers.image.title="discal" \
+	org.opencontainers.image.description="a distributed calculator: udpserver, udpproxy, udpclient" \
+	org.opencontainers.image.version="${VERSION}" \
+	org.opencontainers.image.licenses="Apache-2.0"
+# Numeric, so that Kubernetes' runAsNonRoot can check it without an
+# /etc/passwd (there is none). 65532 is the "nonroot" of distroless images.
 USER 65532:65532
+# A container's clients never reach it from its own loopback, which is all
+# a udpserver answers by default: a published port arrives from the
+# bridge's gateway, other containers and pods from their network. So the
+# servers of this image answer the private ranges container networks use
+# (and loopback); -allow on the command line narrows it, to the proxies'
+# addresses. Only udpserver reads DISCAL_ALLOW.
+ENV DISCAL_ALLOW=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,127.0.0.0/8,::1
 # Calculator, status and client ports (UDP), and the HTTP port for
 # /metrics, /healthz and /readyz.
 EXPOSE 7000/udp 7001/udp 7101/udp 9100/tcp

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/internal/testbin"
+	"go.uber.org/goleak"
 )
 
 // images are the commands the Dockerfile builds and copies to /.
@@ -33,9 +35,17 @@ func imagePkgs() []string {
 	return pkgs
 }
 
+// TestMain removes the binaries after the tests, and fails them for a
+// goroutine left running (a process's log reader, a poll).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	bins.Remove()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -70,26 +80,25 @@ func flagsOf(t *testing.T, name string) map[string]bool {
 	return flags
 }
 
-// httpFlagPending says whether a binary still lacks -http-addr, the flag
-// the manifests use for /metrics, /healthz and /readyz, and has only the
-// old name, -metrics-addr: the branch that adds it has not landed yet.
-func httpFlagPending(t *testing.T, name string) bool {
-	t.Helper()
-	f := flagsOf(t, name)
-	return !f["http-addr"] && f["metrics-addr"]
-}
-
-const httpAddrPending = "not in the binaries yet (they have only -metrics-addr); the flag, /healthz and /readyz land with another branch, and the manifests already use them"
-
-// proc is a running binary; cleanup stops it with SIGTERM, by PID.
+// proc is a running binary; cleanup stops it with SIGTERM, by PID, unless
+// it has exited, and fails the test unless it exits 0.
 type proc struct {
+	name  string
 	cmd   *exec.Cmd
 	lines chan string
+	done  chan struct{} // closed once the process has exited, err set
+	err   error         // Wait's: nil for exit 0
 }
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin(t, name), args...)
+	return startCmd(t, name, bin(t, name), args...)
+}
+
+// startCmd is start for any command: path with args, called name.
+func startCmd(t *testing.T, name, path string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +106,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
-	waited := make(chan error, 1)
+	p := &proc{name: name, cmd: cmd, lines: make(chan string, 1000), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -107,21 +115,41 @@ func start(t *testing.T, name string, args ...string) *proc {
 			default:
 			}
 		}
-		waited <- cmd.Wait()
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Errorf("%s exited with %v", name, err)
-			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("%s did not stop on SIGTERM", name)
+		if p.running() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		}
+		if err := p.wait(15 * time.Second); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	})
 	return p
+}
+
+// running says whether the process has not exited yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits up to limit for the process to exit and returns how: nil for
+// exit 0. It kills a process still running at the limit.
+func (p *proc) wait(limit time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(limit):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("did not exit within %v: killed", limit)
+	}
 }
 
 // get fetches a URL and returns its status and body.
@@ -138,6 +166,15 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(bytes.TrimSpace(b))
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // repoFile reads a file at the repository's root.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // default, filled in by New.
 type Config struct {
 	// Name identifies the server in replies, status and the operation log.
-	// Default: the calculator port's address once it is bound.
+	// Default: DefaultName of the calculator port's address once it is
+	// bound: that address, or the host's name and the port when it is a
+	// wildcard.
 	Name string
 	// Addr is the calculator port's address for ListenAndServe.
 	// Default "127.0.0.1:7001".
@@ -88,6 +91,37 @@ func ParseAllow(list string) ([]netip.Prefix, error) {
 // maxName bounds a server's name, which goes into every reply.
 const maxName = 64
 
+// DefaultName is the name of a server whose Config.Name is empty, from the
+// address its calculator socket is bound to: that address, or, when it is
+// a wildcard (all interfaces, 0.0.0.0 or [::]), the host's name and the
+// port. Servers in containers all listen on [::]:7001; their host names
+// tell them apart (in Kubernetes the host name is the pod's name).
+func DefaultName(calc net.Addr) string { return defaultName(calc, os.Hostname) }
+
+func defaultName(calc net.Addr, hostname func() (string, error)) string {
+	ap := addrPort(calc)
+	if !ap.Addr().IsUnspecified() {
+		return calc.String()
+	}
+	host, err := hostname()
+	port := ":" + strconv.Itoa(int(ap.Port()))
+	// A host name may run to 64 characters and more: keep the port, which
+	// tells apart two servers on one host, and as much of the host as fits.
+	if err == nil {
+		host = host[:min(len(host), maxName-len(port))]
+	}
+	if err != nil || host == "" || !validName(host) {
+		return calc.String()
+	}
+	return host + port
+}
+
+// validName reports whether name may name a server: printable ASCII
+// without spaces, at most maxName bytes.
+func validName(name string) bool {
+	return len(name) <= maxName && !strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' })
+}
+
 const (
 	DefaultAddr       = "127.0.0.1:7001"
 	DefaultStatusAddr = "127.0.0.1:7101"
@@ -105,7 +139,7 @@ func (c *Config) fill() error {
 	if c.StatusAddr == "" {
 		c.StatusAddr = DefaultStatusAddr
 	}
-	if len(c.Name) > maxName || strings.ContainsFunc(c.Name, func(r rune) bool { return r <= ' ' || r > '~' }) {
+	if !validName(c.Name) {
 		return fmt.Errorf("udpserver: name %q: at most %d printable characters without spaces", c.Name, maxName)
 	}
 	if c.Burn < 0 || c.Burn > 1 || math.IsNaN(c.Burn) {

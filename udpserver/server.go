@@ -62,7 +62,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
-		name:    cfg.Name, // "" until Serve, which then names the server after its calculator address
+		name:    cfg.Name, // "" until Serve, which then names the server after its calculator address (DefaultName)
 		sampler: newSampler(cfg.SampleInterval),
 		burner:  newBurner(cfg.Burn),
 		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
@@ -80,8 +80,8 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Name returns the server's name: Config.Name, or, when that is empty, the
-// calculator socket's address once Serve has started.
+// Name returns the server's name: Config.Name, or, when that is empty,
+// DefaultName of the calculator socket's address once Serve has started.
 func (s *Server) Name() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,7 +139,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 	s.mu.Lock()
 	s.calc, s.status = calc, status
 	if s.name == "" {
-		s.name = calc.LocalAddr().String()
+		s.name = DefaultName(calc.LocalAddr())
 	}
 	s.mu.Unlock()
 	s.started.Store(time.Now().UnixNano())

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/internal/controlkey"
@@ -73,6 +74,7 @@ type options struct {
 	httpAddr   string
 	httpHosts  []string // -http-host: names the dashboard answers to
 	cpuprofile string
+	grace      time.Duration // -drain-grace
 }
 
 // run is main with an exit status, so that deferred work (the CPU profile)
@@ -93,8 +95,10 @@ func run(args []string) int {
 		return cli.ExitFailure
 	}
 	defer stopProfile()
+	// From SIGTERM, /readyz says 503 while the proxy answers for -drain-grace.
+	lame := cli.NewLameDuck(p.Ready)
 	if o.httpAddr != "" {
-		h, err := cli.NewHTTP("udpproxy", p.Ready, p.Collector())
+		h, err := cli.NewHTTP("udpproxy", lame.Ready, p.Collector())
 		if err == nil {
 			// The dashboard, /status.json and /calc; /calc asks the
 			// proxy's own client port, as any client would.
@@ -115,6 +119,8 @@ func run(args []string) int {
 		Serve:    p.ListenAndServe,
 		Closed:   udpproxy.ErrServerClosed,
 		Shutdown: p.Shutdown,
+		Drain:    lame.Drain,
+		Grace:    o.grace,
 		Reload:   p.Rediscover, // looks -server-srv up now; nothing else is re-read
 	}.Run()
 }
@@ -151,6 +157,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	srvDNS := fs.String("srv-dns", "", "ask this DNS server (`host:port`) for -server-srv, e.g. Consul's 127.0.0.1:8600 (default: the system's resolver)")
 	fs.IntVar(&cfg.MaxServers, "max-servers", udpproxy.DefaultMaxServers, "servers in the list at most, however they came")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
+	fs.DurationVar(&o.grace, "drain-grace", 0, "on SIGTERM, go on answering this long while /readyz says 503, so that a load balancer (kube-proxy) moves clients away before the port closes; then answer what is pending and stop")
 	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)

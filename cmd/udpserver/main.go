@@ -73,15 +73,15 @@ func run(args []string) int {
 	}
 	defer stopProfile()
 	// The sockets first: a server without -name is named after its
-	// calculator address, and the name must be known before the metrics
-	// that carry it are registered.
+	// calculator address (udpserver.DefaultName), and the name must be
+	// known before the metrics that carry it are registered.
 	calc, status, err := listen(o.cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return cli.ExitFailure
 	}
 	if o.cfg.Name == "" {
-		o.cfg.Name = calc.LocalAddr().String()
+		o.cfg.Name = udpserver.DefaultName(calc.LocalAddr())
 	}
 	srv, err := udpserver.New(o.cfg)
 	if err != nil { // Validate passed: only the environment can fail here
@@ -136,7 +136,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	cfg := &o.cfg
 	fs.StringVar(&cfg.Addr, "addr", udpserver.DefaultAddr, "calculator port `address`")
 	fs.StringVar(&cfg.StatusAddr, "status-addr", udpserver.DefaultStatusAddr, "status port `address`")
-	fs.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address)")
+	fs.StringVar(&cfg.Name, "name", "", "server `name` in replies and logs (default: the calculator address; with a wildcard -addr, as in a container, the host name and port)")
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "do not log every operation")
 	fs.IntVar(&cfg.Workers, "workers", 0, "requests computed at once (default 2×GOMAXPROCS, at least 4)")
 	fs.Float64Var(&cfg.Burn, "burn", 0, "keep this `fraction` (0-1) of one core busy, to demonstrate load-aware balancing; change it live with 'burn F' on the status port")

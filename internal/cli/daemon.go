@@ -6,14 +6,47 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
+
+// LameDuck is the draining state of a daemon whose library keeps none,
+// udpproxy's: set it as the Daemon's Drain and hand Ready to NewHTTP. From
+// the first stop signal /readyz says 503, while the daemon goes on
+// answering for the Daemon's Grace: Kubernetes takes a pod that is not
+// ready out of its Service, and kube-proxy moves new traffic elsewhere
+// before the socket closes, so that nothing sent in the meantime is lost.
+type LameDuck struct {
+	ready    ReadyFunc   // the library's own readiness; nil: ready
+	draining atomic.Bool // written by Drain alone, which the Daemon calls
+}
+
+// NewLameDuck wraps ready, the library's own readiness (nil: always ready).
+func NewLameDuck(ready ReadyFunc) *LameDuck { return &LameDuck{ready: ready} }
+
+// Drain marks the daemon as going: Ready is false from now on.
+func (l *LameDuck) Drain() { l.draining.Store(true) }
+
+// Ready is a ReadyFunc: not ready once Drain was called, else the
+// library's answer.
+func (l *LameDuck) Ready() (ok bool, reason string) {
+	if l.draining.Load() {
+		return false, "draining: stopping after the grace, still answering until then"
+	}
+	if l.ready == nil {
+		return true, ""
+	}
+	return l.ready()
+}
 
 // Daemon is how udpserver and udpproxy live between signals, written once:
 //
 //	SIGINT, SIGTERM  Drain (when set) for Grace, then Shutdown: work in
 //	                 progress finishes. Another one during either stops at once.
+//	                 During the grace the daemon still answers; only its
+//	                 readiness says it is going (a server's status says
+//	                 draining, /readyz says 503; see LameDuck).
 //	SIGHUP           logged and handed to Reload; it never ends the process
 //	                 (operators of nginx, HAProxy and CoreDNS send it by reflex).
 //
@@ -31,7 +64,9 @@ type Daemon struct {
 	// its context ends.
 	Shutdown func(context.Context) error
 	// Drain, when set, is called at the first stop signal, Grace before
-	// Shutdown: a server reports draining so that proxies send no new work.
+	// Shutdown: a server reports draining so that proxies send no new work;
+	// a proxy's LameDuck turns /readyz to 503 so that kube-proxy sends it
+	// no new clients.
 	Drain func()
 	Grace time.Duration
 	// Reload is called on SIGHUP, after the signal is logged. Nil: the log
@@ -42,11 +77,16 @@ type Daemon struct {
 	// whoever read the announcement is handled, never the default action
 	// (SIGHUP's is to end the process).
 	Started func()
-	// StopTimeout bounds Shutdown. Default 10 s.
+	// StopTimeout bounds Shutdown. Default DefaultStopTimeout.
 	StopTimeout time.Duration
 	// Logger receives the daemon's lines. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultStopTimeout bounds a daemon's Shutdown, after its drain grace: a
+// supervisor's stop timeout (Kubernetes' terminationGracePeriodSeconds,
+// systemd's TimeoutStopSec) must be longer than the two together.
+const DefaultStopTimeout = 10 * time.Second
 
 // Run serves until a stop signal, then stops; see Daemon.
 func (d Daemon) Run() int {
@@ -62,7 +102,7 @@ func (d Daemon) run(sig <-chan os.Signal) int {
 		d.Logger = slog.Default()
 	}
 	if d.StopTimeout == 0 {
-		d.StopTimeout = 10 * time.Second
+		d.StopTimeout = DefaultStopTimeout
 	}
 	if d.Started != nil {
 		d.Started()

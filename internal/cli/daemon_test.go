@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,6 +112,76 @@ func TestDaemonNoDrain(t *testing.T) {
 	sig <- os.Interrupt
 	if c := d.run(sig); c != 0 {
 		t.Fatalf("exit %d", c)
+	}
+	if err := <-f.shutdown; err != nil {
+		t.Fatalf("Shutdown's context: %v", err)
+	}
+}
+
+// TestLameDuck: ready as the library says until Drain, then not ready,
+// with a reason, whatever the library says.
+func TestLameDuck(t *testing.T) {
+	notReady := func() (bool, string) { return false, "no server in rotation" }
+	tests := []struct {
+		name       string
+		inner      ReadyFunc
+		drained    bool
+		wantOK     bool
+		wantReason string
+	}{
+		{"nil inner", nil, false, true, ""},
+		{"inner ready", func() (bool, string) { return true, "" }, false, true, ""},
+		{"inner not ready", notReady, false, false, "no server in rotation"},
+		{"drained, inner ready", func() (bool, string) { return true, "" }, true, false, "draining"},
+		{"drained, inner not ready", notReady, true, false, "draining"},
+		{"drained, nil inner", nil, true, false, "draining"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLameDuck(tt.inner)
+			if tt.drained {
+				l.Drain()
+			}
+			ok, reason := l.Ready()
+			if ok != tt.wantOK || !strings.HasPrefix(reason, tt.wantReason) {
+				t.Fatalf("Ready() = %v, %q; want %v, %q...", ok, reason, tt.wantOK, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestDaemonLameDuckGrace: after SIGTERM the daemon is not ready at once
+// and goes on serving through the grace: Shutdown comes no sooner than the
+// grace after Drain, and finds the daemon not ready; then exit 0.
+func TestDaemonLameDuckGrace(t *testing.T) {
+	f := newFake()
+	d := f.daemon(false)
+	lame := NewLameDuck(nil)
+	const grace = 300 * time.Millisecond
+	var drainedAt time.Time
+	d.Drain = func() { drainedAt = time.Now(); lame.Drain() }
+	d.Grace = grace
+	shutdown := d.Shutdown
+	var sinceDrain time.Duration
+	var readyAtShutdown bool
+	d.Shutdown = func(ctx context.Context) error {
+		sinceDrain = time.Since(drainedAt)
+		readyAtShutdown, _ = lame.Ready()
+		return shutdown(ctx)
+	}
+	if ok, _ := lame.Ready(); !ok {
+		t.Fatal("not ready before any signal")
+	}
+	sig := make(chan os.Signal, 1)
+	sig <- syscall.SIGTERM
+	if c := d.run(sig); c != 0 {
+		t.Fatalf("exit %d, want 0", c)
+	}
+	if sinceDrain < grace {
+		t.Errorf("Shutdown %v after Drain, before the grace of %v was over", sinceDrain, grace)
+	}
+	if readyAtShutdown {
+		t.Error("still ready when Shutdown began")
 	}
 	if err := <-f.shutdown; err != nil {
 		t.Fatalf("Shutdown's context: %v", err)
