@@ -15,6 +15,7 @@ import (
 
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/netlist"
+	"github.com/discal/discal/internal/udpbatch"
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -99,7 +100,7 @@ const maxName = 64
 func DefaultName(calc net.Addr) string { return defaultName(calc, os.Hostname) }
 
 func defaultName(calc net.Addr, hostname func() (string, error)) string {
-	ap := addrPort(calc)
+	ap := udpbatch.AddrPort(calc)
 	if !ap.Addr().IsUnspecified() {
 		return calc.String()
 	}
