@@ -131,11 +131,11 @@ func (pl *poller) readReady(l *pollLoop) bool {
 func (pl *poller) sendDue(l *pollLoop, now int64) {
 	servers := pl.members.servers()
 	every := pollEvery(pl.cfg, len(servers))
-	// Polls due within half an interval go now, with the first: the later
-	// ones early, once. Each server's next poll counts from when it was
-	// due, so its interval stays its own, jittered, on average, and two
-	// proxies do not fall into step.
-	window := now + int64(every)/2
+	// Polls due within the window go now, with the first: the later ones
+	// early, once. Each server's next poll counts from when it was due, so
+	// its interval stays its own, jittered, on average, and two proxies do
+	// not fall into step.
+	window := now + pollWindow(every, len(servers))
 	l.next = now + int64(every)
 	// A poll and a canary per server at most: room for all, so that
 	// appending never moves what the messages point to.
@@ -206,6 +206,16 @@ func (pl *poller) due(l *pollLoop, s *Server, now, window int64) {
 		s.polled.canaryID.Store(id)
 		l.slab, l.out = appendMsg(l.slab, l.out, s.calc, func(b []byte) []byte { return codec.AppendRequest(b, id, req) })
 	}
+}
+
+// pollWindow is how far ahead of the first poll due the polls that go
+// with it may fall due: half an interval, so that a few servers cost a
+// wake-up or two per interval, or the time in which about one batch of
+// polls (64, one sendmmsg) falls due, whichever is shorter: a thousand
+// servers' polls go out a batch at a time, not in bursts their answers
+// would queue behind.
+func pollWindow(every time.Duration, n int) int64 {
+	return int64(min(every/2, every*batch/time.Duration(max(n, 1))))
 }
 
 // pollEvery is the interval each of n servers is polled at: Poll, or
@@ -315,7 +325,7 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) *Serv
 		return s
 	}
 	if !s.removed.Load() { // else the model forgets it at its next recompute
-		pl.load.update(s, prev, figures(s, r), r.at)
+		pl.load.update(s, prev, r)
 	}
 	s.polled.report.Store(r)
 	pl.members.reported(s, st.Draining, prev == nil)
