@@ -59,3 +59,21 @@ func TestAddr(t *testing.T) {
 		}
 	})
 }
+
+// TestServersShareTheSampler: the servers of one process report the same
+// host and process figures, so they share one sampler for an interval,
+// which runs while any of them serves.
+func TestServersShareTheSampler(t *testing.T) {
+	a, b := start(t, Config{Quiet: true}), start(t, Config{Quiet: true, SampleInterval: 100 * time.Millisecond})
+	other := start(t, Config{Quiet: true, SampleInterval: 150 * time.Millisecond})
+	if a.sampler != b.sampler {
+		t.Error("two servers with one interval have a sampler each")
+	}
+	if a.sampler == other.sampler {
+		t.Error("servers with other intervals share a sampler")
+	}
+	c := dial(t, a.status)
+	if got := exchange(t, c, []byte("status")); !strings.Contains(string(got), "host_cpu=") {
+		t.Fatalf("status: %q", got)
+	}
+}

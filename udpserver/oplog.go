@@ -13,7 +13,9 @@ import (
 // buffer under a short lock; a writer goroutine swaps the buffer out every
 // flushInterval and writes it without holding the lock. A slow or stalled
 // console therefore never blocks a worker: past maxBacklog waiting bytes,
-// lines are dropped and counted instead, and the server says so.
+// lines are dropped and counted instead, and the server says so. While
+// there is nothing to write, the writer sleeps until a line comes: a quiet
+// or idle server does not wake ten times a second for it.
 type opLog struct {
 	w      io.Writer
 	logger *slog.Logger
@@ -24,6 +26,7 @@ type opLog struct {
 
 	dropped  atomic.Uint64 // lines dropped because the console fell behind
 	reported uint64        // the writer's: drops already warned about
+	wake     chan struct{} // lines came into an empty buffer; buffered, so that a worker never waits
 	stop     chan struct{}
 	done     chan struct{} // closed when the writer has written everything and ended
 }
@@ -35,7 +38,7 @@ const flushInterval = 100 * time.Millisecond
 var maxBacklog = 1 << 20
 
 func newOpLog(w io.Writer, logger *slog.Logger) *opLog {
-	return &opLog{w: w, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	return &opLog{w: w, logger: logger, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // write queues a batch of whole lines.
@@ -44,23 +47,44 @@ func (l *opLog) write(lines []byte) {
 	if len(l.buf)+len(lines) > maxBacklog {
 		l.mu.Unlock()
 		l.dropped.Add(uint64(bytes.Count(lines, []byte{'\n'})))
+		l.wakeWriter() // the warning is the writer's to give
 		return
 	}
+	first := len(l.buf) == 0
 	l.buf = append(l.buf, lines...)
 	l.mu.Unlock()
+	if first {
+		l.wakeWriter()
+	}
 }
 
-// run writes the log out until stopped, then writes what is left.
+func (l *opLog) wakeWriter() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes the log out until stopped, then writes what is left: it
+// waits for lines, then for flushInterval, so that one write takes all
+// that came meanwhile.
 func (l *opLog) run() {
 	defer close(l.done)
-	t := time.NewTicker(flushInterval)
-	defer t.Stop()
+	t := time.NewTimer(flushInterval)
+	t.Stop()
 	for {
 		select {
 		case <-l.stop:
 			l.flush()
 			return
-		case <-t.C:
+		case <-l.wake:
+			t.Reset(flushInterval)
+			select {
+			case <-l.stop:
+				l.flush()
+				return
+			case <-t.C:
+			}
 			l.flush()
 		}
 	}

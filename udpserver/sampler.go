@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +28,16 @@ var procID = func() string {
 // sampler measures CPU use in the background and keeps the last figures in
 // atomics, so that answering a status query costs two loads, never a
 // measurement. It keeps its own previous readings rather than using
-// cpu.Percent(0), whose "since the last call" state is global to the process
-// and would be split between several servers in one process.
+// cpu.Percent(0), whose "since the last call" state is global to the process.
+//
+// The figures are the host's and the process's, the same for every server
+// in a process, so the servers of one process share one sampler (see
+// samplerFor): cmd/discal -servers 64 measured the same two figures 64
+// times per interval. It measures when a status query has come (the status
+// loop wakes it, after answering, at most once per interval) and by its own
+// timer only when no query came for two intervals: a polled server wakes
+// once per poll, not once per poll and once per tick, and an idle one
+// still keeps its metrics fresh.
 type sampler struct {
 	interval  time.Duration
 	proc      *process.Process
@@ -38,19 +47,75 @@ type sampler struct {
 
 	hostCPU atomic.Uint64 // float64 bits: percent of all cores, 0-100
 	procCPU atomic.Uint64 // float64 bits: percent of one core, 0-100*cores
+	asked   chan struct{} // a status query came; buffered, so that asking never waits
 
 	// measure takes one reading; a test may replace it to show that a
 	// status reply never waits for one.
 	measure func()
 
+	// Kept by the goroutine that measures.
 	lastHost       cpu.TimesStat
 	lastProc       float64 // this process's user+system seconds
 	lastWall       time.Time
 	haveHost, have bool
+
+	users   int                // servers serving with it; under samplers.mu
+	stop    context.CancelFunc // ends run, once the last user has gone
+	stopped chan struct{}      // closed when run has ended
+}
+
+// samplers are this process's samplers, by interval.
+var samplers struct {
+	mu sync.Mutex
+	m  map[time.Duration]*sampler
+}
+
+// samplerFor returns the process's sampler for interval, made at the first
+// call. Serve starts it (start) and lets it go (stop).
+func samplerFor(interval time.Duration) *sampler {
+	samplers.mu.Lock()
+	defer samplers.mu.Unlock()
+	if s := samplers.m[interval]; s != nil {
+		return s
+	}
+	s := newSampler(interval)
+	if samplers.m == nil {
+		samplers.m = map[time.Duration]*sampler{}
+	}
+	samplers.m[interval] = s
+	return s
+}
+
+// start runs s for one more server, starting its goroutine for the first;
+// the returned func lets it go, and ends the goroutine with the last.
+func (s *sampler) start() (release func()) {
+	samplers.mu.Lock()
+	defer samplers.mu.Unlock()
+	if s.users++; s.users == 1 {
+		ctx, stop := context.WithCancel(context.Background())
+		s.stop, s.stopped = stop, make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			s.run(ctx)
+		}(s.stopped)
+	}
+	var once sync.Once
+	return func() { once.Do(s.release) }
+}
+
+func (s *sampler) release() {
+	samplers.mu.Lock()
+	s.users--
+	last, stop, stopped := s.users == 0, s.stop, s.stopped
+	samplers.mu.Unlock()
+	if last {
+		stop()
+		<-stopped
+	}
 }
 
 func newSampler(interval time.Duration) *sampler {
-	s := &sampler{interval: interval, cores: runtime.GOMAXPROCS(0)}
+	s := &sampler{interval: interval, cores: runtime.GOMAXPROCS(0), asked: make(chan struct{}, 1)}
 	s.hostCores = s.cores
 	if n, err := cpu.Counts(true); err == nil && n > 0 {
 		// GOMAXPROCS already follows a cgroup CPU limit; the host count
@@ -72,16 +137,35 @@ func newSampler(interval time.Duration) *sampler {
 func (s *sampler) HostCPU() float64 { return math.Float64frombits(s.hostCPU.Load()) }
 func (s *sampler) ProcCPU() float64 { return math.Float64frombits(s.procCPU.Load()) }
 
+// ask tells the sampler that a status query was answered: time to measure
+// again, if an interval has passed. It never waits.
+func (s *sampler) ask() {
+	select {
+	case s.asked <- struct{}{}:
+	default:
+	}
+}
+
+// run measures until ctx ends: when asked, at most once every three
+// quarters of an interval (polls are jittered around the interval), and
+// when nobody asked for two intervals.
 func (s *sampler) run(ctx context.Context) {
-	t := time.NewTicker(s.interval)
+	t := time.NewTimer(2 * s.interval)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.asked:
+			if time.Since(last) < s.interval*3/4 {
+				continue
+			}
 		case <-t.C:
-			s.measure()
 		}
+		s.measure()
+		last = time.Now()
+		t.Reset(2 * s.interval)
 	}
 }
 

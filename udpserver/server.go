@@ -63,7 +63,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		name:    cfg.Name, // "" until Serve, which then names the server after its calculator address (DefaultName)
-		sampler: newSampler(cfg.SampleInterval),
+		sampler: samplerFor(cfg.SampleInterval),
 		burner:  newBurner(cfg.Burn),
 		oplog:   newOpLog(cfg.OpLog, cfg.Logger),
 	}
@@ -147,7 +147,7 @@ func (s *Server) Serve(calc, status net.PacketConn) error {
 
 	ctx, stop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
-	bg.Go(func() { s.sampler.run(ctx) })
+	defer s.sampler.start()()
 	bg.Go(func() { s.burner.run(ctx) })
 	if s.joiner != nil {
 		bg.Go(func() { s.joiner.run(ctx, status, uint16(s.calcPort.Load())) })

@@ -362,17 +362,21 @@ func TestShutdownTwiceAndServeAfterClose(t *testing.T) {
 func TestStatusNeverWaitsForAMeasurement(t *testing.T) {
 	calc, _ := net.ListenPacket("udp", "127.0.0.1:0")
 	status, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	s, err := New(Config{Quiet: true, SampleInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	// The process's servers share a sampler for each interval: this one,
+	// at an interval no other test uses, is this test's alone.
+	s, err := New(Config{Quiet: true, SampleInterval: 233 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	measuring := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
+	real := s.sampler.measure
 	s.sampler.measure = func() {
 		once.Do(func() { close(measuring) })
 		<-release
 	}
+	defer func() { s.sampler.measure = real }()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(calc, status) }()
 	<-measuring // the sampler is now stuck inside a measurement

@@ -67,6 +67,9 @@ func (s *Server) statusLoop(conn net.PacketConn) {
 			}
 		}
 		_, _ = w.WriteBatch(out)
+		if len(out) > 0 {
+			s.sampler.ask() // the figures were read: time for fresh ones
+		}
 	}
 }
 
