@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,9 @@ import (
 	"unicode"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/internal/cli"
 	"github.com/discal/discal/udpproxy"
+	"github.com/discal/discal/udpproxy/dashboard"
 	"github.com/discal/discal/udpserver"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -259,7 +262,7 @@ func TestGrammarExamples(t *testing.T) {
 }
 
 // TestStatusJSONKeys: the table of /status.json keys names exactly the keys
-// the proxy writes, for the proxy and for each server.
+// the dashboard serves, for the proxy and for each server.
 func TestStatusJSONKeys(t *testing.T) {
 	var documented, servers []string
 	for _, row := range table(t, "operating.md", "| key | meaning |") {
@@ -271,10 +274,16 @@ func TestStatusJSONKeys(t *testing.T) {
 		}
 		documented = append(documented, keys...)
 	}
-	b, err := json.Marshal(udpproxy.Stats{Servers: []udpproxy.ServerStats{{}}})
-	if err != nil {
-		t.Fatal(err)
+	// What the dashboard serves: the proxy's Stats and the keys it adds.
+	h := dashboard.NewWithConfig(oneServer{}, dashboard.Config{})
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/status.json", nil)
+	req.Host = "127.0.0.1" // the dashboard answers only names it knows
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("/status.json: %d %s", rec.Code, rec.Body)
 	}
+	b := rec.Body.Bytes()
 	var doc struct {
 		Servers []map[string]any `json:"servers"`
 	}
@@ -288,6 +297,12 @@ func TestStatusJSONKeys(t *testing.T) {
 	sameSet(t, "/status.json keys", documented, keysOf(top))
 	sameSet(t, "/status.json server keys", servers, keysOf(doc.Servers[0]))
 }
+
+// oneServer is a proxy's status with one server, for the dashboard.
+type oneServer struct{}
+
+func (oneServer) Stats() udpproxy.Stats        { return udpproxy.Stats{Servers: []udpproxy.ServerStats{{}}} }
+func (oneServer) Ready() (ok bool, why string) { return true, "" }
 
 func keysOf(m map[string]any) []string {
 	var k []string
@@ -323,7 +338,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := metricNames(p.Collector(), s.Collector())
+	code := append(metricNames(p.Collector(), s.Collector()), httpMetricNames(t)...)
 	if len(code) < 10 {
 		t.Fatalf("only %d metrics described: %v", len(code), code)
 	}
@@ -347,6 +362,28 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// httpMetricNames returns the names of discal's metrics that every
+// binary's HTTP listener adds to its daemon's (discal_build_info), from
+// its /metrics.
+func httpMetricNames(t *testing.T) []string {
+	t.Helper()
+	h, err := cli.NewHTTP("docs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	typ := regexp.MustCompile(`(?m)^# TYPE (discal_[a-z0-9_]+) `)
+	var names []string
+	for _, m := range typ.FindAllStringSubmatch(rec.Body.String(), -1) {
+		names = append(names, m[1])
+	}
+	if len(names) == 0 {
+		t.Fatalf("/metrics without a collector of its own holds no discal_ metric:\n%s", rec.Body.String())
+	}
+	return names
 }
 
 // metricNames returns the names of the metrics the collectors describe.
