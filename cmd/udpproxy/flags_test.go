@@ -26,5 +26,7 @@ func TestCommandLine(t *testing.T) {
 			Stderr: `udpproxy: -addr "nowhere": want host:port: address nowhere: missing port in address; ` +
 				`-http-addr "nonsense": want host:port: address nonsense: missing port in address (see -h)` + "\n"},
 		clitest.Case{Args: []string{"extra"}, Code: 64, Stderr: `udpproxy: unexpected argument "extra" (see -h)` + "\n"},
+		clitest.Case{Args: []string{"-drain-grace", "-1s"}, Code: 64,
+			Stderr: `udpproxy: -drain-grace -1s: must not be negative (see -h)` + "\n"},
 	)
 }

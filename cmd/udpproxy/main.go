@@ -86,8 +86,7 @@ func run(args []string) int {
 	}
 	p, err := udpproxy.New(o.cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return cli.ExitUsage
+		return cli.UsageError(os.Stderr, "udpproxy", err)
 	}
 	stopProfile, err := cli.StartProfile(o.cpuprofile)
 	if err != nil {
@@ -158,12 +157,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	fs.IntVar(&cfg.MaxServers, "max-servers", udpproxy.DefaultMaxServers, "servers in the list at most, however they came")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to `file` until the process stops")
 	fs.DurationVar(&o.grace, "drain-grace", 0, "on SIGTERM, go on answering this long while /readyz says 503, so that a load balancer (kube-proxy) moves clients away before the port closes; then answer what is pending and stop")
-	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
+	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 random bytes, that only its owner may write and others may not read; its group may read it if the process is in it; make one with udpserver -gen-key) that seals control messages: joins from any host but loopback are taken only sealed with it, and join acks are sealed")
 	common := cli.Register(fs, "udpproxy")
 	httpAddr := common.HTTPAddr(fs)
 	httpHosts := common.HTTPHosts(fs)
 	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "server", "http-host"); done {
 		return nil, code
+	}
+	if o.grace < 0 {
+		return nil, cli.UsageError(stderr, "udpproxy", fmt.Errorf("-drain-grace %v: must not be negative", o.grace))
 	}
 	o.httpAddr = *httpAddr
 	o.httpHosts = *httpHosts

@@ -28,6 +28,8 @@ func TestCommandLine(t *testing.T) {
 			Stderr: `udpserver: invalid value "nowhere" for flag -join: want host:port, the proxy's client port: ` +
 				`address nowhere: missing port in address (see -h)` + "\n"},
 		clitest.Case{Args: []string{"extra"}, Code: 64, Stderr: `udpserver: unexpected argument "extra" (see -h)` + "\n"},
+		clitest.Case{Args: []string{"-drain-grace", "-1s"}, Code: 64,
+			Stderr: `udpserver: -drain-grace -1s: must not be negative (see -h)` + "\n"},
 	)
 }
 

@@ -146,7 +146,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	var join joinList
 	fs.Var(&join, "join", "announce this server to the proxy at `host:port` (its client port) every -join-interval, so it routes work here; repeat for more proxies. The proxy's address is allowed too")
 	fs.DurationVar(&cfg.JoinInterval, "join-interval", time.Second, "how often to announce the server to each -join proxy")
-	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 bytes, mode 0600) that seals control messages: drain, undrain and burn from any host but loopback are obeyed only sealed with it, and joins are sealed; the proxy's -control-key must be the same file")
+	keyFile := fs.String("control-key", "", "the shared key `file` (at least 32 random bytes, that only its owner may write and others may not read; its group may read it if the process is in it) that seals control messages: drain, undrain and burn from any host but loopback are obeyed only sealed with it, and joins are sealed; the proxy's -control-key must be the same file")
 	genKey := fs.String("gen-key", "", "write a new control key (32 random bytes, mode 0600) to `file`, which must not exist, and exit")
 	common := cli.Register(fs, "udpserver")
 	httpAddr := common.HTTPAddr(fs)
@@ -185,6 +185,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	if err == nil {
 		cfg.Join = join
 		err = cfg.Validate()
+	}
+	if err == nil && o.grace < 0 {
+		err = fmt.Errorf("-drain-grace %v: must not be negative", o.grace)
 	}
 	if err != nil {
 		return nil, cli.UsageError(stderr, "udpserver", err)

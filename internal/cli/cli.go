@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -26,21 +25,12 @@ var Version = ""
 
 // version returns the version line for -version.
 func version(name string) string {
-	v := Version
-	if v == "" {
-		v = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v += " " + s.Value[:12]
-				}
-			}
-		}
+	b := Build()
+	commit := b.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
 	}
-	return fmt.Sprintf("%s discal %s %s %s/%s", name, v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s discal %s %s %s %s/%s", name, b.Version, commit, b.Go, runtime.GOOS, runtime.GOARCH)
 }
 
 // EnvName is the environment variable that sets a flag: DISCAL_ and the
