@@ -120,6 +120,14 @@ type Config struct {
 	// 50; with fewer than two servers nothing is ejected. A negative value
 	// means 0: passive health ejects no one.
 	MaxEjectPercent int
+	// NoHedge turns hedged requests off. By default a try that has waited
+	// longer than its server's recent 95th percentile reply time (at least
+	// 1 ms, at most 50 ms) is also sent to another server in rotation, and
+	// the first answer is relayed (hedge.go).
+	NoHedge bool
+	// HedgeBudget bounds the hedges, in percent of the requests read, so
+	// that an overloaded fleet is not asked twice as much. Default 5.
+	HedgeBudget float64
 	// MaxPending bounds the requests waiting for an answer; beyond it new
 	// requests are answered "busy". Default 32768, about 20 MiB at most.
 	MaxPending int
@@ -156,6 +164,7 @@ const (
 	DefaultMaxFails        = 5
 	DefaultEjectTime       = time.Second
 	DefaultMaxEjectPercent = 50
+	DefaultHedgeBudget     = 5.0
 )
 
 // DefaultServer is the server the proxy uses when none is configured.
@@ -213,6 +222,9 @@ func (c *Config) fill() error {
 	if c.MaxEjectPercent == 0 {
 		c.MaxEjectPercent = DefaultMaxEjectPercent
 	}
+	if c.HedgeBudget == 0 {
+		c.HedgeBudget = DefaultHedgeBudget
+	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(10, int(c.RateLimit/10))
 	}
@@ -243,6 +255,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("udpproxy: eject time %v: must be at least 1ms", c.EjectTime)
 	case c.MaxEjectPercent > 100:
 		return fmt.Errorf("udpproxy: max eject percent %d: at most 100", c.MaxEjectPercent)
+	case c.HedgeBudget < 0 || c.HedgeBudget > 100:
+		return fmt.Errorf("udpproxy: hedge budget %v%%: must lie in 0-100", c.HedgeBudget)
 	case c.RateLimit < 0 || c.RateBurst < 0:
 		return fmt.Errorf("udpproxy: rate limit and burst must not be negative")
 	case c.Tries > 255:

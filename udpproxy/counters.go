@@ -19,6 +19,8 @@ type counters struct {
 	noServer atomic.Uint64 // requests answered "no server available"
 	busy     atomic.Uint64 // requests answered "busy"
 	joins    atomic.Uint64 // joins taken and acknowledged
+	hedges   atomic.Uint64 // hedges sent: copies of a slow try to a second server (hedge.go)
+	hedgeWon atomic.Uint64 // of those, the ones whose answer came first
 	drops    dropCounters
 	rx       rxOverflow
 }

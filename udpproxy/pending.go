@@ -32,9 +32,17 @@ type entry struct {
 	sentAt   int64   // monotonic nanoseconds, when this try was sent
 	deadline int64   // monotonic nanoseconds, when this try times out
 	tries    uint8   // servers tried so far, this one included
-	n        uint16
-	req      [inlineReq]byte
-	big      []byte // the request, when longer than inlineReq
+
+	// A hedge: a copy of this try sent to another server once it had
+	// waited longer than its server's recent replies (hedge.go). Either
+	// answer is the answer, and the deadline stays this try's.
+	hedge   *Server
+	hedgeID uint64 // the copy's ID, in this entry's shard
+	hedgeAt int64  // monotonic nanoseconds, when the copy was sent
+
+	n   uint16
+	req [inlineReq]byte
+	big []byte // the request, when longer than inlineReq
 
 	// While the entry is in the table: its ID, and its neighbours in its
 	// shard's expiry list.
@@ -63,8 +71,10 @@ func (e *entry) request() []byte {
 // entry can be reused the moment it leaves the table.
 type route struct {
 	origin
-	server *Server
-	sentAt int64
+	server *Server // the server that answered
+	sentAt int64   // when its try went
+	other  *Server // the server of the other try of a hedged request, nil when there was none
+	hedge  bool    // the hedge answered first
 }
 
 // pendingTable maps the proxy's internal request IDs to their entries. It
@@ -84,6 +94,9 @@ type pendingTable struct {
 	shards [pendingShards]shard
 	size   atomic.Int64
 	limit  int64
+	// filled has a token when a request came into an empty table: the
+	// sweeper, which sleeps while the table is empty, wakes for it.
+	filled chan struct{}
 }
 
 const pendingShards = 64
@@ -108,9 +121,13 @@ func (s *shard) push(id uint64, e *entry) {
 	s.tail = e
 }
 
-// remove takes e out of the map and the list. Called with s.mu held.
+// remove takes e out of the map, under its hedge's ID too, and out of the
+// list. Called with s.mu held.
 func (s *shard) remove(e *entry) {
 	delete(s.m, e.id)
+	if e.hedge != nil {
+		delete(s.m, e.hedgeID)
+	}
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -125,7 +142,7 @@ func (s *shard) remove(e *entry) {
 }
 
 func newPendingTable(limit int) *pendingTable {
-	t := &pendingTable{limit: int64(limit)}
+	t := &pendingTable{limit: int64(limit), filled: make(chan struct{}, 1)}
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*entry)
 	}
@@ -140,9 +157,16 @@ func (t *pendingTable) Len() int { return int(t.size.Load()) }
 // insert stores a new request, a copy of *tmpl, under a fresh random ID
 // from r, and returns the ID. It reports false when the table is full.
 func (t *pendingTable) insert(r *mrand.Rand, tmpl *entry) (uint64, bool) {
-	if t.size.Add(1) > t.limit {
+	n := t.size.Add(1)
+	if n > t.limit {
 		t.size.Add(-1)
 		return 0, false
+	}
+	if n == 1 {
+		select {
+		case t.filled <- struct{}{}:
+		default:
+		}
 	}
 	for {
 		id := r.Uint64()
@@ -188,10 +212,12 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 }
 
 // take removes the entry for id if the reply came from the server the
-// request was sent to, and returns its route. A reply from any other address
-// leaves the entry where it is: forged is true, and the real answer can
-// still arrive. Addresses compare as the kernel sees them: a server named
-// with a zone answers from its address on that interface.
+// request (or its hedge: id is then the hedge's) was sent to, and returns
+// its route. A reply from any other address leaves the entry where it is:
+// forged is true, and the real answer can still arrive. Addresses compare
+// as the kernel sees them: a server named with a zone answers from its
+// address on that interface. The first of a hedged request's two answers
+// takes it; the second finds nothing, as a late answer does.
 func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forged bool) {
 	s := t.shard(id)
 	s.mu.Lock()
@@ -200,14 +226,17 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		s.mu.Unlock()
 		return route{}, false, false
 	}
+	rt = route{origin: e.origin, server: e.server, sentAt: e.sentAt, other: e.hedge}
+	if e.hedge != nil && id == e.hedgeID {
+		rt.server, rt.sentAt, rt.other, rt.hedge = e.hedge, e.hedgeAt, e.server, true
+	}
 	// The plain comparison first: it is the answer for every reply but a
 	// link-local server's, and costs no call.
-	if e.server.calc != from && !netlist.SameAddrPort(e.server.calc, from) {
+	if rt.server.calc != from && !netlist.SameAddrPort(rt.server.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
 	}
 	s.remove(e)
-	rt = route{origin: e.origin, server: e.server, sentAt: e.sentAt}
 	s.recycle(e)
 	s.mu.Unlock()
 	t.size.Add(-1)
@@ -216,7 +245,7 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 
 // recycle keeps an entry for reuse. Called with s.mu held.
 func (s *shard) recycle(e *entry) {
-	e.server = nil // let a removed server be collected
+	e.server, e.hedge = nil, nil // let a removed server be collected
 	if cap(e.big) > 4096 {
 		e.big = nil
 	}

@@ -62,6 +62,8 @@ type pollLoop struct {
 	reported    bool  // reports came since the fleet's figures were worked out
 	refreshedAt int64 // nanotime the fleet's figures were worked out
 	requests    uint64
+	hedges      hedgeDelays // each server's reply times as last read
+	hedgedAt    int64       // nanotime the hedge delays were worked out
 }
 
 // run is the poller's goroutine: at each wake-up it reads the answers that
@@ -77,7 +79,7 @@ type pollLoop struct {
 func (pl *poller) run(ctx context.Context, seed [32]byte) {
 	opt := udpbatch.Options{Batch: batch, MaxSize: codec.MaxDatagram}
 	l := &pollLoop{rng: rand.New(rand.NewChaCha8(seed)), w: udpbatch.NewWriter(pl.conn, opt),
-		rd: udpbatch.NewReader(pl.conn, opt), in: make([]udpbatch.Message, batch)}
+		rd: udpbatch.NewReader(pl.conn, opt), in: make([]udpbatch.Message, batch), hedges: hedgeDelays{}}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -99,6 +101,10 @@ func (pl *poller) run(ctx context.Context, seed [32]byte) {
 			if now >= at {
 				l.reported, l.refreshedAt, l.requests = false, now, pl.counters.requests.Load()
 				pl.refresh()
+				if !pl.cfg.NoHedge && now-l.hedgedAt >= int64(hedgeEvery) {
+					l.hedgedAt = now
+					l.hedges.update(pl.members.servers())
+				}
 			} else {
 				wake = min(wake, at)
 			}

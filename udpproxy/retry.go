@@ -8,17 +8,22 @@ import (
 )
 
 // sweep expires pending requests whose try has timed out, every tenth of a
-// try timeout (1-50 ms), so a timeout fires at most 10% late. While the
-// table is empty nothing can time out sooner than a whole try timeout from
-// now, so the sweeper sleeps that long (a second at most, for the rate
-// limiter's housekeeping): an idle proxy does not wake for it forty times
-// a second.
+// try timeout (1-50 ms), so a timeout fires at most 10% late, and hedges
+// the tries that have waited too long (hedge.go), every millisecond. While
+// the table is empty it sleeps until a request comes into it (a second at
+// most, for the rate limiter's housekeeping): an idle proxy does not wake
+// for it hundreds of times a second.
 func (r *router) sweep(ctx context.Context) {
 	every := min(max(r.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
-	idle := min(r.cfg.TryTimeout, time.Second)
+	if !r.cfg.NoHedge {
+		every = min(every, hedgeTick)
+	}
+	idle := time.Second
 	t := time.NewTimer(every)
 	defer t.Stop()
 	w := r.newWorker(nil)
+	budget := &hedgeBudget{per: r.cfg.HedgeBudget / 100, tokens: hedgeBurst} // counts requests from the first
+	cands := make([]hedgeCandidate, 0, batch)
 	var lastForget time.Time
 	n := 0
 	expire := func(id uint64, e *entry) {
@@ -39,9 +44,17 @@ func (r *router) sweep(ctx context.Context) {
 			})
 			w.flush()
 			return
+		case <-r.pending.filled:
+			// A request came into the empty table: look again at the
+			// pace of a busy one.
+			t.Reset(every)
+			continue
 		case <-t.C:
 			w.now = nanotime()
 			r.pending.expired(w.now, expire)
+			if !r.cfg.NoHedge {
+				n = r.sendHedges(w, budget, cands, n)
+			}
 			if r.limiter != nil && time.Since(lastForget) > time.Second {
 				r.limiter.forget(time.Now().Add(-idleSources))
 				lastForget = time.Now()
@@ -67,6 +80,13 @@ func (r *router) expire(w *worker, i int, id uint64, e *entry) {
 	old.traffic.timeouts.Add(1)
 	if e.deadline <= w.now { // a real timeout, not the answer a stopping proxy gives all
 		r.members.failed(old, w.now)
+	}
+	if h := e.hedge; h != nil {
+		// The hedge went later and had less time: it is not counted
+		// against its server's health, only as a try left unanswered.
+		h.traffic.inFlight.Add(-1)
+		h.traffic.timeouts.Add(1)
+		e.hedge = nil
 	}
 	if int(e.tries) < r.cfg.Tries {
 		if s := r.pick(w, old); s != nil {

@@ -86,6 +86,7 @@ type polled struct {
 	every      atomic.Int64           // the interval it is polled at now (ns), for judging a report's age
 	report     atomic.Pointer[report] // last status reply, nil before the first
 	background atomic.Uint64          // float64 bits: the share of its capacity busy with work the proxy did not send (load.go)
+	hedgeAfter atomic.Int64           // ns a try may wait before it is hedged, from its recent replies (hedge.go); 0 before
 	pollID     atomic.Uint64          // the poll awaiting an answer, 0 when none
 	canaryID   atomic.Uint64          // the canary awaiting an answer, 0 when none
 	sched      pollSchedule           // its place in the schedule: the scheduler goroutine's alone
@@ -107,6 +108,8 @@ type traffic struct {
 	answered  atomic.Uint64 // replies routed back
 	timeouts  atomic.Uint64 // tries that got no answer in time
 	retried   atomic.Uint64 // retries sent here after a try elsewhere timed out
+
+	replies [replyBuckets]atomic.Uint64 // reply times, counted by bucket (hedge.go)
 }
 
 // report is one status reply and when it arrived (nanotime). It is never
@@ -186,12 +189,14 @@ const latencyWeight = 0.02
 // moment would keep it out of favour with nothing to correct it.
 const latencyMaxAge = int64(time.Second)
 
-// observe folds one reply's round trip into the latency average. An
+// observe counts one reply's round trip in the histogram of reply times
+// and folds it into the latency average. An
 // average no reply has fed for latencyMaxAge starts again from this reply:
 // a server that was slow and got no work since must be judged on how it
 // answers now. Readers may race here; a lost update of an average is
 // harmless.
 func (t *traffic) observe(rtt time.Duration, now int64) {
+	t.replies[replyBucket(rtt)].Add(1)
 	us := float64(rtt) / float64(time.Microsecond)
 	if old := t.latencyUS(); old > 0 && now-t.latencyAt.Load() <= latencyMaxAge {
 		us = old + latencyWeight*(us-old)

@@ -67,6 +67,7 @@ func serverStats(s *Server, now int64, f *fleet, inRotation bool) ServerStats {
 type Stats struct {
 	Requests, Text, Replies, Retries, Timeouts, NoServer, Busy uint64
 	Joins                                                      uint64 // joins taken, repeats included
+	Hedges, HedgeWins                                          uint64 // hedges sent; of those, answered first
 	Pending                                                    int
 	Drops                                                      map[string]uint64
 	Servers                                                    []ServerStats
@@ -76,16 +77,18 @@ type Stats struct {
 // changes cannot disturb.
 func (r *router) stats(ro *roster) Stats {
 	s := Stats{
-		Requests: r.requests.Load(),
-		Text:     r.text.Load(),
-		Replies:  r.replies.Load(),
-		Retries:  r.retries.Load(),
-		Timeouts: r.timeouts.Load(),
-		NoServer: r.noServer.Load(),
-		Busy:     r.busy.Load(),
-		Joins:    r.joins.Load(),
-		Pending:  r.pending.Len(),
-		Drops:    make(map[string]uint64, numDropReasons),
+		Requests:  r.requests.Load(),
+		Text:      r.text.Load(),
+		Replies:   r.replies.Load(),
+		Retries:   r.retries.Load(),
+		Timeouts:  r.timeouts.Load(),
+		NoServer:  r.noServer.Load(),
+		Busy:      r.busy.Load(),
+		Joins:     r.joins.Load(),
+		Hedges:    r.hedges.Load(),
+		HedgeWins: r.hedgeWon.Load(),
+		Pending:   r.pending.Len(),
+		Drops:     make(map[string]uint64, numDropReasons),
 	}
 	for i := range r.drops {
 		s.Drops[dropNames[i]] = r.drops[i].Load()
@@ -124,6 +127,7 @@ func (r *router) appendStatsText(b []byte) []byte {
 	b = appendKV(b, "timeouts", s.Timeouts)
 	b = appendKV(b, "no_server", s.NoServer)
 	b = appendKV(b, "busy", s.Busy)
+	b = appendKV(b, "hedges", s.Hedges)
 	b = appendKV(b, "dropped", dropped)
 	b = appendKV(b, "servers", uint64(len(all.all)))
 	b = appendKV(b, "in_rotation", uint64(len(all.rotation)))

@@ -22,6 +22,8 @@ type statsJSON struct {
 	NoServer uint64            `json:"no_server"`
 	Busy     uint64            `json:"busy"`
 	Joins    uint64            `json:"joins"`
+	Hedges   uint64            `json:"hedges"`
+	HedgeWon uint64            `json:"hedge_wins"`
 	Pending  int               `json:"pending"`
 	Dropped  uint64            `json:"dropped"`
 	Drops    map[string]uint64 `json:"drops"`
@@ -65,6 +67,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 	j := statsJSON{
 		Requests: s.Requests, Text: s.Text, Replies: s.Replies, Retries: s.Retries,
 		Timeouts: s.Timeouts, NoServer: s.NoServer, Busy: s.Busy, Joins: s.Joins,
+		Hedges: s.Hedges, HedgeWon: s.HedgeWins,
 		Pending: s.Pending, Drops: s.Drops, Servers: s.Servers,
 	}
 	if j.Drops == nil {
