@@ -144,6 +144,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	fs.IntVar(&cfg.MaxFails, "max-fails", udpproxy.DefaultMaxFails, "tries in a row at one server without an answer that eject it (passive health)")
 	fs.DurationVar(&cfg.EjectTime, "eject-time", udpproxy.DefaultEjectTime, "how long an ejected server stays out at least (doubled on repeats); it returns when its calculator port answers a canary")
 	fs.IntVar(&cfg.MaxEjectPercent, "max-eject-percent", udpproxy.DefaultMaxEjectPercent, "the most servers ejected at once, in percent of the list (negative: never eject)")
+	fs.Float64Var(&cfg.HedgeBudget, "hedge-budget", udpproxy.DefaultHedgeBudget, "hedge a try that waited past its server's recent 95th percentile reply time (1-50 ms) by sending a copy to another server, for at most this `percent` of the requests; 0 turns hedging off")
 	fs.StringVar(&policy, "policy", "least-load", "server choice: least-load, round-robin or random")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each source address may send; beyond, they are dropped and counted (default: no limit)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a source may send at once above its rate (default rate/10, at least 10)")
@@ -163,6 +164,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, int) {
 	httpHosts := common.HTTPHosts(fs)
 	if code, done := common.ParseCommandLine(fs, args, usage, stdout, stderr, "server", "http-host"); done {
 		return nil, code
+	}
+	if cfg.HedgeBudget == 0 {
+		cfg.NoHedge = true
 	}
 	if o.grace < 0 {
 		return nil, cli.UsageError(stderr, "udpproxy", fmt.Errorf("-drain-grace %v: must not be negative", o.grace))
