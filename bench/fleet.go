@@ -351,7 +351,7 @@ type proxyAddrs struct{ calc, metrics string }
 // startFleetProxy runs udpproxy with every entry as a -server, its metrics
 // on a free port so that readiness can be read for any number of servers
 // (the text stats are cut at one datagram).
-func startFleetProxy(bin string, servers []string) (*managed, proxyAddrs, error) {
+func startFleetProxy(bin string, servers []string, extra ...string) (*managed, proxyAddrs, error) {
 	var addr proxyAddrs
 	var err error
 	if addr.calc, err = freeAddr("udp"); err != nil {
@@ -365,6 +365,7 @@ func startFleetProxy(bin string, servers []string) (*managed, proxyAddrs, error)
 	for _, s := range servers {
 		args = append(args, "-server", s)
 	}
+	args = append(args, extra...)
 	p, err := startLogged(bin, `udpproxy serving`, args...)
 	return p, addr, err
 }

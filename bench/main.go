@@ -34,7 +34,7 @@ Usage:
   bench -compare [-local N]        N (default 3) udpservers straight, through udpproxy and through nginx
   bench -policies [-local N]       least-load, round-robin and random, one server burdened
   bench -fleet N[,N...] [-down M]  N servers as processes behind a udpproxy process: its CPU per request
-  bench -rogue MODE                3 good servers and a misbehaving one (blackhole, halfdead, slow): issue 9's targets
+  bench -rogue MODE                3 good servers and a misbehaving one (blackhole, halfdead, slow), or one that stalls (stall)
 
 Every reply is checked against the answer computed locally. The closed loop
 (default) keeps -c requests in flight over -conns sockets; -rate switches to
@@ -54,6 +54,7 @@ Examples:
   bench -rogue blackhole -rogue-cores 1048576 -d 5s            # a status port that lies, a calculator port that never answers
   bench -rogue halfdead                                        # a calculator port that dies for 2s and comes back
   bench -rogue slow -rogue-delay 5ms -d 5s                     # a server that answers 5ms late and claims to be idle
+  bench -rogue stall -d 5s                                     # a server stopped 100ms every second, 3,000 req/s
 
 Flags:
 `
@@ -118,16 +119,16 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	fs.DurationVar(&o.faults.Jitter, "delay", 0, "the relay delays each datagram by a random time up to this")
 	fs.StringVar(&o.plotFile, "plot", "", "write a PNG of each server's share and reported CPU over time to `FILE` (needs a udpproxy: -local or -target)")
 	fs.DurationVar(&o.load.Timeline, "plot-every", 0, "-plot: the width of a time slice (default 100ms)")
-	fs.BoolVar(&o.policies, "policies", false, "compare least-load, round-robin and random on servers run as processes, one of them burdened (see README)")
+	fs.BoolVar(&o.policies, "policies", false, "compare least-load, round-robin and random on servers run as processes, one of them burdened (see docs/balancing.md)")
 	fs.Float64Var(&o.burn, "burn", 0.8, "-policies: the fraction of a core the first server burns")
-	fs.BoolVar(&o.compare, "compare", false, "compare direct, udpproxy and nginx on the same servers and load (see README)")
+	fs.BoolVar(&o.compare, "compare", false, "compare direct, udpproxy and nginx on the same servers and load (see docs/performance.md)")
 	fs.IntVar(&o.rounds, "rounds", 3, "-compare: rounds, alternating the contenders")
 	fs.IntVar(&o.basePort, "base-port", 27000, "-compare: the proxies listen from this port, servers from +1, status ports from +101")
-	fs.StringVar(&o.fleet, "fleet", "", "run `N[,N...]` servers as processes behind a udpproxy process, one fleet size after another, and report the proxy's CPU per request and idle (see README)")
+	fs.StringVar(&o.fleet, "fleet", "", "run `N[,N...]` servers as processes behind a udpproxy process, one fleet size after another, and report the proxy's CPU per request and idle (see docs/performance.md)")
 	fs.IntVar(&o.down, "down", 0, "-fleet: also give the proxy this many -server entries where nothing listens")
 	fs.IntVar(&o.perProc, "per-proc", 0, "-fleet: servers per process (default: as many as keep it to 8 processes)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "-fleet: how long the proxy's CPU is measured with no load, before the flood")
-	fs.StringVar(&o.rogue.mode, "rogue", "", "three good servers and one that misbehaves, as processes behind a udpproxy process, checked against issue 9's targets: `MODE` blackhole, halfdead or slow (see README)")
+	fs.StringVar(&o.rogue.mode, "rogue", "", "three good servers and one that misbehaves, as processes behind a udpproxy process, checked against their targets: `MODE` blackhole, halfdead, slow or stall (see docs/balancing.md)")
 	fs.IntVar(&o.rogue.cores, "rogue-cores", 2, "-rogue blackhole, slow: the cores the rogue claims, with 0% CPU")
 	fs.DurationVar(&o.rogue.delay, "rogue-delay", 5*time.Millisecond, "-rogue slow: how late the rogue answers each request")
 	fs.DurationVar(&o.rogue.outage, "rogue-outage", 2*time.Second, "-rogue halfdead: how long the calculator port stays dead")

@@ -47,7 +47,7 @@ const (
 // errTargetMissed says a -rogue run went through and a target was missed.
 var errTargetMissed = errors.New("target missed")
 
-var rogueModes = []string{"blackhole", "halfdead", "slow"}
+var rogueModes = []string{"blackhole", "halfdead", "slow", "stall"}
 
 // rogueRun is one flood of a with-and-without mode; its JSON keys are part
 // of the bench's output contract.
@@ -105,6 +105,7 @@ type rogueReport struct {
 	DelayMS float64      `json:"rogue_delay_ms,omitempty"`
 	Runs    []rogueRun   `json:"runs,omitempty"`
 	Outages []outageRun  `json:"outages,omitempty"`
+	Stalls  []stallRun   `json:"stalls,omitempty"`
 	Checks  []rogueCheck `json:"checks"`
 	Pass    bool         `json:"pass"`
 }
@@ -124,9 +125,12 @@ func runRogue(ctx context.Context, rc rogueConfig) error {
 	}
 	proxyBin := filepath.Join(dir, "udpproxy")
 	rep := rogueReport{Mode: rc.mode}
-	if rc.mode == "halfdead" {
+	switch rc.mode {
+	case "halfdead":
 		err = runHalfDead(ctx, rc, self, proxyBin, good, &rep)
-	} else {
+	case "stall":
+		err = runStall(ctx, rc, proxyBin, good, &rep)
+	default:
 		err = runWithWithout(ctx, rc, self, proxyBin, good, &rep)
 	}
 	if err == nil {
@@ -231,10 +235,10 @@ func withWithoutChecks(mode string, runs []rogueRun) []rogueCheck {
 	}
 }
 
-// startRogueProxy starts a proxy in front of servers and waits until it
-// has every one of them up.
-func startRogueProxy(ctx context.Context, proxyBin string, servers []string) (*managed, proxyAddrs, error) {
-	proxy, addr, err := startFleetProxy(proxyBin, servers)
+// startRogueProxy starts a proxy in front of servers, with extra flags,
+// and waits until it has every one of them up.
+func startRogueProxy(ctx context.Context, proxyBin string, servers []string, extra ...string) (*managed, proxyAddrs, error) {
+	proxy, addr, err := startFleetProxy(proxyBin, servers, extra...)
 	if err != nil {
 		return proxy, addr, err
 	}
@@ -461,6 +465,9 @@ func printRogue(w io.Writer, rep rogueReport) error {
 }
 
 func printRogueRuns(w io.Writer, rep rogueReport) error {
+	if rep.Mode == "stall" {
+		return printStalls(w, rep.Stalls)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	if rep.Mode == "halfdead" {
 		fmt.Fprintln(tw, "round\tejected after ms\tback after ms\treq/s\terrors\ttimeouts\t")

@@ -83,11 +83,34 @@ func TestRogueHalfdead(t *testing.T) {
 	}
 }
 
+// TestRogueStall: a server stopped 100 ms at a time holds up the requests
+// sent to it for the stall unless they are hedged; hedged, the copies
+// answer first, and nothing is lost either way.
+func TestRogueStall(t *testing.T) {
+	exclusive.Quiet(t)
+	rep := runRogueJSON(t, rogueConfig{mode: "stall"})
+	if len(rep.Stalls) != 3 || len(rep.Checks) != 3 {
+		t.Fatalf("%d runs, %d checks; want 3 and 3: %+v", len(rep.Stalls), len(rep.Checks), rep)
+	}
+	for _, r := range rep.Stalls {
+		if r.OK == 0 || r.Wrong != 0 || r.Timeouts != 0 || r.Errors != 0 {
+			t.Errorf("stall %v, hedging %v: ok %d, wrong %d, errors %d, timeouts %d; want answers, none wrong or lost",
+				r.Stall, r.Hedging, r.OK, r.Wrong, r.Errors, r.Timeouts)
+		}
+		switch {
+		case r.Stall && r.Hedging && r.HedgeWins == 0:
+			t.Errorf("with stalls and hedging: %v hedges, none answered first", r.Hedges)
+		case r.Stall && !r.Hedging && (r.Hedges != 0 || r.Max < us(stallFor/2)):
+			t.Errorf("with stalls and no hedging: %v hedges, the slowest answer %.0f us; want none, and one that waited out a stall", r.Hedges, r.Max)
+		}
+	}
+}
+
 func TestParseRogueMode(t *testing.T) {
 	for _, c := range []struct {
 		in string
 		ok bool
-	}{{"blackhole", true}, {"halfdead", true}, {"slow", true}, {"", false}, {"Blackhole", false}, {"down", false}} {
+	}{{"blackhole", true}, {"halfdead", true}, {"slow", true}, {"stall", true}, {"", false}, {"Blackhole", false}, {"down", false}} {
 		if err := parseRogueMode(c.in); (err == nil) != c.ok {
 			t.Errorf("parseRogueMode(%q) = %v; want ok %v", c.in, err, c.ok)
 		}
