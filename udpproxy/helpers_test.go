@@ -17,6 +17,7 @@ import (
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/vmihailenco/msgpack/v5"
@@ -41,6 +42,18 @@ func startCluster(t *testing.T, cfg discaltest.Config) *discaltest.Cluster {
 		if err := c.Shutdown(ctx); err != nil {
 			t.Errorf("cluster shutdown: %v", err)
 		}
+	})
+	// Ready when every server has answered a poll and is in rotation: on
+	// a loaded machine, under -race, servers slow to answer their first
+	// polls were taken out of rotation, and TestErrorsThroughProxy got "no
+	// server available" (1 run in 150).
+	eventually.True(t, 10*time.Second, "a report from every server, all in rotation", func() bool {
+		for _, b := range c.Proxy.Stats().Servers {
+			if !b.HasReport || !b.InRotation {
+				return false
+			}
+		}
+		return true
 	})
 	return c
 }
