@@ -131,18 +131,18 @@ func (d *dnsmasq) answers(addr string) bool {
 	c := dns.Client{Timeout: 200 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(k8sSRV, dns.TypeSRV)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, _, err := c.Exchange(m, addr); err == nil {
-			return true
-		}
+	up := false
+	eventually.Within(10*time.Second, func() bool {
 		select {
 		case <-d.exited:
-			return false
-		case <-time.After(20 * time.Millisecond):
+			return true // gone: no use asking again
+		default:
 		}
-	}
-	return false
+		_, _, err := c.Exchange(m, addr)
+		up = err == nil
+		return up
+	})
+	return up
 }
 
 // stop ends dnsmasq, by PID, and waits for it.

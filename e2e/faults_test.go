@@ -14,6 +14,7 @@ import (
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/internal/exclusive"
 	"github.com/discal/discal/internal/faultnet"
 	"github.com/discal/discal/udpclient"
@@ -114,10 +115,8 @@ func (fs *faultySystem) flood(t *testing.T, n, workers, clients int, cfg udpclie
 		return sum
 	}
 	if len(settle) > 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for !settle[0](count()) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// Bounded: the caller judges the count it gets.
+		eventually.Within(5*time.Second, func() bool { return settle[0](count()) })
 	}
 	ignored = count()
 	for _, c := range cls {
