@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/internal/exclusive"
 )
@@ -37,7 +39,10 @@ func TestKillServerMidFlood(t *testing.T) {
 		flags := []string{"-quiet", "-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-name", name}
 		if i == 1 {
 			// The victim runs outside start(), whose cleanup expects a
-			// clean exit: this one is killed.
+			// clean exit: this one is killed. Its ports are its own
+			// (kept, not ephemeral), so that nothing else takes them
+			// while it is down and it starts again on them.
+			flags = []string{"-quiet", "-addr", keptAddr(t), "-status-addr", keptAddr(t), "-name", name}
 			cmd := exec.Command(bin(t, "udpserver"), flags...)
 			p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 100), waited: make(chan error, 1)}
 			calc, status := runAndAwait(t, p)
@@ -102,6 +107,17 @@ func TestKillServerMidFlood(t *testing.T) {
 		t.Fatalf("sent %d, ok %d, timeouts %d, errors %d, wrong %d: requests were lost", res.Sent, res.OK, res.Timeouts, res.Errors, res.Wrong)
 	}
 	t.Logf("%d requests, all answered right; %d retransmitted by the bench", res.Sent, res.Retransmits)
+}
+
+// keptAddr is an address on 127.0.0.1 at a port of the test's own
+// (discaltest.KeptAddr), for a server that is stopped and started again.
+func keptAddr(t *testing.T) string {
+	t.Helper()
+	a, err := discaltest.KeptAddr(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.String()
 }
 
 // runAndAwait starts p and returns the calculator and status addresses it
