@@ -48,17 +48,10 @@ var (
 // never waits for another's full one.
 func CPU(t testing.TB) {
 	t.Helper()
-	SkipShort(t)
-	hold(t)
-}
-
-// SkipShort skips t under -short, as CPU does, for a test that floods or
-// measures without holding the machine.
-func SkipShort(t testing.TB) {
-	t.Helper()
 	if testing.Short() {
 		t.Skip("floods or measures, holding the machine (internal/exclusive): skipped under -short")
 	}
+	hold(t)
 }
 
 // hold is CPU without the skip.
