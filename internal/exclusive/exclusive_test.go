@@ -14,10 +14,14 @@ import (
 
 // TestMain lets this test binary stand in for another test process: with
 // EXCLUSIVE_PROBE set, it tries the lock once without waiting and exits 0
-// if it got it, 3 if it is held.
+// if it got it, 3 if it is held; with EXCLUSIVE_THREADS set, it is
+// threads().
 func TestMain(m *testing.M) {
 	if p := os.Getenv("EXCLUSIVE_PROBE"); p != "" {
 		os.Exit(probe(p))
+	}
+	if os.Getenv("EXCLUSIVE_THREADS") != "" {
+		os.Exit(threads())
 	}
 	os.Exit(m.Run())
 }
