@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,27 +230,40 @@ func TestEqualServersShareEvenly(t *testing.T) {
 }
 
 // herd fails if, in any 100 ms bucket with enough answers to judge, one
-// server got more than 60% of them.
+// server got more than 60% of them. Enough is 30, and half the answers of
+// the run's median bucket: in a bucket in which the system answered at
+// half its usual rate or less, the machine had stalled it, and whose
+// answers came through says what the scheduler ran, not what the proxy
+// chose (a full run of the suite, other work stalling the machine, had
+// buckets of 61 and 50 answers, 87 and 90% from one server, where the
+// 20,000 answers came at an even 33% each).
 func herd(t *testing.T, tl []flood.Bucket) {
 	t.Helper()
-	worst := 0.0
-	for _, b := range tl {
-		var total uint64
+	if len(tl) == 0 {
+		t.Fatal("no timeline to judge")
+	}
+	totals := make([]uint64, len(tl))
+	for i, b := range tl {
 		for _, n := range b.PerServer {
-			total += n
+			totals[i] += n
 		}
-		if total < 30 {
+	}
+	floor := max(30, slices.Sorted(slices.Values(totals))[len(totals)/2]/2)
+	worst, stalled := 0.0, 0
+	for i, b := range tl {
+		if totals[i] < floor {
+			stalled++
 			continue
 		}
 		for name, n := range b.PerServer {
-			sh := float64(n) / float64(total)
+			sh := float64(n) / float64(totals[i])
 			worst = max(worst, sh)
 			if sh > 0.60 {
-				t.Errorf("in the 100 ms from %v, %s got %.0f%% of %d answers: %v", b.Start, name, 100*sh, total, b.PerServer)
+				t.Errorf("in the 100 ms from %v, %s got %.0f%% of %d answers: %v", b.Start, name, 100*sh, totals[i], b.PerServer)
 			}
 		}
 	}
-	t.Logf("largest share in any 100 ms: %.0f%%", 100*worst)
+	t.Logf("largest share in any 100 ms: %.0f%%; %d of %d buckets under %d answers not judged", 100*worst, stalled, len(tl), floor)
 }
 
 // The schedule and margins of TestBurnMidRun, whose yardstick is s1's
