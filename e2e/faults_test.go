@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,10 +140,16 @@ func (fs *faultySystem) flood(t *testing.T, n, workers, clients int, cfg udpclie
 
 // kernelDrops sums what the kernel dropped on the UDP sockets bound to
 // addrs (IPv4), from the drops column of /proc/net/udp; 0 where the system
-// does not say.
+// does not say. It reads the thread's own view: /proc/net is the main
+// thread's, and a test that enters a network namespace on a thread of its
+// own (controlkey_test's inNS) leaves the main thread there when that
+// thread was the one it got (Go never ends the main thread), so that
+// TestKernelDrops after TestControlKeyNetns found no socket of its own.
 func kernelDrops(t *testing.T, addrs []string) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
+	runtime.LockOSThread() // the thread that opens thread-self is the thread it names
+	b, err := os.ReadFile("/proc/thread-self/net/udp")
+	runtime.UnlockOSThread()
 	if err != nil {
 		return 0
 	}
@@ -244,8 +251,8 @@ func TestReorderAndJitter(t *testing.T) {
 // TestKernelDrops: kernelDrops reads what the kernel says it dropped on a
 // socket, as udpbatch.Drops asks the socket itself.
 func TestKernelDrops(t *testing.T) {
-	if _, err := os.Stat("/proc/net/udp"); err != nil {
-		t.Skip("no /proc/net/udp here: kernelDrops says 0")
+	if _, err := os.Stat("/proc/thread-self/net/udp"); err != nil {
+		t.Skip("no /proc/thread-self/net/udp here: kernelDrops says 0")
 	}
 	full, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
