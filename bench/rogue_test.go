@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
-	"github.com/discal/discal/codec"
 	"github.com/discal/discal/internal/exclusive"
 )
 
@@ -123,37 +122,5 @@ func TestLabelValue(t *testing.T) {
 		if got := labelValue(labels, key); got != want {
 			t.Errorf("labelValue(%q) = %q; want %q", key, got, want)
 		}
-	}
-}
-
-// TestRogueAnswer: the slow rogue's answers are right, errors included,
-// and it answers nothing but requests.
-func TestRogueAnswer(t *testing.T) {
-	for _, c := range []struct {
-		req  codec.Request
-		want string
-	}{
-		{codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)}, "42"},
-		{codec.Request{Op: codec.OpDiv, A: codec.IntNumber(1), B: codec.IntNumber(0)}, "division by zero"},
-	} {
-		pkt, ok := rogueAnswer(codec.AppendRequest(nil, 99, c.req))
-		if !ok {
-			t.Fatalf("%v: no answer", c.req)
-		}
-		h, err := codec.ParseHeader(pkt)
-		if err != nil || h.Kind != codec.KindReply || h.ID != 99 {
-			t.Fatalf("%v: header %+v, %v; want a reply to 99", c.req, h, err)
-		}
-		r, err := codec.DecodeReply(pkt[codec.HeaderSize:])
-		got := r.Result.String()
-		if r.Err != nil {
-			got = r.Err.Message
-		}
-		if err != nil || got != c.want || r.Server != rogueName {
-			t.Errorf("%v = %q from %q, %v; want %q from %q", c.req, got, r.Server, err, c.want, rogueName)
-		}
-	}
-	if _, ok := rogueAnswer(codec.AppendStatusQuery(nil, 1)); ok {
-		t.Error("a status query on the calculator port was answered")
 	}
 }

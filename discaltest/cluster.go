@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/discal/discal/internal/faultnet"
@@ -27,7 +28,9 @@ type Config struct {
 	// ProxyAddr is the proxy's client-facing address. Default 127.0.0.1:0.
 	ProxyAddr string
 	// ServerAddr gives server i's (0-based) calculator and status
-	// addresses. Default: 127.0.0.1:0 for both.
+	// addresses. Default: a port of its own on 127.0.0.1 for each
+	// (ListenKept), so that a server stopped and restarted finds its ports
+	// free.
 	ServerAddr func(i int) (calc, status string)
 	// Server is the template for every server's Config; Name defaults to
 	// s1, s2, ... and the addresses come from ServerAddr.
@@ -74,7 +77,7 @@ func Start(cfg Config) (*Cluster, error) {
 		cfg.ProxyAddr = "127.0.0.1:0"
 	}
 	if cfg.ServerAddr == nil {
-		cfg.ServerAddr = func(int) (string, string) { return "127.0.0.1:0", "127.0.0.1:0" }
+		cfg.ServerAddr = func(int) (string, string) { return keptAddr, keptAddr }
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -128,12 +131,29 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// keptAddr, as a server's address, asks for a port of its own on
+// 127.0.0.1 (ListenKept).
+const keptAddr = ""
+
+// listenServerPort opens one of a server's ports at addr, or at a kept
+// port for keptAddr.
+func listenServerPort(addr string) (net.PacketConn, error) {
+	if addr != keptAddr {
+		return net.ListenPacket("udp", addr)
+	}
+	c, err := ListenKept(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return c, nil
+}
+
 func (s *Server) listenAndStart(calcAddr, statusAddr string) error {
-	calc, err := net.ListenPacket("udp", calcAddr)
+	calc, err := listenServerPort(calcAddr)
 	if err != nil {
 		return fmt.Errorf("testcluster: server %s: %w", s.Name, err)
 	}
-	status, err := net.ListenPacket("udp", statusAddr)
+	status, err := listenServerPort(statusAddr)
 	if err != nil {
 		calc.Close()
 		return fmt.Errorf("testcluster: server %s: %w", s.Name, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
 	"github.com/miekg/dns"
 )
@@ -88,19 +90,20 @@ func (d *dnsmasq) configure(t *testing.T, port uint16, targets []string, hosts m
 	}
 }
 
-// start runs dnsmasq in the foreground on d.addr, or on a free port the
-// first time, and waits until it answers.
+// start runs dnsmasq in the foreground on d.addr, or the first time on a
+// port of its own (discaltest.KeptAddr: below the ephemeral range, so that
+// no other socket is given it while dnsmasq is stopped and the restart
+// finds it free), and waits until it answers.
 func (d *dnsmasq) start(t *testing.T) {
 	t.Helper()
 	for try := 0; ; try++ {
 		addr := d.addr
 		if addr == "" {
-			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			a, err := discaltest.KeptAddr(netip.MustParseAddr("127.0.0.1"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			addr = pc.LocalAddr().String()
-			pc.Close()
+			addr = a.String()
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		d.cmd = exec.Command(d.path, "--keep-in-foreground", "--conf-file="+filepath.Join(d.dir, "dnsmasq.conf"),
@@ -117,8 +120,9 @@ func (d *dnsmasq) start(t *testing.T) {
 			return
 		}
 		d.stop()
-		// Another process may have taken the port between the check and
-		// dnsmasq's bind: try another, a few times.
+		// Another test may have chosen the same port between the check
+		// and dnsmasq's bind: try another, a few times. A restart keeps
+		// its port: nothing else is given it.
 		if d.addr != "" || try == 2 {
 			t.Fatalf("dnsmasq did not answer on %s:\n%s", addr, d.stderr.String())
 		}
@@ -131,18 +135,18 @@ func (d *dnsmasq) answers(addr string) bool {
 	c := dns.Client{Timeout: 200 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion(k8sSRV, dns.TypeSRV)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, _, err := c.Exchange(m, addr); err == nil {
-			return true
-		}
+	up := false
+	eventually.Within(10*time.Second, func() bool {
 		select {
 		case <-d.exited:
-			return false
-		case <-time.After(20 * time.Millisecond):
+			return true // gone: no use asking again
+		default:
 		}
-	}
-	return false
+		_, _, err := c.Exchange(m, addr)
+		up = err == nil
+		return up
+	})
+	return up
 }
 
 // stop ends dnsmasq, by PID, and waits for it.

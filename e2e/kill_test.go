@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/discal/discal/bench/flood"
+	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/internal/exclusive"
 )
 
@@ -36,7 +39,10 @@ func TestKillServerMidFlood(t *testing.T) {
 		flags := []string{"-quiet", "-addr", "127.0.0.1:0", "-status-addr", "127.0.0.1:0", "-name", name}
 		if i == 1 {
 			// The victim runs outside start(), whose cleanup expects a
-			// clean exit: this one is killed.
+			// clean exit: this one is killed. Its ports are its own
+			// (kept, not ephemeral), so that nothing else takes them
+			// while it is down and it starts again on them.
+			flags = []string{"-quiet", "-addr", keptAddr(t), "-status-addr", keptAddr(t), "-name", name}
 			cmd := exec.Command(bin(t, "udpserver"), flags...)
 			p := &proc{cmd: cmd, stdout: new(lockedBuffer), lines: make(chan string, 100), waited: make(chan error, 1)}
 			calc, status := runAndAwait(t, p)
@@ -72,16 +78,12 @@ func TestKillServerMidFlood(t *testing.T) {
 	}
 	_ = victim.Wait()
 	var out time.Duration
-	for {
-		if text := exchangeText(t, s.proxy, "stats\n"); regexp.MustCompile(`(?m)^s2 \S+ down`).MatchString(text) {
-			out = time.Since(killed)
-			break
-		}
-		if time.Since(killed) > 5*time.Second {
-			t.Fatal("the proxy never took the killed server out")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	s2Down := regexp.MustCompile(`(?m)^s2 \S+ down`)
+	eventually.True(t, 5*time.Second, "the proxy to take the killed server out", func() bool {
+		down := s2Down.MatchString(exchangeText(t, s.proxy, "stats\n"))
+		out = time.Since(killed)
+		return down
+	})
 	t.Logf("the killed server left the rotation %v after kill -9", out.Round(time.Millisecond))
 	if out > 3*poll {
 		t.Errorf("it took %v, more than 3 poll intervals (%v)", out, 3*poll)
@@ -93,23 +95,29 @@ func TestKillServerMidFlood(t *testing.T) {
 	again := start(t, "udpserver", victimArgs...)
 	again.await(t, serverUp)
 	restarted := time.Now()
-	for {
-		m := served.FindStringSubmatch(exchangeText(t, s.status[1], "status\n"))
-		if n, _ := strconv.Atoi(m[1]); n > 0 {
-			t.Logf("the restarted server had served %d requests %v after it started", n, time.Since(restarted).Round(time.Millisecond))
-			break
-		}
-		if time.Since(restarted) > 3*time.Second {
-			t.Fatal("the restarted server got no work")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := 0
+	eventually.True(t, 3*time.Second, "the restarted server to get work", func() bool {
+		n, _ = strconv.Atoi(served.FindStringSubmatch(exchangeText(t, s.status[1], "status\n"))[1])
+		return n > 0
+	})
+	t.Logf("the restarted server had served %d requests %v after it started", n, time.Since(restarted).Round(time.Millisecond))
 
 	res := <-done
 	if res.OK != res.Sent || res.Timeouts != 0 || res.Errors != 0 || res.Wrong != 0 {
 		t.Fatalf("sent %d, ok %d, timeouts %d, errors %d, wrong %d: requests were lost", res.Sent, res.OK, res.Timeouts, res.Errors, res.Wrong)
 	}
 	t.Logf("%d requests, all answered right; %d retransmitted by the bench", res.Sent, res.Retransmits)
+}
+
+// keptAddr is an address on 127.0.0.1 at a port of the test's own
+// (discaltest.KeptAddr), for a server that is stopped and started again.
+func keptAddr(t *testing.T) string {
+	t.Helper()
+	a, err := discaltest.KeptAddr(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.String()
 }
 
 // runAndAwait starts p and returns the calculator and status addresses it
@@ -151,16 +159,12 @@ func TestSIGTERMServerMidFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	sawDraining := false
-	for {
+	s2Draining, s2Down := regexp.MustCompile(`(?m)^s2 \S+ draining`), regexp.MustCompile(`(?m)^s2 \S+ down`)
+	eventually.True(t, 10*time.Second, "the proxy to see the server go", func() bool {
 		text := exchangeText(t, s.proxy, "stats\n")
-		if regexp.MustCompile(`(?m)^s2 \S+ draining`).MatchString(text) {
-			sawDraining = true
-		}
-		if regexp.MustCompile(`(?m)^s2 \S+ down`).MatchString(text) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		sawDraining = sawDraining || s2Draining.MatchString(text)
+		return s2Down.MatchString(text)
+	})
 	if !sawDraining {
 		t.Error("the proxy never saw the server draining before it went")
 	}

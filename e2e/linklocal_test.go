@@ -14,6 +14,8 @@ import (
 
 	"github.com/discal/discal/internal/eventually"
 	"golang.org/x/sys/unix"
+
+	"github.com/discal/discal/internal/testbin"
 )
 
 // TestLinkLocalServer runs a server reachable only by an IPv6 link-local
@@ -68,6 +70,7 @@ type linkPair struct{ prefix string }
 
 func newLinkPair(t *testing.T) *linkPair {
 	t.Helper()
+	testbin.SkipShort(t) // before the namespaces: every test on them runs the binaries
 	if os.Geteuid() != 0 {
 		t.Skip("the link-local test needs root, for network namespaces (CI runs as root)")
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/discal/discal/internal/testbin"
 )
 
 // hosts builds test hosts out of network namespaces: one namespace holds a
@@ -25,6 +27,7 @@ type hosts struct {
 
 func newHosts(t *testing.T) *hosts {
 	t.Helper()
+	testbin.SkipShort(t) // before the namespaces: every test on them runs the binaries
 	if os.Geteuid() != 0 {
 		t.Skip("the multi-host test needs root, for network namespaces (CI runs as root)")
 	}

@@ -289,15 +289,13 @@ func TestProcessesText(t *testing.T) {
 		exchangeText(t, s.proxy, fmt.Sprintf("%d + 1000\n", i))
 	}
 	logged := 0
-	deadline := time.Now().Add(10 * time.Second)
-	for logged < 40+3 && time.Now().Before(deadline) {
+	if !eventually.Within(10*time.Second, func() bool { // the log flushes every 100 ms
 		logged = 0
 		for _, p := range s.servers {
 			logged += strings.Count(p.stdout.String(), "\n")
 		}
-		time.Sleep(20 * time.Millisecond) // the log flushes every 100 ms
-	}
-	if logged < 40+3 {
+		return logged >= 40+3
+	}) {
 		t.Fatalf("servers logged %d operations, want at least 43", logged)
 	}
 	all := s.servers[0].stdout.String() + s.servers[1].stdout.String() + s.servers[2].stdout.String()

@@ -6,13 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/discal/discal/codec"
+	"github.com/discal/discal/discaltest"
 	"github.com/discal/discal/internal/eventually"
 )
 
@@ -22,48 +22,16 @@ import (
 func TestSIGTERMDrainsProxy(t *testing.T) {
 	// A slow server in this process: it answers every request after 150 ms
 	// (the proxy waits up to 2 s per try, so it never retries).
-	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
 	var received atomic.Int64
-	defer func() { calc.Close(); status.Close(); wg.Wait() }()
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := calc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if h, err := codec.ParseHeader(buf[:n]); err == nil {
-				received.Add(1)
-				out := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "slow"})
-				wg.Go(func() {
-					time.Sleep(150 * time.Millisecond) // the slowness under test
-					_, _ = calc.WriteToUDPAddrPort(out, from)
-				})
-			}
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := status.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if h, err := codec.ParseHeader(buf[:n]); err == nil {
-				_, _ = status.WriteToUDPAddrPort(codec.AppendStatus(nil, h.ID, codec.Status{Server: "slow", Cores: 1}), from)
-			}
-		}
+	slow := discaltest.StartFake(t, discaltest.FakeConfig{
+		Name: "slow", Delay: 150 * time.Millisecond, Status: &codec.Status{Server: "slow", Cores: 1},
+		Answer: func(req discaltest.Request) (codec.Reply, bool) {
+			received.Add(1)
+			return discaltest.Compute("slow", req), true
+		},
 	})
 	cmd := launch(t, "udpproxy", "-addr", "127.0.0.1:0", "-try-timeout", "2s",
-		"-server", calc.LocalAddr().String()+","+status.LocalAddr().String())
+		"-server", slow.CalcAddr.String()+","+slow.StatusAddr.String())
 	proxy := cmd.await(t, proxyUp)[1]
 	client, err := net.Dial("udp", proxy)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,46 +63,22 @@ func TestGarbageStopsNothing(t *testing.T) {
 	})
 }
 
-// fakeServer is a real UDP socket standing in for a server's calculator
-// port, so that a test can see the IDs the proxy uses and answer as it
-// likes; status polls go to a real status port beside it.
-type fakeServer struct {
-	calc *net.UDPConn
-	reqs chan codec.Header
-}
-
-func newFakeServer(t *testing.T) (*fakeServer, udpproxy.ServerAddr) {
-	t.Helper()
-	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeServer{calc: calc, reqs: make(chan codec.Header, 100)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, err := calc.Read(buf)
-			if err != nil {
-				return
-			}
-			if h, err := codec.ParseHeader(buf[:n]); err == nil {
-				f.reqs <- h
-			}
-		}
-	})
-	hole := blackHole(t) // a status port that answers polls
-	t.Cleanup(func() { calc.Close(); wg.Wait() })
-	return f, udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: hole.Status}
-}
-
 // TestForgedRepliesNeverReachClients: replies to the proxy's server-facing
 // socket from an address the request did not go to, or with IDs the proxy
 // never used, are dropped and counted; the client gets only the real
 // answer.
 func TestForgedRepliesNeverReachClients(t *testing.T) {
-	srv, addr := newFakeServer(t)
-	p, paddr := discaltest.StartProxy(t, udpproxy.Config{Servers: []udpproxy.ServerAddr{addr}, TryTimeout: 2 * time.Second})
+	// A server that answers nothing by itself: the test sees the ID the
+	// proxy used and answers by hand, from the server's own port.
+	ids := make(chan uint64, 1)
+	srv := discaltest.StartFake(t, discaltest.FakeConfig{Answer: func(req discaltest.Request) (codec.Reply, bool) {
+		select {
+		case ids <- req.ID:
+		default:
+		}
+		return codec.Reply{}, false
+	}})
+	p, paddr := discaltest.StartProxy(t, udpproxy.Config{Servers: []udpproxy.ServerAddr{srv.ServerAddr()}, TryTimeout: 2 * time.Second})
 	client, err := net.DialUDP("udp", nil, paddr)
 	if err != nil {
 		t.Fatal(err)
@@ -112,15 +87,15 @@ func TestForgedRepliesNeverReachClients(t *testing.T) {
 	if _, err := client.Write(codec.AppendRequest(nil, 77, codec.Request{Op: codec.OpMul, A: codec.IntNumber(6), B: codec.IntNumber(7)})); err != nil {
 		t.Fatal(err)
 	}
-	var h codec.Header
+	var id uint64
 	select {
-	case h = <-srv.reqs:
+	case id = <-ids:
 	case <-time.After(3 * time.Second):
 		t.Fatal("the request never reached the server")
 	}
 	upstream := p.UpstreamAddr().(*net.UDPAddr)
 	up := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: upstream.Port}
-	lie := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(666), Server: "liar"})
+	lie := codec.AppendReply(nil, id, codec.Reply{Result: codec.IntNumber(666), Server: "liar"})
 	// 1. The right ID from another address.
 	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -132,7 +107,7 @@ func TestForgedRepliesNeverReachClients(t *testing.T) {
 	}
 	// 2. Guessed IDs from the server's own address.
 	for i := range 100 {
-		if _, err := srv.calc.WriteToUDP(codec.AppendReply(nil, h.ID^uint64(i+1)<<7, codec.Reply{Result: codec.IntNumber(666)}), up); err != nil {
+		if _, err := srv.WriteTo(codec.AppendReply(nil, id^uint64(i+1)<<7, codec.Reply{Result: codec.IntNumber(666)}), up); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,7 +116,7 @@ func TestForgedRepliesNeverReachClients(t *testing.T) {
 		return d["forged_reply"] == 1 && d["unknown_reply"] == 100
 	})
 	// 3. The real answer, from the server the request went to.
-	if _, err := srv.calc.WriteToUDP(codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "real"}), up); err != nil {
+	if _, err := srv.WriteTo(codec.AppendReply(nil, id, codec.Reply{Result: codec.IntNumber(42), Server: "real"}), up); err != nil {
 		t.Fatal(err)
 	}
 	_ = client.SetReadDeadline(time.Now().Add(3 * time.Second))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,32 +18,7 @@ import (
 // slowServer answers every request right, after delay.
 func slowServer(t *testing.T, delay time.Duration) udpproxy.ServerAddr {
 	t.Helper()
-	calc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := calc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			h, err := codec.ParseHeader(buf[:n])
-			if err != nil {
-				continue
-			}
-			out := codec.AppendReply(nil, h.ID, codec.Reply{Result: codec.IntNumber(42), Server: "slow"})
-			wg.Go(func() {
-				time.Sleep(delay) // the slowness under test
-				_, _ = calc.WriteToUDPAddrPort(out, from)
-			})
-		}
-	})
-	hole := blackHole(t)
-	t.Cleanup(func() { calc.Close(); wg.Wait() })
-	return udpproxy.ServerAddr{Calc: calc.LocalAddr().String(), Status: hole.Status}
+	return discaltest.StartFake(t, discaltest.FakeConfig{Name: "slow", Delay: delay}).ServerAddr()
 }
 
 // serveAndDial serves p on 127.0.0.1:0 and returns a client socket

@@ -10,7 +10,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/discal/discal/arith"
 	"github.com/discal/discal/codec"
 	"github.com/discal/discal/discaltest"
+	"github.com/discal/discal/internal/eventually"
 	"github.com/discal/discal/udpclient"
 	"github.com/discal/discal/udpproxy"
 	"github.com/vmihailenco/msgpack/v5"
@@ -42,6 +42,18 @@ func startCluster(t *testing.T, cfg discaltest.Config) *discaltest.Cluster {
 		if err := c.Shutdown(ctx); err != nil {
 			t.Errorf("cluster shutdown: %v", err)
 		}
+	})
+	// Ready when every server has answered a poll and is in rotation: on
+	// a loaded machine, under -race, servers slow to answer their first
+	// polls were taken out of rotation, and TestErrorsThroughProxy got "no
+	// server available" (1 run in 150).
+	eventually.True(t, 10*time.Second, "a report from every server, all in rotation", func() bool {
+		for _, b := range c.Proxy.Stats().Servers {
+			if !b.HasReport || !b.InRotation {
+				return false
+			}
+		}
+		return true
 	})
 	return c
 }
@@ -140,62 +152,16 @@ func blackHole(t *testing.T) udpproxy.ServerAddr {
 type halfDead struct {
 	addr  udpproxy.ServerAddr
 	alive atomic.Bool
-	seen  atomic.Int64 // datagrams that reached the calculator port
+	seen  atomic.Int64 // requests that reached the calculator port
 }
 
 func startHalfDead(t *testing.T, name string) *halfDead {
 	t.Helper()
-	calcConn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &halfDead{addr: udpproxy.ServerAddr{Calc: calcConn.LocalAddr().String(), Status: status.LocalAddr().String()}}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := calcConn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			h.seen.Add(1)
-			hd, err := codec.ParseHeader(buf[:n])
-			if err != nil || !h.alive.Load() {
-				continue
-			}
-			req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
-			if err != nil {
-				continue
-			}
-			res, err := arith.Eval(req.Op, req.A, req.B)
-			r := codec.Reply{Result: res, Server: name}
-			if err != nil {
-				r = codec.Reply{Err: codec.AsError(err), Server: name}
-			}
-			_, _ = calcConn.WriteTo(codec.AppendReply(nil, hd.ID, r), from)
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := status.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if hd, err := codec.ParseHeader(buf[:n]); err == nil && hd.Kind == codec.KindStatusQuery {
-				st := codec.Status{Server: name, Cores: 2, HostCores: 2}
-				_, _ = status.WriteTo(codec.AppendStatus(nil, hd.ID, st), from)
-			}
-		}
-	})
-	t.Cleanup(func() {
-		calcConn.Close()
-		status.Close()
-		wg.Wait()
-	})
+	h := &halfDead{}
+	f := discaltest.StartFake(t, discaltest.FakeConfig{Name: name, Answer: func(req discaltest.Request) (codec.Reply, bool) {
+		h.seen.Add(1)
+		return discaltest.Compute(name, req), h.alive.Load()
+	}})
+	h.addr = f.ServerAddr()
 	return h
 }

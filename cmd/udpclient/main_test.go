@@ -26,38 +26,15 @@ func startServer(t *testing.T, name string) string {
 	return calc.String()
 }
 
-// startHostile runs a real UDP socket that answers every request with the
-// reply make returns, so that a test can send what no honest server would.
+// startHostile runs a fake server whose calculator port answers every
+// request with the reply answer returns, so that a test can send what no
+// honest server would.
 func startHostile(t *testing.T, answer func(req codec.Request) codec.Reply) string {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			h, err := codec.ParseHeader(buf[:n])
-			if err != nil {
-				continue
-			}
-			req, err := codec.DecodeRequest(buf[codec.HeaderSize:n])
-			if err != nil {
-				continue
-			}
-			_, _ = c.WriteToUDPAddrPort(codec.AppendReply(nil, h.ID, answer(req)), from)
-		}
-	})
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c.LocalAddr().String()
+	f := discaltest.StartFake(t, discaltest.FakeConfig{Answer: func(req discaltest.Request) (codec.Reply, bool) {
+		return answer(req.Request), true
+	}})
+	return f.CalcAddr.String()
 }
 
 // refusing returns an address where nothing listens.

@@ -41,7 +41,21 @@ var (
 // process, and holds the machine for t until t ends. It fails t when the
 // lock cannot be taken; where the system has no file locks it returns at
 // once.
+//
+// Under -short it skips t, saying so: a test that needs the machine to
+// itself floods or measures, and the quick suite leaves both out (the
+// full suite runs them). Skipped, it takes no lock, so the quick suite
+// never waits for another's full one.
 func CPU(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("floods or measures, holding the machine (internal/exclusive): skipped under -short")
+	}
+	hold(t)
+}
+
+// hold is CPU without the skip.
+func hold(t testing.TB) {
 	t.Helper()
 	t.Cleanup(acquire(t))
 }

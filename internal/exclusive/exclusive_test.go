@@ -14,10 +14,14 @@ import (
 
 // TestMain lets this test binary stand in for another test process: with
 // EXCLUSIVE_PROBE set, it tries the lock once without waiting and exits 0
-// if it got it, 3 if it is held.
+// if it got it, 3 if it is held; with EXCLUSIVE_THREADS set, it is
+// threads().
 func TestMain(m *testing.M) {
 	if p := os.Getenv("EXCLUSIVE_PROBE"); p != "" {
 		os.Exit(probe(p))
+	}
+	if os.Getenv("EXCLUSIVE_THREADS") != "" {
+		os.Exit(threads())
 	}
 	os.Exit(m.Run())
 }
@@ -62,7 +66,7 @@ func otherProcessGets(t *testing.T) bool {
 func TestCPUExcludesOtherProcesses(t *testing.T) {
 	lockPath = filepath.Join(t.TempDir(), "cpu.lock")
 	t.Run("holder", func(t *testing.T) {
-		CPU(t)
+		hold(t)
 		if otherProcessGets(t) {
 			t.Error("another process took the lock while this test held it")
 		}
@@ -79,7 +83,7 @@ func TestCPUExcludesOtherProcesses(t *testing.T) {
 func TestDuringWithinCPU(t *testing.T) {
 	lockPath = filepath.Join(t.TempDir(), "cpu.lock")
 	t.Run("holder", func(t *testing.T) {
-		CPU(t)
+		hold(t)
 		ran := false
 		During(t, func() { ran = true })
 		if !ran {
@@ -96,6 +100,27 @@ func TestDuringWithinCPU(t *testing.T) {
 	})
 	if !otherProcessGets(t) {
 		t.Error("another process could not take the lock after During returned")
+	}
+}
+
+// TestCPUSkipsUnderShort: under -short, CPU skips the test and takes no
+// lock; without it, it holds the machine (the tests above).
+func TestCPUSkipsUnderShort(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("what CPU does under -short: run with -short")
+	}
+	lockPath = filepath.Join(t.TempDir(), "cpu.lock")
+	var sub *testing.T
+	t.Run("heavy", func(t *testing.T) {
+		sub = t
+		CPU(t)
+		t.Error("CPU returned under -short")
+	})
+	if !sub.Skipped() {
+		t.Error("the test that called CPU was not skipped")
+	}
+	if _, err := os.Stat(lockPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a skipped test opened the lock file (%v)", err)
 	}
 }
 

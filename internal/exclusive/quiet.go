@@ -24,7 +24,8 @@ const quietLimit = 60 * time.Second
 // discal's own heavy tests away; this waits out what does not take it
 // (the go command compiling and linking the next test binaries, the light
 // tests of other packages). It waits at most a minute; where the system
-// does not say how busy it is, it returns after CPU.
+// does not say how busy it is, it returns after CPU. Under -short it skips
+// t, as CPU does.
 func Quiet(t testing.TB) {
 	t.Helper()
 	CPU(t)

@@ -12,6 +12,9 @@
 //		Forward: faultnet.Faults{Loss: 0.1}, Backward: faultnet.Faults{Loss: 0.1}, Seed: 1})
 //	defer r.Close()
 //	// send to r.Addr() instead of proxyAddr
+//
+// Pause makes the link go dead both ways, while both ends carry on, until
+// it is resumed.
 package faultnet
 
 import (
@@ -75,8 +78,9 @@ type Relay struct {
 	wake     chan struct{}
 	closed   bool
 
-	stats [4][2]atomic.Uint64
-	wg    sync.WaitGroup
+	stats  [4][2]atomic.Uint64
+	paused atomic.Bool // set by Pause
+	wg     sync.WaitGroup
 }
 
 type session struct {
@@ -139,6 +143,12 @@ func (r *Relay) Stats() Stats {
 	}
 	return s
 }
+
+// Pause stops the relay forwarding, both ways, until Pause(false): a link
+// that goes dead and comes back, while the client and the target carry
+// on. What arrives while it is paused is dropped, counted in Dropped;
+// what was held back before (a Delay) is still delivered.
+func (r *Relay) Pause(paused bool) { r.paused.Store(paused) }
 
 // Close stops the relay; datagrams still held back are dropped.
 func (r *Relay) Close() error {
@@ -236,7 +246,9 @@ func (r *Relay) inject(dir int, pkt []byte, s *session) {
 	if r.closed {
 		return
 	}
-	if r.rng.Float64() < f.Loss {
+	// Paused, a datagram draws nothing from rng, so that those after the
+	// pause meet the faults they would have met had it never come.
+	if r.paused.Load() || r.rng.Float64() < f.Loss {
 		r.stats[1][dir].Add(1)
 		return
 	}

@@ -2,6 +2,7 @@ package faultnet
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -177,14 +178,13 @@ func TestSeedReplays(t *testing.T) {
 		tg := newTarget(t, false)
 		r := start(t, Config{Target: tg.conn.LocalAddr().String(), Forward: Faults{Loss: 0.5}, Seed: 42})
 		send(t, r.Addr(), 300)
-		deadline := time.Now().Add(10 * time.Second)
-		for r.Stats().Forwarded[forward]+r.Stats().Dropped[forward] < 300 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		settle(t, r, forward, r.Stats().Forwarded[forward])
-		for len(tg.received()) < int(r.Stats().Forwarded[forward]) && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		eventually.True(t, 10*time.Second, "the relay to pass or drop all 300", func() bool {
+			st := r.Stats()
+			return st.Forwarded[forward]+st.Dropped[forward] >= 300
+		})
+		forwarded := r.Stats().Forwarded[forward]
+		settle(t, r, forward, forwarded)
+		eventually.True(t, 10*time.Second, "the target to receive what the relay passed", func() bool { return len(tg.received()) >= int(forwarded) })
 		return tg.received()
 	}
 	a, b := run(), run()
@@ -196,6 +196,68 @@ func TestSeedReplays(t *testing.T) {
 			t.Fatalf("runs differ at %d: %d and %d", i, a[i], b[i])
 		}
 	}
+}
+
+// TestPause: paused, the relay passes nothing either way and counts it
+// dropped; resumed, it passes both ways again.
+func TestPause(t *testing.T) {
+	tg, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	r := start(t, Config{Target: tg.LocalAddr().String()})
+	c, err := net.DialUDP("udp", nil, r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 16)
+	// read expects want on conn, or nothing when want is empty.
+	read := func(conn *net.UDPConn, want string) *net.UDPAddr {
+		t.Helper()
+		wait := 5 * time.Second
+		if want == "" {
+			wait = 100 * time.Millisecond // long enough for loopback: the relay counted it dropped already
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		n, from, err := conn.ReadFromUDP(buf)
+		if got := string(buf[:n]); want != "" && (err != nil || got != want) || want == "" && err == nil {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+		return from
+	}
+	write := func(conn *net.UDPConn, to *net.UDPAddr, s string) {
+		t.Helper()
+		var err error
+		if to == nil {
+			_, err = conn.Write([]byte(s))
+		} else {
+			_, err = conn.WriteToUDP([]byte(s), to)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := func(dir int, n uint64) {
+		t.Helper()
+		eventually.True(t, 5*time.Second, fmt.Sprintf("%d dropped in direction %d", n, dir), func() bool { return r.Stats().Dropped[dir] == n })
+	}
+
+	write(c, nil, "1")
+	session := read(tg, "1") // the relay's socket for this client
+	r.Pause(true)
+	write(c, nil, "2")
+	dropped(forward, 1)
+	read(tg, "")
+	write(tg, session, "3")
+	dropped(backward, 1)
+	read(c, "")
+	r.Pause(false)
+	write(c, nil, "4")
+	read(tg, "4")
+	write(tg, session, "5")
+	read(c, "5")
 }
 
 func TestConfigErrors(t *testing.T) {

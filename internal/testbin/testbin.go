@@ -29,13 +29,25 @@ type Set struct {
 
 // Path builds the set the first time it is asked for, and returns where
 // the named binary is. A failed build fails t, and every later caller.
+// Under -short it skips t, saying so: building and running binaries is
+// for the full suite.
 func (s *Set) Path(t testing.TB, name string) string {
 	t.Helper()
+	SkipShort(t)
 	s.once.Do(func() { s.dir, s.err = s.build(t) })
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
 	return filepath.Join(s.dir, name)
+}
+
+// SkipShort skips t under -short: for a test that builds or runs built
+// binaries before it asks Path for one.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binaries (internal/testbin): skipped under -short")
+	}
 }
 
 // Remove deletes what was built: TestMain calls it after m.Run.

@@ -27,6 +27,7 @@ func TestPathBuildsAndRuns(t *testing.T) {
 // TestBuildFailureSaysWhat: a package that does not build gives an error
 // that names the command and carries the compiler's words.
 func TestBuildFailureSaysWhat(t *testing.T) {
+	SkipShort(t)
 	s := &Set{Pkgs: []string{"./testdata/missing"}}
 	dir, err := s.build(t)
 	defer (&Set{dir: dir}).Remove()
