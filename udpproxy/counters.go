@@ -61,9 +61,17 @@ const dropRxOverflow = "rx_overflow"
 
 // rxOverflow asks the kernel how many client datagrams it dropped unread:
 // one system call, made for Stats, the stats command and a scrape only.
+//
+// The kernel counts buffers: a datagram, or a client's UDP GSO batch of up
+// to 64 datagrams, which the proxy's socket takes whole (GRO) because
+// splitting each on arrival costs a reader of such clients a quarter more
+// CPU. So the client readers count the buffers they read too (buffers):
+// buffers read plus buffers dropped is what arrived. For clients that send
+// a datagram at a time, as udpclient and netcat do, a buffer is a datagram.
 type rxOverflow struct {
-	conn  atomic.Pointer[socket] // the client socket, once Serve has it
-	drops udpbatch.DropCounter
+	conn    atomic.Pointer[socket] // the client socket, once Serve has it
+	drops   udpbatch.DropCounter
+	buffers atomic.Uint64 // buffers the client readers read
 }
 
 // socket holds a net.PacketConn, so that an atomic pointer can.

@@ -14,7 +14,7 @@ type metrics struct {
 
 	requests, repliesTotal, retries, pending *prometheus.Desc
 	errors, drops, joins, servers            *prometheus.Desc
-	hedges, hedgeWins                        *prometheus.Desc
+	hedges, hedgeWins, rxBuffers             *prometheus.Desc
 	srvSent, srvAnswered, srvTimeouts        *prometheus.Desc
 	srvRetries, srvInFlight, srvCPU          *prometheus.Desc
 	srvAge, srvUp, srvDraining, srvLatency   *prometheus.Desc
@@ -48,6 +48,7 @@ func newMetrics(stats func() Stats, replies prometheus.Histogram) *metrics {
 		joins:         prometheus.NewDesc("discal_proxy_joins_total", "Server joins taken and acknowledged, repeats included.", nil, nil),
 		hedges:        prometheus.NewDesc("discal_proxy_hedges_total", "Hedges sent: copies of a try that waited past its server's recent 95th percentile, to a second server.", nil, nil),
 		hedgeWins:     prometheus.NewDesc("discal_proxy_hedge_wins_total", "Hedges whose answer came first.", nil, nil),
+		rxBuffers:     prometheus.NewDesc("discal_proxy_rx_buffers_total", "Buffers read on the client socket, a datagram or a client's GSO batch: with drops{reason=\"rx_overflow\"}, counted in the same units, what arrived.", nil, nil),
 		servers:       prometheus.NewDesc("discal_proxy_servers", "Servers in the list, by how the proxy learned of them.", []string{"via"}, nil),
 		srvSent:       prometheus.NewDesc("discal_proxy_server_requests_total", "Requests forwarded to the server, retries included.", server, nil),
 		srvAnswered:   prometheus.NewDesc("discal_proxy_server_answers_total", "Replies from the server routed back.", server, nil),
@@ -67,7 +68,7 @@ func newMetrics(stats func() Stats, replies prometheus.Histogram) *metrics {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.replies.Describe(ch)
-	metric.Describe(ch, m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers, m.hedges, m.hedgeWins,
+	metric.Describe(ch, m.requests, m.repliesTotal, m.retries, m.pending, m.errors, m.drops, m.joins, m.servers, m.hedges, m.hedgeWins, m.rxBuffers,
 		m.srvSent, m.srvAnswered, m.srvTimeouts, m.srvRetries, m.srvInFlight, m.srvCPU, m.srvAge, m.srvUp, m.srvDraining, m.srvLatency,
 		m.srvEjected, m.srvEjections, m.srvInRotation)
 }
@@ -88,6 +89,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	metric.Counter(ch, m.joins, st.Joins)
 	metric.Counter(ch, m.hedges, st.Hedges)
 	metric.Counter(ch, m.hedgeWins, st.HedgeWins)
+	metric.Counter(ch, m.rxBuffers, st.RxBuffers)
 	via := map[string]int{"config": 0, "join": 0, "srv": 0}
 	for _, b := range st.Servers {
 		via[b.Source]++

@@ -68,6 +68,7 @@ type Stats struct {
 	Requests, Text, Replies, Retries, Timeouts, NoServer, Busy uint64
 	Joins                                                      uint64 // joins taken, repeats included
 	Hedges, HedgeWins                                          uint64 // hedges sent; of those, answered first
+	RxBuffers                                                  uint64 // buffers read on the client socket: a datagram, or a client's GSO batch (see Drops["rx_overflow"])
 	Pending                                                    int
 	Drops                                                      map[string]uint64
 	Servers                                                    []ServerStats
@@ -87,6 +88,7 @@ func (r *router) stats(ro *roster) Stats {
 		Joins:     r.joins.Load(),
 		Hedges:    r.hedges.Load(),
 		HedgeWins: r.hedgeWon.Load(),
+		RxBuffers: r.rx.buffers.Load(),
 		Pending:   r.pending.Len(),
 		Drops:     make(map[string]uint64, numDropReasons),
 	}

@@ -14,20 +14,21 @@ import (
 
 // statsJSON is the proxy's part of the document.
 type statsJSON struct {
-	Requests uint64            `json:"requests"`
-	Text     uint64            `json:"text"`
-	Replies  uint64            `json:"replies"`
-	Retries  uint64            `json:"retries"`
-	Timeouts uint64            `json:"timeouts"`
-	NoServer uint64            `json:"no_server"`
-	Busy     uint64            `json:"busy"`
-	Joins    uint64            `json:"joins"`
-	Hedges   uint64            `json:"hedges"`
-	HedgeWon uint64            `json:"hedge_wins"`
-	Pending  int               `json:"pending"`
-	Dropped  uint64            `json:"dropped"`
-	Drops    map[string]uint64 `json:"drops"`
-	Servers  []ServerStats     `json:"servers"`
+	Requests  uint64            `json:"requests"`
+	Text      uint64            `json:"text"`
+	Replies   uint64            `json:"replies"`
+	Retries   uint64            `json:"retries"`
+	Timeouts  uint64            `json:"timeouts"`
+	NoServer  uint64            `json:"no_server"`
+	Busy      uint64            `json:"busy"`
+	Joins     uint64            `json:"joins"`
+	Hedges    uint64            `json:"hedges"`
+	HedgeWon  uint64            `json:"hedge_wins"`
+	RxBuffers uint64            `json:"rx_buffers"`
+	Pending   int               `json:"pending"`
+	Dropped   uint64            `json:"dropped"`
+	Drops     map[string]uint64 `json:"drops"`
+	Servers   []ServerStats     `json:"servers"`
 }
 
 // serverJSON is one server's part.
@@ -67,7 +68,7 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 	j := statsJSON{
 		Requests: s.Requests, Text: s.Text, Replies: s.Replies, Retries: s.Retries,
 		Timeouts: s.Timeouts, NoServer: s.NoServer, Busy: s.Busy, Joins: s.Joins,
-		Hedges: s.Hedges, HedgeWon: s.HedgeWins,
+		Hedges: s.Hedges, HedgeWon: s.HedgeWins, RxBuffers: s.RxBuffers,
 		Pending: s.Pending, Drops: s.Drops, Servers: s.Servers,
 	}
 	if j.Drops == nil {

@@ -72,11 +72,14 @@ func (r *router) newWorker(from net.PacketConn) *worker {
 	}
 	w.choice.Rand = w.rng
 	if from != nil {
-		// The client socket's drops must add up to what clients sent
-		// (rx_overflow): read without GRO, the kernel counts each
-		// datagram it throws away, not each GSO batch.
 		ro := opt
-		ro.NoGRO = from == r.client
+		if from == r.client {
+			// What the kernel drops on the client socket (rx_overflow) it
+			// counts in buffers: a datagram, or a client's GSO batch,
+			// which GRO keeps whole. The buffers read are counted the
+			// same way, so that the two add up to what arrived.
+			ro.Buffers = &r.rx.buffers
+		}
 		w.r = udpbatch.NewReader(from, ro)
 	}
 	if r.upstream != nil {

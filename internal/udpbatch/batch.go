@@ -12,6 +12,7 @@ package udpbatch
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 )
 
 // Message is one datagram: its bytes and its peer's address. A connected
@@ -41,6 +42,11 @@ type Options struct {
 	// with GRO one drop may be 64 datagrams, without it each is one. A
 	// socket whose drops must add up to what was sent reads without GRO.
 	NoGRO bool
+	// Buffers, when set, counts the buffers a Reader takes from the
+	// socket: a datagram, or a sender's GSO batch that GRO kept whole.
+	// The kernel counts its drops in the same units (Drops), so buffers
+	// read plus buffers dropped is what arrived, whatever the senders did.
+	Buffers *atomic.Uint64
 }
 
 func (o *Options) fill() {

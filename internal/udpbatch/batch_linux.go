@@ -190,6 +190,9 @@ func (r *mmsgReader) fill(call func(uintptr) bool) error {
 	default:
 		return &net.OpError{Op: "recvmmsg", Net: "udp", Err: m.errno}
 	}
+	if r.opt.Buffers != nil {
+		r.opt.Buffers.Add(uint64(m.n))
+	}
 	limit := r.opt.MaxSize + 1
 	for i := range m.n {
 		h := &m.hdrs[i].Hdr

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,9 +248,10 @@ func inNetns(t *testing.T, ns string, fn func() error) {
 
 // TestDropsAddUpWithGSO: a sender's GSO batches overflow a small receive
 // queue. Read without GRO, every datagram the kernel throws away is
-// counted, one by one: read plus dropped is what was sent. With GRO the
-// kernel keeps each batch whole and counts a dropped batch once, which is
-// why a socket whose drops must add up reads with NoGRO.
+// counted, one by one: datagrams read plus dropped is what was sent. With
+// GRO the kernel keeps each batch whole and counts a dropped batch once:
+// then the buffers read (Options.Buffers) plus those dropped are the
+// batches sent.
 func TestDropsAddUpWithGSO(t *testing.T) {
 	for _, noGRO := range []bool{true, false} {
 		t.Run(fmt.Sprintf("NoGRO=%v", noGRO), func(t *testing.T) {
@@ -259,7 +261,8 @@ func TestDropsAddUpWithGSO(t *testing.T) {
 			}
 			// The reader sets the socket up (GRO on or off) before
 			// anything arrives, as a server's does.
-			r := NewReader(receiver, Options{NoGRO: noGRO})
+			var buffers atomic.Uint64
+			r := NewReader(receiver, Options{NoGRO: noGRO, Buffers: &buffers})
 			if err := receiver.SetReadBuffer(4096); err != nil { // the reader asks for a large one
 				t.Fatal(err)
 			}
@@ -290,12 +293,15 @@ func TestDropsAddUpWithGSO(t *testing.T) {
 				t.Fatal(err)
 			}
 			sent := batches * per
-			t.Logf("sent %d, read %d, dropped %d", sent, read, drops)
+			t.Logf("sent %d in %d batches; read %d in %d buffers, dropped %d", sent, batches, read, buffers.Load(), drops)
 			if drops == 0 {
 				t.Fatalf("nothing dropped: the queue did not overflow (read %d of %d)", read, sent)
 			}
 			if noGRO && read+int(drops) != sent {
 				t.Fatalf("read %d + dropped %d = %d, want the %d sent", read, drops, read+int(drops), sent)
+			}
+			if b := buffers.Load(); !noGRO && b+drops != batches {
+				t.Fatalf("buffers read %d + dropped %d = %d, want the %d batches sent", b, drops, b+drops, batches)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,13 +17,14 @@ import (
 // costs an address per datagram.
 
 type packetReader struct {
-	c   net.PacketConn
-	udp *net.UDPConn // c, when it is one
-	buf []byte
+	buffers *atomic.Uint64 // Options.Buffers
+	c       net.PacketConn
+	udp     *net.UDPConn // c, when it is one
+	buf     []byte
 }
 
 func newPacketReader(c net.PacketConn, opt Options) *packetReader {
-	r := &packetReader{c: c, buf: make([]byte, opt.MaxSize+1)}
+	r := &packetReader{c: c, buf: make([]byte, opt.MaxSize+1), buffers: opt.Buffers}
 	r.udp, _ = c.(*net.UDPConn)
 	return r
 }
@@ -46,6 +48,9 @@ func (r *packetReader) ReadBatch(ms []Message) (int, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	if r.buffers != nil {
+		r.buffers.Add(1)
 	}
 	ms[0] = Message{Buf: r.buf[:n], Addr: unmap(from)}
 	return 1, nil
