@@ -21,7 +21,8 @@ import (
 // asked twice as much; Config.NoHedge turns them off.
 //
 // The sweeper (retry.go) sends the hedges: it looks, every hedgeTick while
-// requests are pending, for tries past their server's hedge delay. The
+// requests are pending, for tries past their server's hedge delay, in the
+// same pass over the pending table that expires tries (pending.go). The
 // copy is the same entry in the pending table under a second ID, in the
 // same shard, so that the first answer takes it whole and the second finds
 // nothing, as a late answer does. The request's deadline stays its first
@@ -36,8 +37,8 @@ const (
 	hedgeMin = time.Millisecond
 	hedgeMax = 50 * time.Millisecond
 	// hedgeTick is how often the sweeper looks for tries to hedge while
-	// requests are pending.
-	hedgeTick = time.Millisecond
+	// requests are pending: a hedge goes at most this late.
+	hedgeTick = 2 * time.Millisecond
 	// hedgeBurst is how many hedges the budget may save up.
 	hedgeBurst = 20
 	// hedgeEvery is how often the poller works out each server's hedge
@@ -146,24 +147,6 @@ type hedgeCandidate struct {
 	server *Server
 }
 
-// hedgeDue appends to out, up to its capacity, the tries not yet hedged
-// that have waited past their server's hedge delay. Each shard's list is in
-// the order tries were sent, so the walk stops at the first try younger
-// than hedgeMin.
-func (t *pendingTable) hedgeDue(now int64, out []hedgeCandidate) []hedgeCandidate {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		for e := s.head; e != nil && now-e.sentAt >= int64(hedgeMin) && len(out) < cap(out); e = e.next {
-			if e.hedge == nil && now-e.sentAt >= e.server.hedgeAfter() {
-				out = append(out, hedgeCandidate{id: e.id, server: e.server})
-			}
-		}
-		s.mu.Unlock()
-	}
-	return out
-}
-
 // hedge makes the try under id hedged, to server to, under a new ID in the
 // same shard, and writes a copy of the request into buf. It reports false
 // when the try has been answered, has expired or is hedged already.
@@ -184,10 +167,11 @@ func (t *pendingTable) hedge(r *mrand.Rand, id uint64, to *Server, now int64, bu
 	return hid, append(buf[:0], e.request()...), true
 }
 
-// sendHedges hedges the tries past their delay, as far as the budget
-// allows, with w's scratch slots from i on; it returns the next free slot.
+// sendHedges hedges the tries the sweep found past their delay, as far
+// as the budget allows, with w's scratch slots from i on; it returns the
+// next free slot.
 func (r *router) sendHedges(w *worker, b *hedgeBudget, cands []hedgeCandidate, i int) int {
-	for _, c := range r.pending.hedgeDue(w.now, cands[:0]) {
+	for _, c := range cands {
 		to := r.pick(w, c.server)
 		if to == nil || to == c.server || !b.allow(r.requests.Load()) {
 			continue

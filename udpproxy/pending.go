@@ -268,6 +268,15 @@ func (t *pendingTable) release(id uint64, e *entry) {
 // to fn with its ID, outside the shard's lock. fn must reinsert or release
 // it.
 func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
+	t.sweep(now, fn, nil)
+}
+
+// sweep is expired, and appends to hedge, up to its capacity, the tries
+// not yet hedged that have waited past their server's hedge delay
+// (hedge.go): one lock of each shard for both. Each shard's list is in the
+// order tries were sent, so the walk for hedges stops at the first try
+// younger than hedgeMin.
+func (t *pendingTable) sweep(now int64, fn func(id uint64, e *entry), hedge []hedgeCandidate) []hedgeCandidate {
 	var gone *entry // this shard's expired entries, linked through next
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -283,6 +292,11 @@ func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 			}
 			last = e
 		}
+		for e := s.head; e != nil && now-e.sentAt >= int64(hedgeMin) && len(hedge) < cap(hedge); e = e.next {
+			if e.hedge == nil && now-e.sentAt >= e.server.hedgeAfter() {
+				hedge = append(hedge, hedgeCandidate{id: e.id, server: e.server})
+			}
+		}
 		s.mu.Unlock()
 		// fn may reinsert e, which relinks it: read next first.
 		for e := gone; e != nil; {
@@ -293,4 +307,5 @@ func (t *pendingTable) expired(now int64, fn func(id uint64, e *entry)) {
 		}
 		gone = nil
 	}
+	return hedge
 }

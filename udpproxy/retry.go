@@ -9,7 +9,7 @@ import (
 
 // sweep expires pending requests whose try has timed out, every tenth of a
 // try timeout (1-50 ms), so a timeout fires at most 10% late, and hedges
-// the tries that have waited too long (hedge.go), every millisecond. While
+// the tries that have waited too long (hedge.go), every hedgeTick. While
 // the table is empty it sleeps until a request comes into it (a second at
 // most, for the rate limiter's housekeeping): an idle proxy does not wake
 // for it hundreds of times a second.
@@ -51,10 +51,12 @@ func (r *router) sweep(ctx context.Context) {
 			continue
 		case <-t.C:
 			w.now = nanotime()
-			r.pending.expired(w.now, expire)
+			var found []hedgeCandidate
 			if !r.cfg.NoHedge {
-				n = r.sendHedges(w, budget, cands, n)
+				found = cands[:0]
 			}
+			found = r.pending.sweep(w.now, expire, found)
+			n = r.sendHedges(w, budget, found, n)
 			if r.limiter != nil && time.Since(lastForget) > time.Second {
 				r.limiter.forget(time.Now().Add(-idleSources))
 				lastForget = time.Now()
