@@ -94,9 +94,12 @@ type pendingTable struct {
 	shards [pendingShards]shard
 	size   atomic.Int64
 	limit  int64
-	// filled has a token when a request came into an empty table: the
-	// sweeper, which sleeps while the table is empty, wakes for it.
-	filled chan struct{}
+	// filled has a token when a request came into an empty table while
+	// the sweeper sleeps (sleeping): it sleeps while the table is empty,
+	// and wakes for it. Under load the table empties and fills again
+	// thousands of times a second; only a sleeping sweeper is woken.
+	filled   chan struct{}
+	sleeping atomic.Bool
 }
 
 const pendingShards = 64
@@ -162,7 +165,7 @@ func (t *pendingTable) insert(r *mrand.Rand, tmpl *entry) (uint64, bool) {
 		t.size.Add(-1)
 		return 0, false
 	}
-	if n == 1 {
+	if n == 1 && t.sleeping.Load() {
 		select {
 		case t.filled <- struct{}{}:
 		default:

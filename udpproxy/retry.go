@@ -47,6 +47,7 @@ func (r *router) sweep(ctx context.Context) {
 		case <-r.pending.filled:
 			// A request came into the empty table: look again at the
 			// pace of a busy one.
+			r.pending.sleeping.Store(false)
 			t.Reset(every)
 			continue
 		case <-t.C:
@@ -63,9 +64,14 @@ func (r *router) sweep(ctx context.Context) {
 			}
 			w.flush()
 			n = 0
+			// Sleeping is said before the table is looked at, so that a
+			// request that comes in meanwhile either is seen here or
+			// wakes the sweeper (pendingTable.filled).
+			r.pending.sleeping.Store(true)
 			if r.pending.Len() == 0 {
 				t.Reset(idle)
 			} else {
+				r.pending.sleeping.Store(false)
 				t.Reset(every)
 			}
 		}
