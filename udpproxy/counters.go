@@ -43,12 +43,13 @@ const (
 	dropJoinRefused                       // a join from outside JoinAllow, malformed, or with the list full
 	dropBadText                           // a server's name or message that breaks codec's text rules (status, join or reply)
 	dropUnauthenticated                   // a join without a seal that checks, with ControlKey set
+	dropHedgeLost                         // the later answer of a hedged request, after the first was relayed
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"short", "magic", "kind", "too_large", "upstream_malformed",
 	"unknown_reply", "forged_reply", "status", "forbidden", "text_reply", "rate_limited", "join_refused", "bad_text",
-	"unauthenticated"}
+	"unauthenticated", "hedge_lost"}
 
 type dropCounters [numDropReasons]atomic.Uint64
 

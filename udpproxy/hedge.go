@@ -166,7 +166,7 @@ func (t *pendingTable) hedge(r *mrand.Rand, id uint64, to *Server, now int64, bu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[id]
-	if e == nil || e.id != id || e.hedge != nil {
+	if e == nil || e.id != id || e.hedge != nil || e.done {
 		return 0, buf, false
 	}
 	hid := r.Uint64()&^(pendingShards-1) | id%pendingShards // unguessable in all but its shard's bits

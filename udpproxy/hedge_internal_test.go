@@ -1,6 +1,7 @@
 package udpproxy
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -89,5 +90,45 @@ func TestHedgeBudget(t *testing.T) {
 	}
 	if n != hedgeBurst {
 		t.Fatalf("%d hedges at once after a million requests, want the burst of %d", n, hedgeBurst)
+	}
+}
+
+// TestHedgedEntry: the first answer of a hedged request is relayed and the
+// entry stays for the other try, still in flight; that try's late answer
+// takes it (late, not relayed), and an answer of either try after that
+// finds nothing. Whichever try answers first, the same holds.
+func TestHedgedEntry(t *testing.T) {
+	for _, hedgeFirst := range []bool{false, true} {
+		a, b := testBackend(t, "127.0.0.1:7001"), testBackend(t, "127.0.0.1:7002")
+		tab := newPendingTable(10)
+		r := rand.New(rand.NewPCG(1, 2))
+		tmpl := entry{server: a, sentAt: 1, deadline: 1 << 62, origin: origin{id: 7}}
+		tmpl.setRequest([]byte("request"))
+		id, _ := tab.insert(r, &tmpl)
+		hid, copyOf, ok := tab.hedge(r, id, b, 2, nil)
+		if !ok || string(copyOf) != "request" || hid == id || tab.shard(hid) != tab.shard(id) {
+			t.Fatalf("hedge = %d, %q, %v for %d", hid, copyOf, ok, id)
+		}
+		if _, _, ok := tab.hedge(r, id, b, 3, nil); ok {
+			t.Fatal("a try was hedged twice")
+		}
+		first, firstFrom, second, secondFrom := id, a.calc, hid, b.calc
+		if hedgeFirst {
+			first, firstFrom, second, secondFrom = hid, b.calc, id, a.calc
+		}
+		rt, ok, _ := tab.take(first, firstFrom)
+		if !ok || rt.late || rt.hedge != hedgeFirst || rt.id != 7 || tab.Len() != 1 {
+			t.Fatalf("hedge first %v: the first answer: %+v, %v; %d left", hedgeFirst, rt, ok, tab.Len())
+		}
+		if _, ok, _ := tab.take(first, firstFrom); ok {
+			t.Fatal("the first try answered twice")
+		}
+		if _, ok, forged := tab.take(second, firstFrom); ok || !forged {
+			t.Fatal("the other try's answer was taken from the wrong server")
+		}
+		rt, ok, _ = tab.take(second, secondFrom)
+		if !ok || !rt.late || tab.Len() != 0 {
+			t.Fatalf("hedge first %v: the late answer: %+v, %v; %d left", hedgeFirst, rt, ok, tab.Len())
+		}
 	}
 }

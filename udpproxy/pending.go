@@ -39,6 +39,10 @@ type entry struct {
 	hedge   *Server
 	hedgeID uint64 // the copy's ID, in this entry's shard
 	hedgeAt int64  // monotonic nanoseconds, when the copy was sent
+	// done says one of the two answers came and was relayed: the entry now
+	// stands for the other try alone (server, sentAt, id), which is still
+	// in flight at its server, until its late answer or its deadline.
+	done bool
 
 	n   uint16
 	req [inlineReq]byte
@@ -73,8 +77,8 @@ type route struct {
 	origin
 	server *Server // the server that answered
 	sentAt int64   // when its try went
-	other  *Server // the server of the other try of a hedged request, nil when there was none
 	hedge  bool    // the hedge answered first
+	late   bool    // the other try of a hedged request answered: count it, do not relay it
 }
 
 // pendingTable maps the proxy's internal request IDs to their entries. It
@@ -127,9 +131,9 @@ func (s *shard) push(id uint64, e *entry) {
 // remove takes e out of the map, under its hedge's ID too, and out of the
 // list. Called with s.mu held.
 func (s *shard) remove(e *entry) {
-	delete(s.m, e.id)
+	s.unkey(e.id, e)
 	if e.hedge != nil {
-		delete(s.m, e.hedgeID)
+		s.unkey(e.hedgeID, e)
 	}
 	if e.prev != nil {
 		e.prev.next = e.next
@@ -142,6 +146,13 @@ func (s *shard) remove(e *entry) {
 		s.tail = e.prev
 	}
 	e.prev, e.next = nil, nil
+}
+
+// unkey deletes id from the map if it is e's. Called with s.mu held.
+func (s *shard) unkey(id uint64, e *entry) {
+	if s.m[id] == e {
+		delete(s.m, id)
+	}
 }
 
 func newPendingTable(limit int) *pendingTable {
@@ -219,8 +230,12 @@ func (t *pendingTable) reinsert(r *mrand.Rand, e *entry) uint64 {
 // its route. A reply from any other address leaves the entry where it is:
 // forged is true, and the real answer can still arrive. Addresses compare
 // as the kernel sees them: a server named with a zone answers from its
-// address on that interface. The first of a hedged request's two answers
-// takes it; the second finds nothing, as a late answer does.
+// address on that interface.
+//
+// The first of a hedged request's two answers is relayed; the entry stays,
+// for the other try, which is still in flight at its server (a stalled
+// server's count must not fall while the requests it holds wait), until
+// that try's late answer takes it (rt.late) or its deadline expires it.
 func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forged bool) {
 	s := t.shard(id)
 	s.mu.Lock()
@@ -229,15 +244,20 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 		s.mu.Unlock()
 		return route{}, false, false
 	}
-	rt = route{origin: e.origin, server: e.server, sentAt: e.sentAt, other: e.hedge}
+	rt = route{origin: e.origin, server: e.server, sentAt: e.sentAt, late: e.done}
 	if e.hedge != nil && id == e.hedgeID {
-		rt.server, rt.sentAt, rt.other, rt.hedge = e.hedge, e.hedgeAt, e.server, true
+		rt.server, rt.sentAt, rt.hedge = e.hedge, e.hedgeAt, true
 	}
 	// The plain comparison first: it is the answer for every reply but a
 	// link-local server's, and costs no call.
 	if rt.server.calc != from && !netlist.SameAddrPort(rt.server.calc, from) {
 		s.mu.Unlock()
 		return route{}, false, true
+	}
+	if e.hedge != nil {
+		s.answerHedged(e, id)
+		s.mu.Unlock()
+		return rt, true, false
 	}
 	s.remove(e)
 	s.recycle(e)
@@ -246,9 +266,19 @@ func (t *pendingTable) take(id uint64, from netip.AddrPort) (rt route, ok, forge
 	return rt, true, false
 }
 
+// answerHedged keeps e, whose try under id has answered, for its other
+// try alone. Called with s.mu held.
+func (s *shard) answerHedged(e *entry, id uint64) {
+	s.unkey(id, e)
+	if id == e.id { // the first try won: the hedge is what is left
+		e.server, e.sentAt, e.id = e.hedge, e.hedgeAt, e.hedgeID
+	}
+	e.hedge, e.done = nil, true
+}
+
 // recycle keeps an entry for reuse. Called with s.mu held.
 func (s *shard) recycle(e *entry) {
-	e.server, e.hedge = nil, nil // let a removed server be collected
+	e.server, e.hedge, e.done = nil, nil, false // let a removed server be collected
 	if cap(e.big) > 4096 {
 		e.big = nil
 	}
@@ -296,7 +326,7 @@ func (t *pendingTable) sweep(now int64, fn func(id uint64, e *entry), hedge []he
 			last = e
 		}
 		for e := s.head; e != nil && now-e.sentAt >= int64(hedgeMin) && len(hedge) < cap(hedge); e = e.next {
-			if e.hedge == nil && now-e.sentAt >= e.server.hedgeAfter() {
+			if e.hedge == nil && !e.done && now-e.sentAt >= e.server.hedgeAfter() {
 				hedge = append(hedge, hedgeCandidate{id: e.id, server: e.server})
 			}
 		}

@@ -89,6 +89,12 @@ func (r *router) expire(w *worker, i int, id uint64, e *entry) {
 	if e.deadline <= w.now { // a real timeout, not the answer a stopping proxy gives all
 		r.members.failed(old, w.now)
 	}
+	if e.done {
+		// The other try of a hedged request that was answered: no answer
+		// is owed, no retry due.
+		r.pending.release(id, e)
+		return
+	}
 	if h := e.hedge; h != nil {
 		// The hedge went later and had less time: it is not counted
 		// against its server's health, only as a try left unanswered.

@@ -50,13 +50,16 @@ func (r *router) handleUpstream(w *worker, i int, pkt []byte, from netip.AddrPor
 	}
 	s := rt.server
 	s.traffic.inFlight.Add(-1)
-	if rt.other != nil {
-		// The other try of a hedged request is over too: its answer, if
-		// one comes, will find nothing.
-		rt.other.traffic.inFlight.Add(-1)
-		if rt.hedge {
-			r.hedgeWon.Add(1)
-		}
+	if rt.late {
+		// A hedged request's other answer, after the first was relayed:
+		// the server answers, and how late is worth knowing.
+		s.traffic.observe(time.Duration(w.now-rt.sentAt), w.now)
+		r.members.answered(s)
+		r.drops.add(dropHedgeLost)
+		return
+	}
+	if rt.hedge {
+		r.hedgeWon.Add(1)
 	}
 	s.traffic.answered.Add(1)
 	s.traffic.observe(time.Duration(w.now-rt.sentAt), w.now)
