@@ -30,6 +30,7 @@ func (r *router) clientLoop(w *worker) {
 			r.handleClient(w, i, m.Buf, m.Addr)
 		}
 		w.flush()
+		r.maySweep(w)
 	}
 }
 

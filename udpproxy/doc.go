@@ -11,10 +11,11 @@
 //	server ──▶ upstream loop (upstream.go): read the header; pending.take(ID)
 //	           if it came from that server; rewrite the ID back ──▶ client
 //
-// A sweeper (retry.go) retries a request whose server did not answer within
-// the per-try timeout once on another server, and answers "timeout" when
-// that fails too, so every request gets an answer and every pending entry
-// leaves the table. These loops, and the batch worker each runs on
+// A sweep (retry.go), made by a reader after its batch or else by the
+// sweeper goroutine, hedges a try that waits long (hedge.go), retries a
+// request whose server did not answer within the per-try timeout once on
+// another server, and answers "timeout" when that fails too, so every
+// request gets an answer and every pending entry leaves the table. These loops, and the batch worker each runs on
 // (worker.go), make up the router.
 //
 // The poller (poll.go) asks every server's status port for its load on a

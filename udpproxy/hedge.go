@@ -20,9 +20,10 @@ import (
 // the requests (Config.HedgeBudget), so that an overloaded fleet is not
 // asked twice as much; Config.NoHedge turns them off.
 //
-// The sweeper (retry.go) sends the hedges: it looks, every hedgeTick while
-// requests are pending, for tries past their server's hedge delay, in the
-// same pass over the pending table that expires tries (pending.go). The
+// The pass that expires tries (retry.go) sends the hedges: every
+// hedgeTick while requests are pending, made by a reader after its batch
+// or else by the sweeper, it looks for tries past their server's hedge
+// delay in the same walk over the pending table (pending.go). The
 // copy is the same entry in the pending table under a second ID, in the
 // same shard, so that the first answer takes it whole and the second finds
 // nothing, as a late answer does. The request's deadline stays its first
@@ -36,8 +37,9 @@ const (
 	// and passive health to deal with.
 	hedgeMin = time.Millisecond
 	hedgeMax = 50 * time.Millisecond
-	// hedgeTick is how often the sweeper looks for tries to hedge while
-	// requests are pending: a hedge goes at most this late.
+	// hedgeTick is how often a pass looks for tries to hedge while
+	// requests are pending: a hedge goes at most this late (sweepSlack
+	// more when the readers fall silent right after a pass).
 	hedgeTick = 2 * time.Millisecond
 	// hedgeBurst is how many hedges the budget may save up.
 	hedgeBurst = 20

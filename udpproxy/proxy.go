@@ -65,6 +65,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.poller = newPoller(&p.cfg, p.members, &p.counters)
 	p.router = router{cfg: &p.cfg, members: p.members, poller: p.poller, counters: &p.counters,
 		pending: newPendingTable(cfg.MaxPending), life: &p.life}
+	p.router.sweeps.every = int64(sweepEvery(&p.cfg))
+	p.router.sweeps.budget = hedgeBudget{per: p.cfg.HedgeBudget / 100, tokens: hedgeBurst} // counts requests from the first
+	p.router.sweeps.cands = make([]hedgeCandidate, 0, batch)
 	if cfg.RateLimit > 0 {
 		p.router.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

@@ -2,47 +2,97 @@ package udpproxy
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/discal/discal/codec"
 )
 
-// sweep expires pending requests whose try has timed out, every tenth of a
-// try timeout (1-50 ms), so a timeout fires at most 10% late, and hedges
-// the tries that have waited too long (hedge.go), every hedgeTick. While
-// the table is empty it sleeps until a request comes into it (a second at
-// most, for the rate limiter's housekeeping): an idle proxy does not wake
-// for it hundreds of times a second.
-func (r *router) sweep(ctx context.Context) {
-	every := min(max(r.cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
-	if !r.cfg.NoHedge {
+// sweeps is the pass over the pending table that expires and hedges
+// tries, and what it keeps between passes. A pass is made by the sweeper
+// goroutine, or by a reader that is awake anyway (maySweep), one at a time
+// (mu): under load the readers make them as their batches come, and the
+// sweeper, finding a pass made, sleeps on. Hedging needs a pass every
+// hedgeTick, and a sweeper that woke for each itself cost the proxy 2%
+// more CPU a request under the bench's GSO flood (3.65 against 3.57 µs,
+// three runs of each, alternating).
+type sweeps struct {
+	mu     sync.Mutex
+	every  int64        // nanoseconds between passes
+	last   atomic.Int64 // nanotime of the last pass
+	budget hedgeBudget
+	cands  []hedgeCandidate
+}
+
+// sweepSlack is how late a pass may come at most when the readers fall
+// silent right after making one: the sweeper then makes it.
+const sweepSlack = 6 * time.Millisecond
+
+// sweepEvery is how often the pending table is swept: every tenth of a try
+// timeout (1-50 ms), so a timeout fires at most 10% late, and every
+// hedgeTick when hedging.
+func sweepEvery(cfg *Config) time.Duration {
+	every := min(max(cfg.TryTimeout/10, time.Millisecond), 50*time.Millisecond)
+	if !cfg.NoHedge {
 		every = min(every, hedgeTick)
 	}
-	idle := time.Second
-	t := time.NewTimer(every)
-	defer t.Stop()
-	w := r.newWorker(nil)
-	budget := &hedgeBudget{per: r.cfg.HedgeBudget / 100, tokens: hedgeBurst} // counts requests from the first
-	cands := make([]hedgeCandidate, 0, batch)
-	var lastForget time.Time
+	return every
+}
+
+// sweepOnce makes a pass at w.now with w's scratch slots, which must be
+// free (the worker has flushed), and sends what it produced. The caller
+// holds sw.mu.
+func (r *router) sweepOnce(w *worker) {
+	sw := &r.sweeps
 	n := 0
-	expire := func(id uint64, e *entry) {
+	var found []hedgeCandidate
+	if !r.cfg.NoHedge {
+		found = sw.cands[:0]
+	}
+	found = r.pending.sweep(w.now, func(id uint64, e *entry) {
 		r.expire(w, n, id, e)
 		if n++; n == batch {
 			w.flush() // every scratch slot is in use: send before reusing them
 			n = 0
 		}
+	}, found)
+	r.sendHedges(w, &sw.budget, found, n)
+	w.flush()
+	sw.last.Store(w.now)
+}
+
+// maySweep makes a pass with a reader's worker, after its flush, if one is
+// due and nobody else is making one.
+func (r *router) maySweep(w *worker) {
+	sw := &r.sweeps
+	if w.now-sw.last.Load() < sw.every || !sw.mu.TryLock() {
+		return
 	}
+	if w.now-sw.last.Load() >= sw.every {
+		r.sweepOnce(w)
+	}
+	sw.mu.Unlock()
+}
+
+// sweep is the sweeper goroutine: it makes the passes the readers have not
+// made, so that a pass comes on time while no datagram comes, and at most
+// sweepSlack late when the readers fall silent right after one. While the
+// table is empty it sleeps until a request comes into it (a second at
+// most, for the rate limiter's housekeeping): an idle proxy does not wake
+// for it hundreds of times a second.
+func (r *router) sweep(ctx context.Context) {
+	sw := &r.sweeps
+	every := time.Duration(sw.every)
+	idle := time.Second
+	t := time.NewTimer(every)
+	defer t.Stop()
+	w := r.newWorker(nil)
+	var lastForget time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			// Whatever is still pending gets its answer now.
-			w.now = nanotime()
-			r.pending.expired(1<<63-1, func(id uint64, e *entry) {
-				e.tries = 255
-				expire(id, e)
-			})
-			w.flush()
+			r.expireAll(w)
 			return
 		case <-r.pending.filled:
 			// A request came into the empty table: look again at the
@@ -51,31 +101,52 @@ func (r *router) sweep(ctx context.Context) {
 			t.Reset(every)
 			continue
 		case <-t.C:
-			w.now = nanotime()
-			var found []hedgeCandidate
-			if !r.cfg.NoHedge {
-				found = cands[:0]
-			}
-			found = r.pending.sweep(w.now, expire, found)
-			n = r.sendHedges(w, budget, found, n)
-			if r.limiter != nil && time.Since(lastForget) > time.Second {
-				r.limiter.forget(time.Now().Add(-idleSources))
-				lastForget = time.Now()
-			}
-			w.flush()
-			n = 0
-			// Sleeping is said before the table is looked at, so that a
-			// request that comes in meanwhile either is seen here or
-			// wakes the sweeper (pendingTable.filled).
-			r.pending.sleeping.Store(true)
-			if r.pending.Len() == 0 {
-				t.Reset(idle)
-			} else {
-				r.pending.sleeping.Store(false)
-				t.Reset(every)
-			}
+		}
+		w.now = nanotime()
+		sw.mu.Lock()
+		next := sw.last.Load() + sw.every - w.now
+		if next <= 0 {
+			r.sweepOnce(w)
+			next = sw.every
+		} else {
+			// A reader made the last pass: under load they make them
+			// on time, and the sweeper looks again only a little after
+			// the next is due, in case they fall silent.
+			next += min(3*sw.every, int64(sweepSlack))
+		}
+		sw.mu.Unlock()
+		if r.limiter != nil && time.Since(lastForget) > time.Second {
+			r.limiter.forget(time.Now().Add(-idleSources))
+			lastForget = time.Now()
+		}
+		// Sleeping is said before the table is looked at, so that a
+		// request that comes in meanwhile either is seen here or wakes
+		// the sweeper (pendingTable.filled).
+		r.pending.sleeping.Store(true)
+		if r.pending.Len() == 0 {
+			t.Reset(idle)
+		} else {
+			r.pending.sleeping.Store(false)
+			t.Reset(time.Duration(next))
 		}
 	}
+}
+
+// expireAll answers whatever is still pending as the proxy stops.
+func (r *router) expireAll(w *worker) {
+	r.sweeps.mu.Lock()
+	defer r.sweeps.mu.Unlock()
+	w.now = nanotime()
+	n := 0
+	r.pending.expired(1<<63-1, func(id uint64, e *entry) {
+		e.tries = 255
+		r.expire(w, n, id, e)
+		if n++; n == batch {
+			w.flush()
+			n = 0
+		}
+	})
+	w.flush()
 }
 
 // expire handles one timed-out try, using scratch slot i: the request goes

@@ -24,6 +24,7 @@ func (r *router) upstreamLoop(w *worker) {
 			r.handleUpstream(w, i, m.Buf, m.Addr)
 		}
 		w.flush()
+		r.maySweep(w)
 	}
 }
 

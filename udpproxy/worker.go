@@ -33,6 +33,8 @@ type router struct {
 	// Set once by Serve before any loop starts.
 	client, upstream net.PacketConn
 
+	sweeps sweeps // the passes that expire and hedge tries (retry.go)
+
 	// replyTimes, once metrics are asked for (metrics.go), times every
 	// reply; nil until then, so that the hot path does not pay for it.
 	replyTimes atomic.Pointer[prometheus.Histogram]
