@@ -99,7 +99,7 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p.mu.Lock()
-	p.client, p.upstream, p.stop = conn, upstream, stop
+	p.upstream, p.stop = upstream, stop
 	p.mu.Unlock()
 	if !p.life.Start(func() { lifecycle.WakeReads(conn) }) {
 		stop()
@@ -116,9 +116,19 @@ func (p *Proxy) Serve(conn net.PacketConn) error {
 	p.poller.conn = poll
 	p.members.start(conn)
 
+	// Making a reader sets its socket up (UDP GRO on, a large receive
+	// buffer), so Addr says where the proxy listens only once they are
+	// made: what arrives from then on is read as it will be.
+	clients := make([]*worker, p.cfg.Readers)
+	for i := range clients {
+		clients[i] = r.newWorker(conn)
+	}
+	p.mu.Lock()
+	p.client = conn
+	p.mu.Unlock()
 	var readers, background sync.WaitGroup
-	for range p.cfg.Readers {
-		readers.Go(func() { r.clientLoop(r.newWorker(conn)) })
+	for _, w := range clients {
+		readers.Go(func() { r.clientLoop(w) })
 	}
 	for range p.cfg.Readers {
 		background.Go(func() { r.upstreamLoop(r.newWorker(upstream)) })
@@ -227,7 +237,8 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 	return true, fmt.Sprintf("degraded: no server takes new work; serving as a fallback: %s (%s)", names, kind)
 }
 
-// Addr returns the client-facing address once Serve has started.
+// Addr returns the client-facing address once Serve has started and set
+// its socket up, nil before.
 func (p *Proxy) Addr() net.Addr {
 	p.mu.Lock()
 	defer p.mu.Unlock()
