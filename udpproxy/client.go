@@ -132,30 +132,3 @@ func (r *router) forward(w *worker, i int, pkt []byte, o origin) {
 		w.replyError(w.slot(i), o, codec.ErrBusy)
 	}
 }
-
-// send enters a try of a request in the table, for server s, and queues
-// pkt, a copy of the request, with the try's ID. A first try is a copy of
-// e, inserted if the table has room; a retry is e itself, which expiry
-// took out of the table, reinserted. pkt must not be e's own request: once
-// in the table, the entry may be taken and reused by the reply path at any
-// moment.
-func (r *router) send(w *worker, pkt []byte, e *entry, s *Server, retry bool) bool {
-	e.server = s
-	e.sentAt = w.now
-	e.deadline = e.sentAt + int64(r.cfg.TryTimeout)
-	s.traffic.inFlight.Add(1) // before the entry is visible, so a fast reply never takes it below zero
-	var id uint64
-	if retry {
-		id = r.pending.reinsert(w.rng, e)
-	} else {
-		var ok bool
-		if id, ok = r.pending.insert(w.rng, e); !ok {
-			s.traffic.inFlight.Add(-1)
-			return false
-		}
-	}
-	s.traffic.sent.Add(1)
-	codec.SetID(pkt, id)
-	w.toServer(pkt, s)
-	return true
-}

@@ -2,10 +2,7 @@ package udpproxy
 
 import (
 	"math/bits"
-	mrand "math/rand/v2"
 	"time"
-
-	"github.com/discal/discal/codec"
 )
 
 // Hedged requests. Every operation is a pure function, so asking a second
@@ -20,14 +17,18 @@ import (
 // the requests (Config.HedgeBudget), so that an overloaded fleet is not
 // asked twice as much; Config.NoHedge turns them off.
 //
-// The pass that expires tries (retry.go) sends the hedges: every
-// hedgeTick while requests are pending, made by a reader after its batch
-// or else by the sweeper, it looks for tries past their server's hedge
-// delay in the same walk over the pending table (pending.go). The
-// copy is the same entry in the pending table under a second ID, in the
-// same shard, so that the first answer takes it whole and the second finds
-// nothing, as a late answer does. The request's deadline stays its first
-// try's: a hedge is an early try, not a retry.
+// This file holds what hedging is made of: its bounds, the reply-time
+// histogram and the budget. Each part that acts lives with the one who
+// acts. The poller works out each server's hedge delay from the
+// histogram (poll.go, hedgeDelays; Server.hedgeAfter reads it). The pass
+// that expires tries (retry.go, sendHedges), every hedgeTick while
+// requests are pending, made by a reader after its batch or else by the
+// sweeper, finds the tries past their delay in the same walk over the
+// pending table and sends the copies. The copy is the same entry in the
+// pending table under a second ID, in the same shard (pending.go,
+// pendingTable.hedge), so that the first answer takes it whole and the
+// second finds nothing, as a late answer does. The request's deadline
+// stays its first try's: a hedge is an early try, not a retry.
 
 const (
 	// hedgeMin and hedgeMax bound the hedge delay. Below a millisecond a
@@ -77,53 +78,6 @@ func replyBucketTop(i int) time.Duration {
 	return time.Duration(replyBucketBaseUS<<octave*(5+quarter)/4) * time.Microsecond
 }
 
-// hedgeDelays is the poller's side: each server's histogram counts as it
-// last read them.
-type hedgeDelays map[*Server]*[replyBuckets]uint64
-
-// update works out each server's hedge delay, the 95th percentile of its
-// replies since the last update, when at least hedgeSamples came; a server
-// with fewer keeps its delay, and its counts wait for more.
-func (h hedgeDelays) update(servers []*Server) {
-	for s := range h {
-		if s.removed.Load() {
-			delete(h, s)
-		}
-	}
-	for _, s := range servers {
-		prev := h[s]
-		if prev == nil {
-			prev = new([replyBuckets]uint64)
-			h[s] = prev
-		}
-		var cur [replyBuckets]uint64
-		var total uint64
-		for i := range cur {
-			cur[i] = s.traffic.replies[i].Load()
-			total += cur[i] - prev[i]
-		}
-		if total < hedgeSamples {
-			continue
-		}
-		var seen uint64
-		for i := range cur {
-			if seen += cur[i] - prev[i]; seen >= total*95/100 {
-				s.polled.hedgeAfter.Store(int64(min(max(replyBucketTop(i), hedgeMin), hedgeMax)))
-				break
-			}
-		}
-		*prev = cur
-	}
-}
-
-// hedgeAfter is how long a try at s may wait before it is hedged.
-func (s *Server) hedgeAfter() int64 {
-	if d := s.polled.hedgeAfter.Load(); d > 0 {
-		return d
-	}
-	return int64(hedgeMax) // no replies seen yet: hedge late rather than early
-}
-
 // hedgeBudget is the sweeper's token bucket: budget tokens for every
 // request read, a hedge spends one, at most hedgeBurst saved.
 type hedgeBudget struct {
@@ -141,69 +95,4 @@ func (b *hedgeBudget) allow(requests uint64) bool {
 	}
 	b.tokens--
 	return true
-}
-
-// hedgeCandidate is a try the sweeper found past its hedge delay.
-type hedgeCandidate struct {
-	id     uint64
-	server *Server
-}
-
-// worthHedging reports whether a try at from may be hedged to to: only when
-// to has at most half the requests in flight that from has. A server that
-// stalls piles up the tries sent to it, so its tries go elsewhere; when
-// every server is as busy as the others (a closed loop that fills the
-// fleet), the slowest 5% are queueing, a copy would queue as long, and
-// hedging them cost 8% of the proxy's throughput under the bench's GSO
-// flood for nothing (bench -compare: 0.88x hop against 0.96x unhedged).
-func worthHedging(from, to *Server) bool {
-	return 2*to.traffic.inFlight.Load() <= from.traffic.inFlight.Load()
-}
-
-// hedge makes the try under id hedged, to server to, under a new ID in the
-// same shard, and writes a copy of the request into buf. It reports false
-// when the try has been answered, has expired or is hedged already.
-func (t *pendingTable) hedge(r *mrand.Rand, id uint64, to *Server, now int64, buf []byte) (uint64, []byte, bool) {
-	s := t.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[id]
-	if e == nil || e.id != id || e.hedge != nil || e.done {
-		return 0, buf, false
-	}
-	hid := r.Uint64()&^(pendingShards-1) | id%pendingShards // unguessable in all but its shard's bits
-	for _, taken := s.m[hid]; taken || hid == id; _, taken = s.m[hid] {
-		hid = r.Uint64()&^(pendingShards-1) | id%pendingShards
-	}
-	s.m[hid] = e
-	e.hedge, e.hedgeID, e.hedgeAt = to, hid, now
-	return hid, append(buf[:0], e.request()...), true
-}
-
-// sendHedges hedges the tries the sweep found past their delay, as far
-// as the budget allows, with w's scratch slots from i on; it returns the
-// next free slot.
-func (r *router) sendHedges(w *worker, b *hedgeBudget, cands []hedgeCandidate, i int) int {
-	for _, c := range cands {
-		to := r.pick(w, c.server)
-		if to == nil || to == c.server || !worthHedging(c.server, to) || !b.allow(r.requests.Load()) {
-			continue
-		}
-		to.traffic.inFlight.Add(1) // before the copy can be answered
-		id, pkt, ok := r.pending.hedge(w.rng, c.id, to, w.now, w.slot(i))
-		if !ok {
-			to.traffic.inFlight.Add(-1)
-			b.tokens++ // not spent after all
-			continue
-		}
-		to.traffic.sent.Add(1)
-		r.hedges.Add(1)
-		codec.SetID(pkt, id)
-		w.toServer(pkt, to)
-		if i++; i == batch {
-			w.flush() // every scratch slot is in use: send before reusing them
-			i = 0
-		}
-	}
-	return i
 }

@@ -342,3 +342,29 @@ func (t *pendingTable) sweep(now int64, fn func(id uint64, e *entry), hedge []he
 	}
 	return hedge
 }
+
+// hedgeCandidate is a try that a sweep found past its hedge delay.
+type hedgeCandidate struct {
+	id     uint64
+	server *Server
+}
+
+// hedge makes the try under id hedged, to server to, under a new ID in the
+// same shard, and writes a copy of the request into buf. It reports false
+// when the try has been answered, has expired or is hedged already.
+func (t *pendingTable) hedge(r *mrand.Rand, id uint64, to *Server, now int64, buf []byte) (uint64, []byte, bool) {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[id]
+	if e == nil || e.id != id || e.hedge != nil || e.done {
+		return 0, buf, false
+	}
+	hid := r.Uint64()&^(pendingShards-1) | id%pendingShards // unguessable in all but its shard's bits
+	for _, taken := s.m[hid]; taken || hid == id; _, taken = s.m[hid] {
+		hid = r.Uint64()&^(pendingShards-1) | id%pendingShards
+	}
+	s.m[hid] = e
+	e.hedge, e.hedgeID, e.hedgeAt = to, hid, now
+	return hid, append(buf[:0], e.request()...), true
+}

@@ -343,3 +343,42 @@ func (pl *poller) handleStatus(pkt []byte, id uint64, from netip.AddrPort) *Serv
 	pl.members.reported(s, st.Draining, prev == nil)
 	return s
 }
+
+// hedgeDelays is the poller's side: each server's histogram counts as it
+// last read them.
+type hedgeDelays map[*Server]*[replyBuckets]uint64
+
+// update works out each server's hedge delay, the 95th percentile of its
+// replies since the last update, when at least hedgeSamples came; a server
+// with fewer keeps its delay, and its counts wait for more.
+func (h hedgeDelays) update(servers []*Server) {
+	for s := range h {
+		if s.removed.Load() {
+			delete(h, s)
+		}
+	}
+	for _, s := range servers {
+		prev := h[s]
+		if prev == nil {
+			prev = new([replyBuckets]uint64)
+			h[s] = prev
+		}
+		var cur [replyBuckets]uint64
+		var total uint64
+		for i := range cur {
+			cur[i] = s.traffic.replies[i].Load()
+			total += cur[i] - prev[i]
+		}
+		if total < hedgeSamples {
+			continue
+		}
+		var seen uint64
+		for i := range cur {
+			if seen += cur[i] - prev[i]; seen >= total*95/100 {
+				s.polled.hedgeAfter.Store(int64(min(max(replyBucketTop(i), hedgeMin), hedgeMax)))
+				break
+			}
+		}
+		*prev = cur
+	}
+}

@@ -214,3 +214,11 @@ func (t *traffic) recentLatencyUS(now int64) float64 {
 	}
 	return t.latencyUS()
 }
+
+// hedgeAfter is how long a try at s may wait before it is hedged.
+func (s *Server) hedgeAfter() int64 {
+	if d := s.polled.hedgeAfter.Load(); d > 0 {
+		return d
+	}
+	return int64(hedgeMax) // no replies seen yet: hedge late rather than early
+}

@@ -4,6 +4,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -138,4 +139,47 @@ func (w *worker) flush() {
 // (codec.AppendBounded).
 func (w *worker) replyError(buf []byte, o origin, e *codec.Error) {
 	w.toClient(codec.AppendBounded(buf[:0], int(o.size), o.text, o.id, codec.Reply{Err: e}), o.addr)
+}
+
+// send enters a try of a request in the table, for server s, and queues
+// pkt, a copy of the request, with the try's ID. A first try is a copy of
+// e, inserted if the table has room; a retry is e itself, which expiry
+// took out of the table, reinserted. pkt must not be e's own request: once
+// in the table, the entry may be taken and reused by the reply path at any
+// moment.
+func (r *router) send(w *worker, pkt []byte, e *entry, s *Server, retry bool) bool {
+	e.server = s
+	e.sentAt = w.now
+	e.deadline = e.sentAt + int64(r.cfg.TryTimeout)
+	s.traffic.inFlight.Add(1) // before the entry is visible, so a fast reply never takes it below zero
+	var id uint64
+	if retry {
+		id = r.pending.reinsert(w.rng, e)
+	} else {
+		var ok bool
+		if id, ok = r.pending.insert(w.rng, e); !ok {
+			s.traffic.inFlight.Add(-1)
+			return false
+		}
+	}
+	s.traffic.sent.Add(1)
+	codec.SetID(pkt, id)
+	w.toServer(pkt, s)
+	return true
+}
+
+// sweeps is the pass over the pending table that expires and hedges
+// tries (retry.go), and what it keeps between passes. A pass is made by the sweeper
+// goroutine, or by a reader that is awake anyway (maySweep), one at a time
+// (mu): under load the readers make them as their batches come, and the
+// sweeper, finding a pass made, sleeps on. Hedging needs a pass every
+// hedgeTick, and a sweeper that woke for each itself cost the proxy 2%
+// more CPU a request under the bench's GSO flood (3.65 against 3.57 µs,
+// three runs of each, alternating).
+type sweeps struct {
+	mu     sync.Mutex
+	every  int64        // nanoseconds between passes
+	last   atomic.Int64 // nanotime of the last pass
+	budget hedgeBudget
+	cands  []hedgeCandidate
 }
