@@ -128,6 +128,9 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.Proxy, c.ProxyAddr = p, conn.LocalAddr().(*net.UDPAddr)
 	go func() { c.proxyDone <- p.Serve(conn) }()
+	if err := WaitServing(p, c.proxyDone); err != nil {
+		return fail(err)
+	}
 	return c, nil
 }
 

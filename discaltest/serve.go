@@ -3,6 +3,7 @@ package discaltest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -65,11 +66,14 @@ func StartProxy(t testing.TB, cfg udpproxy.Config) (*udpproxy.Proxy, *net.UDPAdd
 }
 
 // ServeProxy serves p on conn, a socket the test opened (and may have used
-// already), until the test ends.
+// already), until the test ends. It returns once p serves (WaitServing).
 func ServeProxy(t testing.TB, p *udpproxy.Proxy, conn net.PacketConn) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(conn) }()
+	if err := WaitServing(p, done); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
@@ -80,6 +84,27 @@ func ServeProxy(t testing.TB, p *udpproxy.Proxy, conn net.PacketConn) {
 			t.Errorf("proxy Serve returned %v", err)
 		}
 	})
+}
+
+// WaitServing waits until p, whose Serve runs and returns into done, says
+// where it listens (Addr): it has then set its socket up, and what is sent
+// from then on is read as it will be, and a dashboard or a client asking
+// Addr finds the port. It fails if Serve returns first (its error is put
+// back into done), or after 10 s.
+func WaitServing(p *udpproxy.Proxy, done chan error) error {
+	end := time.Now().Add(10 * time.Second)
+	for p.Addr() == nil {
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("discaltest: the proxy's Serve returned before serving: %w", err)
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(end) {
+			return errors.New("discaltest: the proxy does not serve after 10 s")
+		}
+	}
+	return nil
 }
 
 func listen(t testing.TB) net.PacketConn {

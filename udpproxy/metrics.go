@@ -57,7 +57,7 @@ func newMetrics(stats func() Stats, replies prometheus.Histogram) *metrics {
 		srvInFlight:   prometheus.NewDesc("discal_proxy_server_in_flight", "Requests sent to the server and not yet answered.", server, nil),
 		srvCPU:        prometheus.NewDesc("discal_proxy_server_cpu_percent", "CPU the server last reported: its process (percent of one core) or its host (percent of all cores).", append(server, "of"), nil),
 		srvAge:        prometheus.NewDesc("discal_proxy_server_report_age_seconds", "Age of the server's last status report.", server, nil),
-		srvUp:         prometheus.NewDesc("discal_proxy_server_up", "1 if the server is in rotation.", server, nil),
+		srvUp:         prometheus.NewDesc("discal_proxy_server_up", "1 while the server's status port answers polls (in rotation or not: see discal_proxy_server_in_rotation).", server, nil),
 		srvDraining:   prometheus.NewDesc("discal_proxy_server_draining", "1 if the server reports draining.", server, nil),
 		srvLatency:    prometheus.NewDesc("discal_proxy_server_latency_seconds", "The server's recent mean reply time.", server, nil),
 		srvEjected:    prometheus.NewDesc("discal_proxy_server_ejected", "1 while passive health keeps the server out of rotation: its calculator port stopped answering.", server, nil),
