@@ -15,8 +15,8 @@
 // sweeper goroutine, hedges a try that waits long (hedge.go), retries a
 // request whose server did not answer within the per-try timeout once on
 // another server, and answers "timeout" when that fails too, so every
-// request gets an answer and every pending entry leaves the table. These loops, and the batch worker each runs on
-// (worker.go), make up the router.
+// request gets an answer and every pending entry leaves the table. These
+// loops, and the batch worker each runs on (worker.go), make up the router.
 //
 // The poller (poll.go) asks every server's status port for its load on a
 // jittered interval, keeps the load model (load.go) and works out the

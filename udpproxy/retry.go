@@ -32,13 +32,7 @@ func (r *router) sweepOnce(w *worker) {
 	if !r.cfg.NoHedge {
 		found = sw.cands[:0]
 	}
-	found = r.pending.sweep(w.now, func(id uint64, e *entry) {
-		r.expire(w, n, id, e)
-		if n++; n == batch {
-			w.flush() // every scratch slot is in use: send before reusing them
-			n = 0
-		}
-	}, found)
+	found = r.pending.sweep(w.now, r.expireInto(w, &n, false), found)
 	r.sendHedges(w, &sw.budget, found, n)
 	w.flush()
 	sw.last.Store(w.now)
@@ -120,15 +114,25 @@ func (r *router) expireAll(w *worker) {
 	defer r.sweeps.mu.Unlock()
 	w.now = nanotime()
 	n := 0
-	r.pending.expired(1<<63-1, func(id uint64, e *entry) {
-		e.tries = 255
-		r.expire(w, n, id, e)
-		if n++; n == batch {
-			w.flush()
-			n = 0
-		}
-	})
+	r.pending.expired(1<<63-1, r.expireInto(w, &n, true))
 	w.flush()
+}
+
+// expireInto returns what a walk over the table calls for each try it
+// takes out: expire it with w's next scratch slot, *n, sending the batch
+// when every slot is in use. final leaves the try no retry: the proxy
+// stops.
+func (r *router) expireInto(w *worker, n *int, final bool) func(id uint64, e *entry) {
+	return func(id uint64, e *entry) {
+		if final {
+			e.tries = 255
+		}
+		r.expire(w, *n, id, e)
+		if *n++; *n == batch {
+			w.flush() // every scratch slot is in use: send before reusing them
+			*n = 0
+		}
+	}
 }
 
 // expire handles one timed-out try, using scratch slot i: the request goes
