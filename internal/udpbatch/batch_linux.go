@@ -39,6 +39,7 @@ const (
 // once, so that a call allocates nothing.
 type mmsg struct {
 	rc    syscall.RawConn
+	quiet bool // a Quiet socket's: calls that do not wait, made raw (quiet_linux.go)
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // large enough for either family
@@ -54,15 +55,21 @@ type mmsg struct {
 // UDP_SEGMENT (a uint16, padded) on writes.
 const cmsgSize = 24
 
-func (m *mmsg) init(c *net.UDPConn, size int, trap uintptr) {
-	m.rc, _ = c.SyscallConn()
+func (m *mmsg) init(rc syscall.RawConn, size int, trap uintptr) {
+	m.rc = rc
 	m.hdrs = make([]unix.Mmsghdr, size)
 	m.iovs = make([]unix.Iovec, size)
 	m.names = make([]unix.RawSockaddrInet6, size)
 	m.oobs = make([][cmsgSize]byte, size)
 	m.fn = func(fd uintptr) bool {
 		for {
-			n, _, errno := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.count), 0, 0, 0)
+			var n uintptr
+			var errno syscall.Errno
+			if m.quiet {
+				n, errno = m.quietCall(trap, fd)
+			} else {
+				n, _, errno = unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.count), 0, 0, 0)
+			}
 			switch errno {
 			case unix.EINTR:
 				continue // interrupted before it moved anything: again at once
@@ -88,8 +95,12 @@ func newReader(c net.PacketConn, opt Options) batchReader {
 	if !ok {
 		return newPacketReader(c, opt)
 	}
-	r := &mmsgReader{c: u, opt: opt}
-	r.init()
+	rc, err := u.SyscallConn()
+	if err != nil {
+		return newPacketReader(c, opt)
+	}
+	r := &mmsgReader{opt: opt}
+	r.init(rc)
 	return r
 }
 
@@ -100,13 +111,16 @@ func newWriter(c net.PacketConn, opt Options) batchWriter {
 	if !ok {
 		return packetWriter{c}
 	}
-	w := &mmsgWriter{c: u, opt: opt}
-	w.init()
+	rc, err := u.SyscallConn()
+	if err != nil {
+		return packetWriter{c}
+	}
+	w := &mmsgWriter{opt: opt}
+	w.init(rc)
 	return w
 }
 
 type mmsgReader struct {
-	c     *net.UDPConn
 	opt   Options
 	m     mmsg
 	zones map[uint32]string // interface index -> zone, made once per interface
@@ -116,10 +130,12 @@ type mmsgReader struct {
 	head  int
 }
 
-func (r *mmsgReader) init() {
-	_ = r.c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
-	r.m.init(r.c, r.opt.Batch, unix.SYS_RECVMMSG)
+// init sets the socket up and the reader's buffers.
+func (r *mmsgReader) init(rc syscall.RawConn) {
+	r.m.init(rc, r.opt.Batch, unix.SYS_RECVMMSG)
 	_ = r.m.rc.Control(func(fd uintptr) {
+		// Room for bursts; capped by net.core.rmem_max.
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 		if r.opt.NoGRO {
 			// Off, in case another reader of this socket turned it on.
 			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 0)
@@ -225,7 +241,6 @@ func groSize(oob *[cmsgSize]byte) int {
 }
 
 type mmsgWriter struct {
-	c      *net.UDPConn
 	opt    Options
 	m      mmsg
 	family int
@@ -243,8 +258,8 @@ type group struct {
 	count int
 }
 
-func (w *mmsgWriter) init() {
-	w.m.init(w.c, w.opt.Batch, unix.SYS_SENDMMSG)
+func (w *mmsgWriter) init(rc syscall.RawConn) {
+	w.m.init(rc, w.opt.Batch, unix.SYS_SENDMMSG)
 	w.family = unix.AF_INET6
 	_ = w.m.rc.Control(func(fd uintptr) {
 		if d, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil {
