@@ -25,9 +25,10 @@ import (
 // window together, in a few sendmmsg calls, each server on its own jittered phase
 // so that proxies do not poll in lockstep. It does not wait for each
 // answer: it reads what has come, in batches, when the window's poll
-// timeout is up, and counts as missed the polls still unanswered then. It
+// timeout is up (while no request comes, when the next window's polls are
+// due: wakeAt), and counts as missed the polls still unanswered then. It
 // works out the fleet's figures when reports or requests have moved them.
-// An idle proxy so wakes twice per window, not once per poll, per answer
+// An idle proxy so wakes once per window, not once per poll, per answer
 // and per fleet tick: each wake-up costs more than the work it does (a
 // goroutine and two timers per server cost a fifth of a core at a
 // thousand idle servers; a wake-up per poll and per answer, 3% of a core
@@ -55,11 +56,14 @@ type pollLoop struct {
 	rng         *rand.Rand
 	in, out     []udpbatch.Message
 	slab        []byte
-	next        int64 // nanotime the next poll is due, of those not awaiting an answer
-	outstanding int   // polls sent and not yet answered or missed
-	timeoutAt   int64 // nanotime by which the oldest of them is missed
-	reported    bool  // reports came since the fleet's figures were worked out
-	refreshedAt int64 // nanotime the fleet's figures were worked out
+	next        int64  // nanotime the next poll is due, of those not awaiting an answer
+	outstanding int    // polls sent and not yet answered or missed
+	timeoutAt   int64  // nanotime by which the oldest of them is missed
+	lazyNext    int64  // nanotime the next poll is due, of every server, while idle
+	urgentAt    int64  // nanotime by which the oldest poll of a server that missed one is missed; 0: none
+	seen        uint64 // requests at the last wake-up, to tell an idle proxy
+	reported    bool   // reports came since the fleet's figures were worked out
+	refreshedAt int64  // nanotime the fleet's figures were worked out
 	requests    uint64
 	hedges      hedgeDelays // each server's reply times as last read
 	hedgedAt    int64       // nanotime the hedge delays were worked out
@@ -90,10 +94,7 @@ func (pl *poller) run(ctx context.Context, seed [32]byte) {
 		}
 		now := nanotime()
 		pl.sendDue(l, now)
-		wake := l.next
-		if l.outstanding > 0 {
-			wake = min(wake, l.timeoutAt)
-		}
+		wake := pl.wakeAt(l)
 		if at, ok := pl.refreshDue(l); ok {
 			if now >= at {
 				l.reported, l.refreshedAt, l.requests = false, now, pl.counters.requests.Load()
@@ -108,6 +109,31 @@ func (pl *poller) run(ctx context.Context, seed [32]byte) {
 		}
 		t.Reset(time.Duration(wake - nanotime()))
 	}
+}
+
+// wakeAt is when the poller is next due to wake for its polls. While
+// requests come, it reads each window's answers when their poll timeout
+// is up, so that the figures every choice reads are fresh. While none
+// come, nobody reads the figures, and it reads the answers when the next
+// polls are due instead, once an interval rather than twice (an idle
+// proxy with three servers: 0.59% of a core, against 0.36% so, with
+// 256: 2.69% against 1.68%, side by side); a poll left unanswered is then found at that wake-up, up to
+// an interval late, but a server that has missed one is asked again at
+// once, on the usual timeouts.
+func (pl *poller) wakeAt(l *pollLoop) int64 {
+	requests := pl.counters.requests.Load()
+	idle := requests == l.seen
+	l.seen = requests
+	if !idle {
+		if l.outstanding > 0 {
+			return min(l.next, l.timeoutAt)
+		}
+		return l.next
+	}
+	if l.urgentAt != 0 {
+		return min(l.lazyNext, l.urgentAt)
+	}
+	return l.lazyNext
 }
 
 // readReady reads and handles every answer that has come, and reports
@@ -146,7 +172,8 @@ func (pl *poller) sendDue(l *pollLoop, now int64) {
 		l.slab = make([]byte, 0, need)
 	}
 	l.out, l.slab = l.out[:0], l.slab[:0]
-	l.outstanding, l.timeoutAt = 0, 0
+	l.outstanding, l.timeoutAt, l.urgentAt = 0, 0, 0
+	l.lazyNext = l.next
 	for _, s := range servers {
 		if s.polled.every.Load() != int64(every) {
 			s.polled.every.Store(int64(every))
@@ -155,13 +182,23 @@ func (pl *poller) sendDue(l *pollLoop, now int64) {
 		ps := &s.polled.sched
 		if ps.sentAt == 0 {
 			l.next = min(l.next, ps.next)
+			l.lazyNext = min(l.lazyNext, ps.next)
 			continue
 		}
 		// Awaiting an answer: its timeout is what is due. It is answered
 		// by then, or missed and asked again.
 		l.outstanding++
-		if t := ps.sentAt + int64(pl.cfg.PollTimeout); l.timeoutAt == 0 || t < l.timeoutAt {
-			l.timeoutAt = t
+		t := ps.sentAt + int64(pl.cfg.PollTimeout)
+		l.timeoutAt = earliest(l.timeoutAt, t)
+		if s.state.misses.Load() > 0 {
+			l.urgentAt = earliest(l.urgentAt, t)
+		}
+		// While idle: its next poll, once the answer to this one is read
+		// then, or if that time has passed unanswered, its timeout.
+		if ps.next > now {
+			l.lazyNext = min(l.lazyNext, ps.next)
+		} else {
+			l.lazyNext = min(l.lazyNext, t)
 		}
 	}
 	for out := l.out; len(out) > 0; {
@@ -169,6 +206,14 @@ func (pl *poller) sendDue(l *pollLoop, now int64) {
 		_, _ = pl.conn.WriteBatch(out[:n])
 		out = out[n:]
 	}
+}
+
+// earliest is the earlier of two nanotimes, where 0 means none.
+func earliest(a, b int64) int64 {
+	if a == 0 || b < a {
+		return b
+	}
+	return a
 }
 
 // due counts s's poll as missed if its time is up, and appends to l.out
