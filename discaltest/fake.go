@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,12 +82,13 @@ type Fake struct {
 	// CalcAddr and StatusAddr are where its two ports listen.
 	CalcAddr, StatusAddr *net.UDPAddr
 
-	cfg          FakeConfig
-	calc, status *net.UDPConn
-	started      time.Time
-	done         chan struct{} // closed by Close: answers held back are dropped
-	wg           sync.WaitGroup
-	closeOnce    sync.Once
+	cfg           FakeConfig
+	calc, status  *net.UDPConn
+	started       time.Time
+	statusAnswers atomic.Uint64
+	done          chan struct{} // closed by Close: answers held back are dropped
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
 }
 
 // ListenFake opens a Fake's two ports and serves them until Close.
@@ -127,6 +129,9 @@ func ListenFake(cfg FakeConfig) (*Fake, error) {
 	f.wg.Go(func() { f.serveCalc(queue) })
 	return f, nil
 }
+
+// StatusAnswers is how many status queries the fake has answered.
+func (f *Fake) StatusAnswers() uint64 { return f.statusAnswers.Load() }
 
 // StartFake runs a Fake until the test ends.
 func StartFake(t testing.TB, cfg FakeConfig) *Fake {
@@ -189,7 +194,9 @@ func (f *Fake) serveStatus(st codec.Status) {
 		}
 		st.Uptime = time.Since(f.started)
 		out = codec.AppendStatus(out[:0], h.ID, st)
-		_, _ = f.status.WriteToUDPAddrPort(out, from)
+		if _, err := f.status.WriteToUDPAddrPort(out, from); err == nil {
+			f.statusAnswers.Add(1)
+		}
 	}
 }
 
