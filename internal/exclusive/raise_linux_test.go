@@ -102,7 +102,7 @@ func TestRaise(t *testing.T) {
 	before := niceness(t, cmd.Process.Pid)
 	// A locked goroutine may take a thread the runtime already had idle,
 	// so one batch need not make a new thread (CI saw 11 threads after 4
-	// more on 7). Each locked thread is held for good, though, so the idle
+	// more on 8). Each locked thread is held for good, though, so the idle
 	// ones run out: start batches until a thread appears that was not
 	// there when the process was raised.
 	var nice map[string]string

@@ -11,8 +11,10 @@ import (
 // network poller watches every socket net opens, and on Linux it wakes for
 // each datagram that arrives and each one sent (the kernel tells it the
 // socket is readable, then writable again), though nobody waits: an idle
-// proxy polling a thousand servers 10,000 times a second woke about 5,000
-// times a second for it. On Linux a Quiet socket is outside that poller:
+// proxy polling a thousand servers 10,000 times a second made about 4,900
+// context switches a second; on a Quiet socket, about 2,100, about 900
+// with quietCall's raw calls, and about 400 once the poller also sent 256
+// polls a window rather than 64. On Linux a Quiet socket is outside that poller:
 // ReadReady reads without waiting (MSG_DONTWAIT), and nothing wakes for
 // it. Elsewhere it is an ordinary socket on the portable path.
 //
